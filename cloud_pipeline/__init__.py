@@ -1,0 +1,1 @@
+"""The Spark lakehouse: landing -> trusted -> curated, catalog and queries."""

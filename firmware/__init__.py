@@ -1,0 +1,1 @@
+"""Firmware for the STEDI step trainer board (MicroPython) and its build/flash tools (CPython)."""

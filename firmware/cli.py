@@ -1,0 +1,5 @@
+"""`stedi firmware` commands."""
+
+from stedi.unbuilt import unbuilt_group
+
+app = unbuilt_group("Firmware commands", 3)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh machine, idempotently:
+#   - a .venv at the repository root with every extra installed (stedi, mpremote, micropython, ...)
+#   - mosquitto (the MQTT broker the tests start), through apt when running as root
+# Needs: Python 3.11+, Java 17+ (for Spark).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "setup: Python 3.11 or newer is needed (found $("$PYTHON" --version 2>&1))" >&2
+  exit 1
+fi
+if ! command -v java >/dev/null 2>&1; then
+  echo "setup: warning: no java on PATH; Spark (the pipeline) needs Java 17+" >&2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+# Reinstall only when pyproject.toml changed since the last successful install.
+stamp=.venv/.stedi-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! .venv/bin/python -c 'import stedi' 2>/dev/null; then
+  echo "setup: installing stedi with all extras into .venv"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[all]'
+  touch "$stamp"
+fi
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing mosquitto with apt"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+  else
+    echo "setup: warning: mosquitto is not installed and cannot be installed here (not root or no apt);" \
+         "MQTT tests will be skipped outside CI" >&2
+  fi
+fi
+echo "setup: ready (.venv/bin/stedi)"

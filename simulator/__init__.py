@@ -1,0 +1,1 @@
+"""Hardware-free twins of everything physical: boards, radio, person, phone, fleets."""

@@ -1,0 +1,53 @@
+"""docs/lake.md and stedi/contract.py describe the same contract."""
+
+import re
+from pathlib import Path
+
+from stedi import contract
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "lake.md"
+
+
+def _doc_tables() -> dict[str, list[tuple[str, str, bool]]]:
+    tables: dict[str, list[tuple[str, str, bool]]] = {}
+    current = None
+    for line in DOC.read_text().splitlines():
+        heading = re.match(r"^### `(\w+)`", line)
+        if heading:
+            current = heading.group(1)
+            tables[current] = []
+            continue
+        row = re.match(r"^\| `(\w+)` \| (\w+) \| (yes|no) \|", line)
+        if row and current:
+            tables[current].append((row.group(1), row.group(2), row.group(3) == "yes"))
+    return tables
+
+
+def test_every_table_in_code_is_documented_with_the_same_fields() -> None:
+    documented = _doc_tables()
+    in_code = {t.name: [(f.name, f.type, f.required) for f in t.fields] for t in contract.TABLES}
+    assert documented == in_code
+
+
+def test_documented_layout_lists_every_folder() -> None:
+    text = DOC.read_text()
+    for table in contract.TABLES:
+        assert table.folder in text, table.folder
+    for folder in (contract.QUARANTINE_FOLDER, contract.STATE_FOLDER, contract.RUNS_FOLDER):
+        assert folder in text, folder
+
+
+def test_original_field_names_are_kept() -> None:
+    assert contract.TABLES_BY_NAME["customer_landing"].field_names == (
+        "customerName", "email", "phone", "birthDay", "serialNumber", "registrationDate",
+        "lastUpdateDate", "shareWithResearchAsOfDate", "shareWithPublicAsOfDate", "shareWithFriendsAsOfDate",
+    )
+    assert contract.TABLES_BY_NAME["accelerometer_landing"].field_names == ("user", "timestamp", "x", "y", "z")
+    assert contract.TABLES_BY_NAME["step_trainer_landing"].required_fields == (
+        "sensorReadingTime", "serialNumber", "distanceFromObject",
+    )
+
+
+def test_machine_learning_table_has_no_personal_columns() -> None:
+    ml = contract.TABLES_BY_NAME["machine_learning_curated"]
+    assert not set(ml.field_names) & contract.PERSONAL_COLUMNS

@@ -1,0 +1,152 @@
+"""Starting the real parts the tests run against: MicroPython, moto's S3 server, mosquitto.
+
+Used by the fixtures in ``conftest.py`` and by benchmarks.  Every server binds a free
+port on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def missing_part(what: str) -> None:
+    """A real part is not available: an error under CI, a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required in CI (run scripts/setup.sh)", pytrace=False)
+    pytest.skip(f"{what} is not available")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def micropython_binary() -> str | None:
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("micropython")
+
+
+@dataclass
+class MicroPython:
+    """Runs code under the MicroPython unix port with a heap cap and shim folders on MICROPYPATH."""
+
+    binary: str
+    heap: str = "96k"
+
+    def run(
+        self,
+        code: str | None = None,
+        *,
+        script: Path | None = None,
+        path: Sequence[Path | str] = (),
+        cwd: Path | str | None = None,
+        timeout: float = 60.0,
+        heap: str | None = None,
+        check: bool = True,
+        stdin: bytes | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            if script is None:
+                script = Path(tmp) / "main_under_test.py"
+                script.write_text(code or "")
+            env = dict(os.environ)
+            # ".frozen" keeps the port's frozen modules (asyncio) importable after MICROPYPATH replaces the path.
+            env["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
+            proc = subprocess.run(
+                [self.binary, "-X", f"heapsize={heap or self.heap}", str(script)],
+                cwd=cwd,
+                env=env,
+                input=stdin.decode() if stdin is not None else None,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"MicroPython exited with {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+
+class Server:
+    """A subprocess serving on a loopback port; stopped with terminate, then kill."""
+
+    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None):
+        self.port = port
+        self.log_path = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        self._out = out
+        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._out is not subprocess.DEVNULL:
+            self._out.close()
+
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def start_moto(log: Path | None = None) -> Server:
+    port = free_port()
+    return Server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, log=log)
+
+
+def mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
+def start_mosquitto(binary: str, workdir: Path) -> Server:
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    # No pid_file: as root mosquitto drops to the mosquitto user and could not write it.
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    return Server([binary, "-c", str(conf)], port, log=workdir / "mosquitto.log")
