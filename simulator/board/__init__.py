@@ -1,0 +1,1 @@
+"""The virtual board: a REPL server around a real MicroPython interpreter."""

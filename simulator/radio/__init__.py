@@ -1,0 +1,1 @@
+"""The virtual BLE radio: the shared air between boards and gateways."""
