@@ -1,5 +1,57 @@
 """`stedi sim board`."""
 
-from stedi.unbuilt import unbuilt_command
+from __future__ import annotations
 
-board = unbuilt_command("The virtual board", 4)
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_FLASH = Path("board-flash")
+
+
+def board(
+    listen: str = typer.Option(
+        "127.0.0.1:7001",
+        "--listen",
+        help="HOST:PORT of the board's console; then `mpremote connect socket://HOST:PORT ...`. Port 0 picks a free one.",
+    ),
+    flash: Annotated[
+        Path,
+        typer.Option(
+            "--flash", help="Folder that is the board's flash (its '/'): boot.py, main.py, lib/. Created if missing."
+        ),
+    ] = DEFAULT_FLASH,
+    heap: str = typer.Option("96k", "--heap", help="MicroPython heap size, like a real board's RAM (e.g. 96k, 256k)."),
+    radio: str | None = typer.Option(
+        None, "--radio", help="HOST:PORT of a `stedi sim radio`; the board's bluetooth shim uses it (env STEDI_RADIO)."
+    ),
+    board_id: str | None = typer.Option(
+        None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-<port>."
+    ),
+) -> None:
+    """Run a virtual board: a real MicroPython interpreter whose console is a TCP port.
+
+    Power-up runs boot.py then main.py from the flash folder, like a board.  The console
+    speaks MicroPython's REPL protocols, so the real mpremote works against it: fs ls/cp/cat/rm,
+    exec, run, soft-reset, reset, resume.  Ctrl-C stops the board.
+    """
+    import asyncio
+    import logging
+
+    from simulator.board.server import VirtualBoard, parse_hostport
+
+    try:
+        host, port = parse_hostport(listen, what="--listen")
+        virtual = VirtualBoard(flash, heap=heap, radio=radio, board_id=board_id, host=host, port=port)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"virtual board: flash {virtual.flash}, heap {heap}; Ctrl-C to stop")
+    try:
+        asyncio.run(virtual.serve())
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).info("stopped")
+    except OSError as e:
+        typer.echo(f"error: cannot listen on {listen}: {e}", err=True)
+        raise typer.Exit(1) from e

@@ -216,7 +216,12 @@ class VirtualBoard:
             self._reset_request = None
             task = asyncio.create_task(self._life(kind))
             self._life_task = task
-            await asyncio.wait([task])
+            try:
+                await asyncio.wait([task])
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if task.cancelled():
                 kind = self._reset_request or "hard"
             elif task.exception() is not None:
