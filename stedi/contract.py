@@ -108,6 +108,9 @@ MACHINE_LEARNING_CURATED = Table(
         Field("sensorReadingTime", "long", True, "Epoch ms of the step reading."),
         Field("serialNumber", "string", True, "Step trainer UUID (a device id, not personal data)."),
         Field("distanceFromObject", "long", True, "Distance reading."),
+        # Provenance carried through so every curated reading traces back to the board's sequence number.
+        Field("bootId", "long", False, "Board boot id of the step reading, when the gateway recorded it."),
+        Field("seq", "long", False, "Sequence number of the step reading within its boot, when recorded."),
         Field("customerKey", "string", True, "Salted pseudonymous customer key (no email)."),
         Field("timestamp", "long", True, "Epoch ms of the matched accelerometer reading."),
         Field("x", "double", True, "Acceleration x in g."),
