@@ -1,0 +1,139 @@
+"""Customers and their consent, kept in the spool database.
+
+Every change (registration, a consent granted or withdrawn) is written, in the same
+transaction, as a customer landing record into the spool, from where the uploader
+takes it to ``customer/landing/``.  Landing keeps every customer as the original
+design does; the pipeline enforces consent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.records import customer_record
+from gateway.spool import Spool, now_ms
+
+log = logging.getLogger(__name__)
+
+Scope = Literal["research", "public", "friends"]
+SCOPES: tuple[Scope, ...] = ("research", "public", "friends")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class CustomerError(ValueError):
+    """A registration or consent change was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    name: str
+    phone: str
+    birthday: str
+    serial: str
+    registration: int
+    last_update: int
+    research: int | None
+    public: int | None
+    friends: int | None
+
+    @property
+    def consents_to_research(self) -> bool:
+        return self.research is not None
+
+    def record(self) -> dict[str, object]:
+        return customer_record(
+            name=self.name, email=self.email, phone=self.phone, birthday=self.birthday, serial=self.serial,
+            registration=self.registration, last_update=self.last_update,
+            research=self.research, public=self.public, friends=self.friends,
+        )
+
+
+_COLUMNS = "email, name, phone, birthday, serial, registration, last_update, research, public, friends"
+
+
+class Customers:
+    """Registration and consent on top of the spool's database."""
+
+    def __init__(self, spool: Spool):
+        self.spool = spool
+        self.db = spool.db
+
+    def get(self, email: str) -> Customer | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM customers WHERE email=?", (email,)).fetchone()
+        return None if row is None else Customer(*row)
+
+    def all(self) -> list[Customer]:
+        return [Customer(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM customers ORDER BY email")]
+
+    def by_serial(self) -> dict[str, Customer]:
+        """The customer of each board; the latest registration wins if a board changed hands."""
+        out: dict[str, Customer] = {}
+        for c in sorted(self.all(), key=lambda c: c.registration):
+            out[c.serial] = c
+        return out
+
+    def register(self, *, email: str, name: str, phone: str, birthday: str, serial: str) -> Customer:
+        email = email.strip().lower()
+        if not _EMAIL.match(email):
+            raise CustomerError(f"{email!r} is not an email address")
+        try:
+            dt.date.fromisoformat(birthday)
+        except ValueError as exc:
+            raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD") from exc
+        if len(birthday) != 10:
+            raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD")
+        if not name.strip() or not phone.strip() or not serial.strip():
+            raise CustomerError("name, phone and serial must not be empty")
+        now = now_ms()
+        old = self.get(email)
+        customer = Customer(
+            email=email, name=name.strip(), phone=phone.strip(), birthday=birthday, serial=serial.strip(),
+            registration=old.registration if old else now, last_update=now,
+            research=old.research if old else None, public=old.public if old else None,
+            friends=old.friends if old else None,
+        )
+        self._save(customer)
+        log.info("%s customer %s with board %s", "updated" if old else "registered", email, customer.serial)
+        return customer
+
+    def consent(self, email: str, action: Literal["grant", "withdraw"], scope: Scope) -> Customer:
+        email = email.strip().lower()
+        old = self.get(email)
+        if old is None:
+            raise CustomerError(f"no customer {email!r}: register them first (stedi gateway register)")
+        if scope not in SCOPES:
+            raise CustomerError(f"consent scope must be one of {', '.join(SCOPES)}")
+        now = now_ms()
+        current = getattr(old, scope)
+        # Granting again keeps the original date: consent "as of" the first grant.
+        value = (current if current is not None else now) if action == "grant" else None
+        fields = {f: getattr(old, f) for f in Customer.__dataclass_fields__}
+        fields[scope] = value
+        fields["last_update"] = max(now, old.last_update + 1)
+        customer = Customer(**fields)
+        self._save(customer)
+        log.info("%s %s consent for %s", "granted" if action == "grant" else "withdrew", scope, email)
+        return customer
+
+    def _save(self, c: Customer) -> None:
+        line = json.dumps(c.record(), separators=(",", ":"))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                f"INSERT OR REPLACE INTO customers({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (c.email, c.name, c.phone, c.birthday, c.serial, c.registration, c.last_update,
+                 c.research, c.public, c.friends),
+            )
+            self.spool.add_customer_event(line)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise

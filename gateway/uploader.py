@@ -1,0 +1,262 @@
+"""Moves spooled readings and customer records to the landing zone.
+
+Batches by size or age, whichever comes first (Data Firehose style).  A batch's
+boundaries are written to the spool before its objects are put, its object keys come
+from those boundaries, and its readings leave the spool only after every put was
+verified (the lake checks MD5), so a retry or a crash at any point can only overwrite
+an object with the same bytes.  Transient errors are retried forever with exponential
+backoff and full jitter; permanent ones (access denied, no such bucket) stop the
+uploader with a clear error while the spool keeps the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from gateway.records import batch_keys, customer_key, encode, render_batch
+from gateway.spool import Batch, Spool
+from stedi.lake import FolderLake, Lake, S3Lake
+from stedi.settings import DEFAULT_BATCH_AGE_S, DEFAULT_BATCH_BYTES
+
+log = logging.getLogger(__name__)
+
+#: Bytes one reading takes in landing (step_trainer line + accelerometer line), used to
+#: turn the batch size limit into a reading count before the batch is rendered.
+BYTES_PER_READING = 230
+
+#: S3 error codes that no retry can fix.
+PERMANENT_CODES = frozenset({
+    "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "InvalidBucketName", "AccountProblem", "KMS.NotFoundException", "KMS.DisabledException",
+    "InvalidArgument", "AuthorizationHeaderMalformed",
+})
+
+
+class PermanentUploadError(Exception):
+    """An upload failed in a way retrying cannot fix; the spool keeps the data."""
+
+
+@dataclass
+class UploadSettings:
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batch_age_s: float = DEFAULT_BATCH_AGE_S
+    gzip: bool = False
+    sse: str | None = None  # "AES256" (SSE-S3) or "aws:kms"
+    kms_key_id: str | None = None
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    @property
+    def batch_readings(self) -> int:
+        return max(1, self.batch_bytes // BYTES_PER_READING)
+
+
+def open_gateway_lake(url: str) -> FolderLake | S3Lake:
+    """The lake at ``url``; for S3, a client with short timeouts so an outage is noticed fast."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme != "s3":
+        from stedi.lake import open_lake
+
+        return open_lake(url)
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"}),
+    )
+    return S3Lake(parsed.netloc, parsed.path, client=client)
+
+
+def classify(exc: BaseException) -> bool:
+    """True when ``exc`` is permanent (retrying cannot help)."""
+    if isinstance(exc, PermissionError):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        if code in PERMANENT_CODES or code.startswith("KMS."):
+            return True
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in (401, 403):
+            return True
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error", {})
+        return f"{err.get('Code', type(exc).__name__)}: {err.get('Message', exc)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Uploader:
+    """Cuts batches in the spool and puts them into the lake.
+
+    Spool work happens on the caller's thread (the spool's single connection); only the
+    network put may run on another thread, so ``prepare``/``send``/``finish`` are split.
+    """
+
+    def __init__(self, spool: Spool, lake: Lake, settings: UploadSettings | None = None):
+        self.spool = spool
+        self.lake = lake
+        self.settings = settings or UploadSettings()
+        self.last_error: str | None = None
+        self.stopped_error: str | None = None
+        self.retries = 0
+        self._sleep_event = threading.Event()
+
+    # ---- the three steps of one batch ------------------------------------------------
+
+    def prepare(self, batch: Batch) -> list[tuple[str, bytes]]:
+        rows = self.spool.batch_rows(batch)
+        if len(rows) != batch.count:
+            raise RuntimeError(f"spool holds {len(rows)} readings of batch {batch.id}, expected {batch.count}")
+        steps, accel = render_batch(batch, rows)
+        step_key, accel_key = batch_keys(batch, gzipped=self.settings.gzip)
+        return [(step_key, encode(steps, self.settings.gzip)), (accel_key, encode(accel, self.settings.gzip))]
+
+    def send(self, objects: list[tuple[str, bytes]]) -> None:
+        for key, data in objects:
+            self.lake.put(key, data, sse=self.settings.sse, kms_key_id=self.settings.kms_key_id)
+
+    def finish(self, batch: Batch, objects: int) -> None:
+        self.spool.batch_uploaded(batch, objects)
+        log.debug("uploaded batch %d: %s boot %d seq %d-%d (%d readings)", batch.id, batch.serial,
+                  batch.boot, batch.first_seq, batch.last_seq, batch.count)
+
+    # ---- synchronous driving (register/consent commands, benchmark) -----------------
+
+    def _with_retries(self, action: Callable[[], Any], what: str, sleep: Callable[[float], Any]) -> None:
+        attempt = 0
+        while True:
+            try:
+                action()
+                self.last_error = None
+                return
+            except Exception as exc:  # classified below: permanent stops, anything else retries
+                if classify(exc):
+                    self.stopped_error = f"{what}: {describe(exc)}"
+                    raise PermanentUploadError(
+                        f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
+                    ) from exc
+                self.last_error = describe(exc)
+                delay = self.backoff(attempt)
+                attempt += 1
+                self.retries += 1
+                log.warning("%s failed (%s); retry %d in %.1fs", what, self.last_error, attempt, delay)
+                sleep(delay)
+
+    def backoff(self, attempt: int) -> float:
+        # Full jitter: spread retries of many gateways over the whole window.
+        return random.uniform(0, min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt))
+
+    def upload_customers(self, sleep: Callable[[float], Any] = lambda s: None) -> int:
+        done = 0
+        for event_id, line in self.spool.customer_events():
+            last_update = int(json.loads(line)["lastUpdateDate"])
+            key = customer_key(line, last_update, gzipped=self.settings.gzip)
+            data = encode(line.encode() + b"\n", self.settings.gzip)
+            objects = [(key, data)]
+            self._with_retries(partial(self.send, objects), f"customer record {key}", sleep)
+            self.spool.customer_event_uploaded(event_id)
+            done += 1
+        return done
+
+    def cut(self, force: bool = False) -> list[Batch]:
+        return self.spool.cut_batches(
+            max_count=self.settings.batch_readings, max_age_s=self.settings.batch_age_s, force=force
+        )
+
+    def drain_sync(self, force: bool = True, max_attempts: int | None = None) -> int:
+        """Cut and upload everything due (all of it when forced), blocking. Returns readings uploaded."""
+        import time
+
+        self.upload_customers(sleep=time.sleep)
+        self.cut(force=force)
+        uploaded = 0
+        for batch in self.spool.open_batches():
+            objects = self.prepare(batch)
+            self._with_retries(partial(self.send, objects), f"batch {batch.id}", time.sleep)
+            self.finish(batch, len(objects))
+            uploaded += batch.count
+        return uploaded
+
+    # ---- asynchronous driving (the gateway service) ----------------------------------
+
+    async def run(self, stop: asyncio.Event, flush: asyncio.Event, tick_s: float = 0.5) -> None:
+        """Upload until ``stop``; when ``flush`` is set, cut everything and drain before returning."""
+
+        async def sleep(delay: float) -> None:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+
+        while True:
+            draining = flush.is_set()
+            await self._upload_due(force=draining, sleep=sleep, stop=stop)
+            if draining and self.spool.pending == 0 and not self.spool.customer_events():
+                return
+            if stop.is_set():
+                return
+            if not draining:
+                try:
+                    await asyncio.wait_for(flush.wait(), tick_s)
+                except TimeoutError:
+                    pass
+
+    async def _upload_due(self, *, force: bool, sleep: Callable[[float], Any], stop: asyncio.Event) -> None:
+        for event_id, line in self.spool.customer_events():
+            if stop.is_set():
+                return
+            last_update = int(json.loads(line)["lastUpdateDate"])
+            key = customer_key(line, last_update, gzipped=self.settings.gzip)
+            data = encode(line.encode() + b"\n", self.settings.gzip)
+            if not await self._send_async([(key, data)], f"customer record {key}", sleep, stop):
+                return
+            self.spool.customer_event_uploaded(event_id)
+        self.cut(force=force)
+        for batch in self.spool.open_batches():
+            if stop.is_set():
+                return
+            objects = self.prepare(batch)
+            if not await self._send_async(objects, f"batch {batch.id}", sleep, stop):
+                return
+            self.finish(batch, len(objects))
+
+    async def _send_async(
+        self, objects: list[tuple[str, bytes]], what: str, sleep: Callable[[float], Any], stop: asyncio.Event
+    ) -> bool:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.send, objects)
+                if self.last_error:
+                    log.info("upload recovered after %d retries", attempt)
+                self.last_error = None
+                return True
+            except Exception as exc:  # classified below: permanent stops, anything else retries
+                if classify(exc):
+                    self.stopped_error = f"{what}: {describe(exc)}"
+                    raise PermanentUploadError(
+                        f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
+                    ) from exc
+                self.last_error = describe(exc)
+                delay = self.backoff(attempt)
+                attempt += 1
+                self.retries += 1
+                log.warning("%s failed (%s); retry %d in %.1fs", what, self.last_error, attempt, delay)
+                await sleep(delay)
+        return False
