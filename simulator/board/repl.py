@@ -26,6 +26,8 @@ RAW_PASTE_WINDOW = 128
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 
+_REFUSED = 2
+
 
 class Mode(enum.Enum):
     FRIENDLY = "friendly"
@@ -36,7 +38,9 @@ class RawPaste(enum.Enum):
     """How the board answers mpremote's raw-paste request (``\\x05A\\x01``)."""
 
     SUPPORTED = "supported"  # R\x01 + window: current firmware
-    REFUSED = "refused"  # R\x00: understood but not supported
+    # R\x00: understood but not supported, the answer mpremote falls back on (current firmware
+    # sends it only for unknown commands, followed by a prompt).
+    REFUSED = "refused"
     UNKNOWN = "unknown"  # firmware older than raw-paste: the bytes are ordinary raw-REPL input
 
 
@@ -102,7 +106,8 @@ class Repl:
                         if ret == FORCED_EXIT:
                             return ret
                         line = bytearray()
-                        c.emit(b">")
+                        if ret != _REFUSED:
+                            c.emit(b">")
                         continue
                     c.emit(RAW_BANNER)
                     line = bytearray()
@@ -130,9 +135,13 @@ class Repl:
 
     async def _raw_paste(self, command: int) -> int:
         c = self.console
-        if command != ord("A") or self.raw_paste is RawPaste.REFUSED:
+        if command != ord("A"):
             c.emit(b"R\x00")
             return 0
+        if self.raw_paste is RawPaste.REFUSED:
+            # mpremote then writes the command in plain raw mode without waiting for a prompt.
+            c.emit(b"R\x00")
+            return _REFUSED
         window = RAW_PASTE_WINDOW
         # The window size says one window is free; the 0x01 after it says a second one is.
         c.emit(b"R\x01" + window.to_bytes(2, "little") + b"\x01")

@@ -1,0 +1,73 @@
+"""A virtual board per test, with a small firmware of the tests' own, and the real mpremote."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator.board.server import VirtualBoard
+from tests.parts import MicroPython
+
+MPREMOTE = Path(sys.executable).parent / "mpremote"
+
+#: boot.py and main.py log their start to flash, so tests can see the power-up order.
+TEST_BOOT = "with open('bootlog.txt', 'a') as f:\n    f.write('boot\\n')\nprint('boot.py ran')\n"
+TEST_MAIN = (
+    "import time\n"
+    "with open('bootlog.txt', 'a') as f:\n"
+    "    f.write('main\\n')\n"
+    "n = 0\n"
+    "while True:\n"
+    "    n += 1\n"
+    "    print('tick', n)\n"
+    "    time.sleep_ms(20)\n"
+)
+
+
+def write_test_firmware(flash: Path) -> None:
+    flash.mkdir(parents=True, exist_ok=True)
+    (flash / "boot.py").write_text(TEST_BOOT)
+    (flash / "main.py").write_text(TEST_MAIN)
+
+
+@pytest.fixture
+def flash(tmp_path: Path) -> Path:
+    path = tmp_path / "flash"
+    write_test_firmware(path)
+    return path
+
+
+@pytest.fixture
+def make_board(micropython: MicroPython) -> Iterator[Callable[..., VirtualBoard]]:
+    """Start VirtualBoards in threads; all are stopped after the test."""
+    boards: list[VirtualBoard] = []
+
+    def make(flash_dir: Path, **kw: object) -> VirtualBoard:
+        board = VirtualBoard(flash_dir, micropython=micropython.binary, **kw)  # type: ignore[arg-type]
+        boards.append(board.start())
+        return board
+
+    yield make
+    for board in boards:
+        board.stop()
+
+
+@pytest.fixture
+def board(make_board: Callable[..., VirtualBoard], flash: Path) -> VirtualBoard:
+    return make_board(flash)
+
+
+def mpremote(url: str, *args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The real mpremote against a board's socket:// URL."""
+    if not MPREMOTE.exists():
+        pytest.skip("mpremote is not installed")
+    raw = subprocess.run([str(MPREMOTE), "connect", url, *args], capture_output=True, timeout=timeout)
+    # Decoded by hand: text mode would turn the board's \r\n into \n and hide what it sent.
+    proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mpremote {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
