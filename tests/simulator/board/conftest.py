@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,8 +9,6 @@ import pytest
 
 from simulator.board.server import VirtualBoard
 from tests.parts import MicroPython
-
-MPREMOTE = Path(sys.executable).parent / "mpremote"
 
 #: boot.py and main.py log their start to flash, so tests can see the power-up order.
 TEST_BOOT = "with open('bootlog.txt', 'a') as f:\n    f.write('boot\\n')\nprint('boot.py ran')\n"
@@ -59,15 +55,3 @@ def make_board(micropython: MicroPython) -> Iterator[Callable[..., VirtualBoard]
 @pytest.fixture
 def board(make_board: Callable[..., VirtualBoard], flash: Path) -> VirtualBoard:
     return make_board(flash)
-
-
-def mpremote(url: str, *args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The real mpremote against a board's socket:// URL."""
-    if not MPREMOTE.exists():
-        pytest.skip("mpremote is not installed")
-    raw = subprocess.run([str(MPREMOTE), "connect", url, *args], capture_output=True, timeout=timeout)
-    # Decoded by hand: text mode would turn the board's \r\n into \n and hide what it sent.
-    proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mpremote {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc

@@ -11,7 +11,7 @@ import pytest
 from simulator.board.repl import RawPaste
 from simulator.board.server import VirtualBoard
 from simulator.shims import __file__ as shims_init
-from tests.simulator.board.conftest import mpremote
+from tests.simulator.board.mp import mpremote
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
