@@ -127,6 +127,10 @@ class VirtualBoard:
         self._board_id = board_id
         self.mode = Mode.FRIENDLY
         self.resets = {"hard": 0, "soft": 0}
+        #: What the board is doing: "boot.py", "main.py", "repl" (None before power-up).
+        self.state: str | None = None
+        #: The traceback the last boot.py or main.py ended with (b"" if none).
+        self.last_error = b""
         self._link: _HostLink | None = None
         self._inbuf = bytearray()
         self._input = asyncio.Event()
@@ -256,6 +260,7 @@ class VirtualBoard:
                 result = await self._run_file("main.py")
                 if result.forced_exit:
                     return "soft"
+        self.state = "repl"
         await Repl(self, self._banner, self.raw_paste).run()
         return "soft"
 
@@ -281,7 +286,9 @@ class VirtualBoard:
         if not (self.flash / name).is_file():
             return JobResult()
         log.info("board %s: running %s", self.board_id, name)
+        self.state = name
         result = await self.run(RUN_FILE, name.encode())
+        self.last_error = result.error
         if result.error:
             log.warning("board %s: %s ended with\n%s", self.board_id, name, result.error.decode(errors="replace"))
             self.emit_output(result.error)
