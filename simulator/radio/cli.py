@@ -1,5 +1,67 @@
 """`stedi sim radio`."""
 
-from stedi.unbuilt import unbuilt_command
+from __future__ import annotations
 
-radio = unbuilt_command("The virtual radio", 4)
+import typer
+
+
+def radio(
+    listen: str = typer.Option(
+        "127.0.0.1:9000", "--listen", "-l", help="HOST:PORT to listen on (port 0 picks a free one)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fault generator: the same seed replays the same faults."),
+    loss: float = typer.Option(
+        0.0, "--loss", help="Probability (0-1) that an advertisement, notification or unacknowledged write is lost."
+    ),
+    disconnect_rate: float = typer.Option(
+        0.0, "--disconnect-rate", help="Probability per second (0-1) that each live link drops."
+    ),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay of every frame through the air (ms)."),
+    jitter_ms: float = typer.Option(0.0, "--jitter-ms", help="Random extra delay up to this (ms); order is kept."),
+    out_of_range: list[str] | None = typer.Option(  # noqa: B008 - typer reads options from defaults
+        None, "--out-of-range", help="Board id or address nobody can hear (repeatable)."
+    ),
+) -> None:
+    """Run the virtual BLE radio: the shared air between virtual boards and gateways.
+
+    Boards reach it through their `bluetooth` shim (env STEDI_RADIO=HOST:PORT, set by
+    `stedi sim board --radio`); gateways through the bleak backend (`--ble sim://HOST:PORT`).
+    Faults can also be changed while it runs with a control frame, for example
+    `echo '{"t":"faults","loss":0.2}' | nc -q1 127.0.0.1 9000` (see docs/simulator-radio.md).
+    Stop it with Ctrl-C.
+    """
+    import asyncio
+    import logging
+
+    from simulator.radio.faults import Faults
+    from simulator.radio.protocol import parse_hostport
+    from simulator.radio.server import Radio
+
+    host, port = parse_hostport(listen)
+    try:
+        faults = Faults()
+        faults.update(
+            {
+                "loss": loss,
+                "disconnect_per_s": disconnect_rate,
+                "latency_ms": latency_ms,
+                "jitter_ms": jitter_ms,
+                "out_of_range": out_of_range or [],
+            }
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    the_radio = Radio(host, port, faults=faults, seed=seed)
+
+    async def run() -> None:
+        await the_radio.start()
+        typer.echo(f"radio listening on sim://{host}:{the_radio.port}", err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await the_radio.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).info("radio stopped")
