@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -138,7 +139,9 @@ class Uploader:
 
     # ---- synchronous driving (register/consent commands, benchmark) -----------------
 
-    def _with_retries(self, action: Callable[[], Any], what: str, sleep: Callable[[float], Any]) -> None:
+    def _with_retries(
+        self, action: Callable[[], Any], what: str, sleep: Callable[[float], Any], max_attempts: int | None = None
+    ) -> None:
         attempt = 0
         while True:
             try:
@@ -152,6 +155,8 @@ class Uploader:
                         f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
                     ) from exc
                 self.last_error = describe(exc)
+                if max_attempts is not None and attempt + 1 >= max_attempts:
+                    raise
                 delay = self.backoff(attempt)
                 attempt += 1
                 self.retries += 1
@@ -162,14 +167,14 @@ class Uploader:
         # Full jitter: spread retries of many gateways over the whole window.
         return random.uniform(0, min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt))
 
-    def upload_customers(self, sleep: Callable[[float], Any] = lambda s: None) -> int:
+    def upload_customers(self, sleep: Callable[[float], Any] = time.sleep, max_attempts: int | None = None) -> int:
         done = 0
         for event_id, line in self.spool.customer_events():
             last_update = int(json.loads(line)["lastUpdateDate"])
             key = customer_key(line, last_update, gzipped=self.settings.gzip)
             data = encode(line.encode() + b"\n", self.settings.gzip)
             objects = [(key, data)]
-            self._with_retries(partial(self.send, objects), f"customer record {key}", sleep)
+            self._with_retries(partial(self.send, objects), f"customer record {key}", sleep, max_attempts)
             self.spool.customer_event_uploaded(event_id)
             done += 1
         return done
@@ -181,8 +186,6 @@ class Uploader:
 
     def drain_sync(self, force: bool = True, max_attempts: int | None = None) -> int:
         """Cut and upload everything due (all of it when forced), blocking. Returns readings uploaded."""
-        import time
-
         self.upload_customers(sleep=time.sleep)
         self.cut(force=force)
         uploaded = 0
