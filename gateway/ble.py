@@ -34,9 +34,6 @@ def resolve(spec: str) -> BleBackend:
             module = importlib.import_module("simulator.bleak_backend")
         except ImportError as exc:
             raise BleConfigError(f"--ble {spec}: the simulator's bleak backend is not installed ({exc})") from exc
-        factory = getattr(module, "backend_kwargs", None)
-        if factory is None:
-            raise BleConfigError(f"--ble {spec}: simulator.bleak_backend has no backend_kwargs(url)")
-        scanner, client = factory(spec)
-        return BleBackend(spec, dict(scanner), dict(client))
+        kwargs = dict(module.backend_kwargs(spec))  # the same keywords serve scanner and client
+        return BleBackend(spec, kwargs, dict(kwargs))
     raise BleConfigError(f"--ble must be 'bleak' or 'sim://HOST:PORT', not {spec!r}")

@@ -149,7 +149,7 @@ class Spool:
             "SELECT board, boot, COUNT(*) FROM readings WHERE batch IS NULL GROUP BY board, boot"
         ):
             self._unbatched[(b, boot)] = n
-            self._since[(b, boot)] = 0.0  # waited through a restart: old enough to cut at once
+            self._since[(b, boot)] = float("-inf")  # waited through a restart: cut at once
         log.info("spool %s: %d readings pending, cap %d", self.path, self._pending, max_readings)
 
     # ---- boards and watermarks -------------------------------------------------------
@@ -217,7 +217,7 @@ class Spool:
         out: list[Batch] = []
         now = time.monotonic()
         for key, n in list(self._unbatched.items()):
-            while n > 0 and (force or n >= max_count or now - self._since.get(key, 0.0) >= max_age_s):
+            while n > 0 and (force or n >= max_count or now - self._since.get(key, float("-inf")) >= max_age_s):
                 batch = self._cut_one(key, max_count)
                 out.append(batch)
                 n -= batch.count

@@ -1,0 +1,72 @@
+"""The spool: durable across reopen, dedup of repeated (serial, boot, seq), cap policy, batch boundaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.spool import Spool
+from tests.gateway.util import rows
+
+
+def test_committed_readings_and_resume_points_survive_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    result = spool.add_readings("board-1", 7, rows(0, 40))
+    assert (result.acked_seq, result.accepted, result.refused) == (39, 40, False)
+    spool.add_readings("board-1", 8, rows(0, 5))
+    spool.close()
+
+    again = Spool(tmp_path)
+    assert again.pending == 45
+    assert again.watermark("board-1", 7) == 39
+    assert again.watermark("board-1", 8) == 4
+    assert again.watermark("board-2", 7) is None
+    assert sorted(again.watermarks()) == [("board-1", 7, 39), ("board-1", 8, 4)]
+
+
+def test_repeated_readings_are_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.add_readings("b", 1, rows(0, 10))
+    again = spool.add_readings("b", 1, rows(5, 10))  # 5..9 repeated, 10..14 new
+    assert (again.accepted, again.duplicates, again.acked_seq) == (5, 5, 14)
+    same = spool.add_readings("b", 1, rows(0, 15))
+    assert (same.accepted, same.duplicates, same.acked_seq) == (0, 15, 14)
+    assert spool.pending == 15
+    # Another boot of the same board starts its own sequence.
+    assert spool.add_readings("b", 2, rows(0, 3)).accepted == 3
+
+
+def test_full_spool_refuses_whole_frames_and_acknowledges_nothing_new(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_readings=25)
+    assert spool.add_readings("b", 1, rows(0, 20)).accepted == 20
+    refused = spool.add_readings("b", 1, rows(20, 10))
+    assert refused.refused and refused.accepted == 0 and refused.acked_seq == 19
+    assert spool.pending == 20 and spool.stats().fill == 20 / 25
+    assert spool.add_readings("b", 1, rows(20, 5)).acked_seq == 24  # still fits exactly
+
+
+def test_batch_boundaries_are_durable_and_never_recut(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.add_readings("b", 1, rows(0, 25))
+    cut = spool.cut_batches(max_count=10, max_age_s=3600, force=False)
+    assert [(b.first_seq, b.last_seq, b.count) for b in cut] == [(0, 9, 10), (10, 19, 10)]
+    spool.add_readings("b", 1, rows(25, 5))
+    spool.close()
+
+    again = Spool(tmp_path)
+    assert [(b.first_seq, b.last_seq) for b in again.open_batches()] == [(0, 9), (10, 19)]
+    # Unbatched readings that waited through a restart are cut at once, after the old batches.
+    cut = again.cut_batches(max_count=100, max_age_s=3600)
+    assert [(b.first_seq, b.last_seq, b.count) for b in cut] == [(20, 29, 10)]
+    batch = again.open_batches()[0]
+    assert [r[0] for r in again.batch_rows(batch)] == list(range(10))
+    again.batch_uploaded(batch, objects=2)
+    assert again.pending == 20
+    assert again.stats().uploaded_readings == 10
+
+
+def test_held_readings_are_kept_but_never_batched(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.add_readings("b", 1, rows(0, 10), held=True)
+    assert spool.pending == 0 and spool.stats().held == 10
+    assert spool.cut_batches(max_count=5, max_age_s=0, force=True) == []
+    assert spool.add_readings("b", 1, rows(0, 10)).duplicates == 10
