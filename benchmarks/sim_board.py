@@ -64,7 +64,9 @@ def main() -> None:
             payload = Path(tmp) / "blob.bin"
             payload.write_bytes(os.urandom(args.upload_kb * 1024))
             t, _ = timed(mpremote, board.url, "fs", "cp", str(payload), ":blob.bin")
-            print(f"fs cp {args.upload_kb} KB upload:                  {args.upload_kb / t:7.1f} KB/s ({t:.2f} s)")
+            print(
+                f"fs cp {args.upload_kb} KB upload:                  {args.upload_kb / t:7.1f} KB/s ({t:.2f} s)"
+            )
             t, out = timed(mpremote, board.url, "fs", "cp", str(payload), ":blob.bin")
             assert "Up to date" in out
             print(f"fs cp same file again (sha256 check): {1000 * t:7.1f} ms")

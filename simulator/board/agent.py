@@ -39,8 +39,11 @@ _ROOT = _uos.getcwd()
 
 
 def _p(path):
-    if isinstance(path, str) and path.startswith("/"):
-        return _ROOT + path.rstrip("/") if path != "/" else _ROOT
+    if isinstance(path, str):
+        if path.startswith("/"):
+            return _ROOT + path.rstrip("/") if path != "/" else _ROOT
+        if not path:
+            return "."  # a board's VFS takes "" as the current folder (mpremote's "cp f :")
     return path
 
 

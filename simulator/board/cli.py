@@ -19,12 +19,17 @@ def board(
     flash: Annotated[
         Path,
         typer.Option(
-            "--flash", help="Folder that is the board's flash (its '/'): boot.py, main.py, lib/. Created if missing."
+            "--flash",
+            help="Folder that is the board's flash (its '/'): boot.py, main.py, lib/. Created if missing.",
         ),
     ] = DEFAULT_FLASH,
-    heap: str = typer.Option("96k", "--heap", help="MicroPython heap size, like a real board's RAM (e.g. 96k, 256k)."),
+    heap: str = typer.Option(
+        "96k", "--heap", help="MicroPython heap size, like a real board's RAM (e.g. 96k, 256k)."
+    ),
     radio: str | None = typer.Option(
-        None, "--radio", help="HOST:PORT of a `stedi sim radio`; the board's bluetooth shim uses it (env STEDI_RADIO)."
+        None,
+        "--radio",
+        help="HOST:PORT of a `stedi sim radio`; the board's bluetooth shim uses it (env STEDI_RADIO).",
     ),
     board_id: str | None = typer.Option(
         None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-<port>."

@@ -93,7 +93,9 @@ class Interpreter:
         self._killed = False
         self._tasks: list[asyncio.Task[None]] = []
         # The agent's own frame shows in every traceback; a board's REPL is C and shows none.
-        self._agent_frame = re.compile(rb'  File "' + re.escape(str(AGENT).encode()) + rb'", line \d+, in \w+\n')
+        self._agent_frame = re.compile(
+            rb'  File "' + re.escape(str(AGENT).encode()) + rb'", line \d+, in [^\n]*\n'
+        )
 
     @property
     def running_job(self) -> bool:

@@ -50,7 +50,11 @@ def parse_hostport(text: str, *, what: str = "address") -> tuple[str, int]:
 def _banner(binary: str) -> bytes:
     try:
         version = subprocess.run(
-            [binary, "-c", "import sys;v=sys.implementation.version;print('%d.%d.%d' % v[:3] + ('-' + v[3] if v[3] else ''))"],
+            [
+                binary,
+                "-c",
+                "import sys;v=sys.implementation.version;print('%d.%d.%d' % v[:3] + ('-' + v[3] if v[3] else ''))",
+            ],
             capture_output=True,
             text=True,
             timeout=10,
@@ -196,7 +200,13 @@ class VirtualBoard:
         self._banner = await asyncio.to_thread(_banner, self.binary)
         server = await self._loop.create_server(lambda: _HostLink(self), self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
-        log.info("virtual board %s listening on %s (flash %s, heap %s)", self.board_id, self.url, self.flash, self.heap)
+        log.info(
+            "virtual board %s listening on %s (flash %s, heap %s)",
+            self.board_id,
+            self.url,
+            self.flash,
+            self.heap,
+        )
         self._started.set()
         supervisor = asyncio.create_task(self._supervise())
         try:
@@ -290,7 +300,9 @@ class VirtualBoard:
         result = await self.run(RUN_FILE, name.encode())
         self.last_error = result.error
         if result.error:
-            log.warning("board %s: %s ended with\n%s", self.board_id, name, result.error.decode(errors="replace"))
+            log.warning(
+                "board %s: %s ended with\n%s", self.board_id, name, result.error.decode(errors="replace")
+            )
             self.emit_output(result.error)
         elif result.forced_exit:
             log.info("board %s: %s called sys.exit(): soft reset", self.board_id, name)

@@ -11,7 +11,9 @@ import pytest
 MPREMOTE = Path(sys.executable).parent / "mpremote"
 
 
-def mpremote(url: str, *args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+def mpremote(
+    url: str, *args: str, timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The real mpremote against a board's socket:// URL."""
     if not MPREMOTE.exists():
         pytest.skip("mpremote is not installed")

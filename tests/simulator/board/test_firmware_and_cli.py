@@ -16,7 +16,9 @@ from tests.simulator.board.mp import mpremote
 FIRMWARE = REPO / "firmware" / "board"
 
 
-def test_real_firmware_flashed_with_mpremote_boots(make_board: Callable[..., VirtualBoard], tmp_path: Path) -> None:
+def test_real_firmware_flashed_with_mpremote_boots(
+    make_board: Callable[..., VirtualBoard], tmp_path: Path
+) -> None:
     if not (FIRMWARE / "main.py").exists():
         pytest.skip("firmware/board/main.py is not written yet")
     board = make_board(tmp_path / "flash")
@@ -25,13 +27,15 @@ def test_real_firmware_flashed_with_mpremote_boots(make_board: Callable[..., Vir
         if entry.name.startswith(("_", ".")) or entry.name == "__pycache__":
             continue
         if entry.is_dir():
-            copies += ["+", "fs", "cp", "-r", str(entry), ":"]
+            copies += ["+", "cp", "-r", str(entry), ":"]
         elif entry.suffix in (".py", ".json", ".mpy"):
             copies += ["+", "fs", "cp", str(entry), ":"]
     mpremote(board.url, *copies[1:], "+", "reset", timeout=120)
     deadline = time.monotonic() + 15
     while not (board.resets["hard"] == 2 and board.state == "main.py"):
-        assert time.monotonic() < deadline, f"main.py did not start; state {board.state}, {board.last_error!r}"
+        assert time.monotonic() < deadline, (
+            f"main.py did not start; state {board.state}, {board.last_error!r}"
+        )
         time.sleep(0.05)
     time.sleep(1.0)
     # A firmware's main.py runs for ever: still running, nothing went wrong.
@@ -44,13 +48,26 @@ def test_cli_serves_a_board(tmp_path: Path) -> None:
     (flash / "main.py").write_text("greeting = 'hello from main'\n")
     port = free_port()
     server = Server(
-        [sys.executable, "-m", "stedi.cli", "sim", "board", "--listen", f"127.0.0.1:{port}", "--flash", str(flash)],
+        [
+            sys.executable,
+            "-m",
+            "stedi.cli",
+            "sim",
+            "board",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--flash",
+            str(flash),
+        ],
         port,
         log=tmp_path / "board.log",
     )
     try:
         url = f"socket://127.0.0.1:{port}"
-        assert mpremote(url, "exec", "print(open('main.py').read())").stdout == "greeting = 'hello from main'\r\n\r\n"
+        assert (
+            mpremote(url, "exec", "print(open('main.py').read())").stdout
+            == "greeting = 'hello from main'\r\n\r\n"
+        )
     finally:
         server.stop()
     log = (tmp_path / "board.log").read_text()

@@ -46,11 +46,27 @@ def test_fs_commands_and_up_to_date_check(board: VirtualBoard, flash: Path, tmp_
     assert f"{len(local.read_bytes()):>12} config.json" in listing
     assert "boot.py" in listing and "main.py" in listing
 
-    assert mpremote(board.url, "fs", "cat", ":config.json").stdout.replace("\r\n", "\n").endswith('{"rate_hz": 20}\n')
+    assert (
+        mpremote(board.url, "fs", "cat", ":config.json")
+        .stdout.replace("\r\n", "\n")
+        .endswith('{"rate_hz": 20}\n')
+    )
 
     mpremote(board.url, "fs", "mkdir", ":lib", "+", "fs", "cp", str(local), ":lib/c.json")
     assert (flash / "lib" / "c.json").read_text() == local.read_text()
     assert "c.json" in mpremote(board.url, "fs", "ls", ":/lib").stdout  # "/" is the flash
+
+    # "cp f :" copies into the flash root; the tree starts at "/".
+    mpremote(board.url, "cp", str(local), ":")
+    assert (flash / "config.json").exists()
+    tree = mpremote(board.url, "fs", "tree").stdout
+    assert ":/\n" in tree and "│   └── c.json" in tree
+    # os is the board's os: a missing path is ENOENT, with no frames of the board's own machinery.
+    gone = mpremote(board.url, "exec", "import os; os.listdir('/nothing')", check=False).stdout
+    assert (
+        gone
+        == 'Traceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\nOSError: [Errno 2] ENOENT\r\n'
+    )
 
     back = tmp_path / "back.json"
     mpremote(board.url, "fs", "cp", ":lib/c.json", str(back))
@@ -66,7 +82,9 @@ def test_exec_run_and_errors(board: VirtualBoard, tmp_path: Path) -> None:
     assert mpremote(board.url, "exec", "print(6 * 7)").stdout == "42\r\n"
     script = tmp_path / "script.py"
     # Bigger than several raw-paste windows (128 bytes), so flow control is exercised.
-    script.write_text("total = 0\n" + "".join(f"total += {i}  # line {i:04d}\n" for i in range(200)) + "print(total)\n")
+    script.write_text(
+        "total = 0\n" + "".join(f"total += {i}  # line {i:04d}\n" for i in range(200)) + "print(total)\n"
+    )
     assert mpremote(board.url, "run", str(script)).stdout == f"{sum(range(200))}\r\n"
 
     failed = mpremote(board.url, "exec", "x = 1\n1 / 0", check=False)
@@ -110,9 +128,9 @@ def test_board_module_requests_resets(board: VirtualBoard, flash: Path) -> None:
     wait_for(lambda: board.resets["soft"] >= 2)
     mpremote(board.url, "exec", "--no-follow", "import _board; _board.hard_reset()")
     wait_for(lambda: board.resets["hard"] == 2)
-    assert mpremote(board.url, "exec", "import _board; print(_board.on_board(), _board.board_id())").stdout == (
-        f"True {board.board_id}\r\n"
-    )
+    assert mpremote(
+        board.url, "exec", "import _board; print(_board.on_board(), _board.board_id())"
+    ).stdout == (f"True {board.board_id}\r\n")
 
 
 @pytest.mark.parametrize("raw_paste", [RawPaste.REFUSED, RawPaste.UNKNOWN])
