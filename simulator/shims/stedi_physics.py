@@ -66,8 +66,16 @@ def _block(seed, b):
 
 
 def _step_start(seed, b, period, k):
+    # Step k of bout b; the bout's steps start half a period in, so jitter never moves a
+    # step into the previous block.
     j = period // JITTER_DIV
-    return b * BLOCK_MS + k * period + (_h(seed, b * 4096 + k, 3) % (2 * j + 1)) - j
+    return b * BLOCK_MS + period // 2 + k * period + (_h(seed, b * 4096 + k, 3) % (2 * j + 1)) - j
+
+
+def _fits(s, period, b):
+    # A step is taken only if a whole period fits before the bout ends: no half steps at
+    # the boundary, so the first step of the next bout cannot follow too closely.
+    return s + period <= (b + 1) * BLOCK_MS
 
 
 def step_at(seed, t_ms):
@@ -77,7 +85,7 @@ def step_at(seed, t_ms):
     active, period, depth = _block(seed, b)
     if not active:
         return None
-    k = (t_ms - b * BLOCK_MS) // period
+    k = (t_ms - b * BLOCK_MS - period // 2) // period
     # Jitter moves a step start by at most period/JITTER_DIV, so t lies in step k-1, k or k+1.
     s = _step_start(seed, b, period, k)
     if t_ms < s:
@@ -88,15 +96,14 @@ def step_at(seed, t_ms):
         if t_ms >= s1:
             k += 1
             s = s1
-    if k < 0:
+    if k < 0 or not _fits(s, period, b):
         return None
-    nxt = _step_start(seed, b, period, k + 1)
-    end = (b + 1) * BLOCK_MS
-    if s >= end:
+    dur = min(_step_start(seed, b, period, k + 1) - s, period)
+    if t_ms >= s + dur:
         return None
     # A step's own depth varies a little around the bout's depth: variability of the gait.
     d = depth + _h(seed, s, 4) % 11 - 5
-    return s, min(nxt, end) - s, d
+    return s, dur, d
 
 
 def steps_between(seed, t0_ms, t1_ms):
@@ -110,9 +117,9 @@ def steps_between(seed, t0_ms, t1_ms):
             k = 0
             while True:
                 s = _step_start(seed, b, period, k)
-                if s >= (b + 1) * BLOCK_MS or s >= t1_ms:
+                if not _fits(s, period, b) or s >= t1_ms:
                     break
-                if s >= t0_ms and s >= b * BLOCK_MS:
+                if s >= t0_ms:
                     out.append(s)
                 k += 1
         b += 1
