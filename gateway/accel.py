@@ -95,7 +95,9 @@ class ReplaySource:
         self.times = [self.times[i] for i in order]
         self.values = [self.values[i] for i in order]
         self.relative = self.times[-1] < _EPOCH_MS_FLOOR
-        self.period = max(1, self.times[-1] + 1) if self.relative else 0
+        # The recording repeats after its last sample plus one sampling interval.
+        step = self.times[-1] - self.times[-2] if len(self.times) > 1 else 1
+        self.period = max(1, self.times[-1] + step) if self.relative else 0
         self._anchor: dict[str, int] = {}
 
     def sample(self, serial: str, t_ms: int) -> Sample:
@@ -121,7 +123,8 @@ class PlyerSource:
             raise AccelError("the plyer accelerometer needs plyer: pip install 'stedi[phone]'") from exc
         try:
             accelerometer.enable()
-        except (NotImplementedError, ModuleNotFoundError, ImportError, AttributeError) as exc:
+            accelerometer.acceleration  # noqa: B018 - a first read shows whether there is a sensor
+        except Exception as exc:  # noqa: BLE001 - plyer raises anything from NotImplementedError to Exception
             raise AccelError(
                 f"plyer has no accelerometer on this platform ({type(exc).__name__}: {exc}); "
                 "use --accel sim or --accel replay:FILE"
@@ -137,7 +140,11 @@ class PlyerSource:
 
     def _poll(self) -> None:
         while not self._stop.wait(self._period):
-            value = self._sensor.acceleration
+            try:
+                value = self._sensor.acceleration
+            except Exception:  # noqa: BLE001 - a missed sample is filled by its neighbours
+                log.debug("accelerometer read failed", exc_info=True)
+                continue
             if value is None or any(v is None for v in value):
                 continue
             sample = (value[0] / STANDARD_GRAVITY, value[1] / STANDARD_GRAVITY, value[2] / STANDARD_GRAVITY)
