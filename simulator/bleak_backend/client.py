@@ -79,7 +79,9 @@ class SimClient(BaseBleakClient):
         self._link = RadioLink(self._radio, self._on_frame, self._on_radio_closed)
         await self._link.open("gateway")
         try:
-            rsp = check(await self._link.request({"t": "connect", "addr": self.address}, timeout), "connect")
+            # The radio gives up just before us, so its reason (out of range, ...) reaches the caller.
+            frame = {"t": "connect", "addr": self.address, "timeout": max(0.0, timeout - 0.2)}
+            rsp = check(await self._link.request(frame, timeout), "connect")
         except BleakError:
             await self._link.close()
             self._link = None

@@ -97,6 +97,7 @@ class Radio:
         self._nodes: list[Node] = []
         self._links: dict[int, Link] = {}
         self._pending: dict[int, tuple[Node, Any, int]] = {}
+        self._connecting: list[tuple[Node, Frame, float]] = []
         self._numbers = itertools.count(1)
         self._conns = itertools.count(1)
         self._requests = itertools.count(1)
@@ -276,6 +277,7 @@ class Radio:
         node.adv_interval_s = max(MIN_ADV_INTERVAL_S, int(f.get("interval_us", 100000)) / 1e6)
         node.connectable = bool(f.get("connectable", True))
         node.next_adv = 0.0
+        self._try_connects()
         log.info("%s advertises every %.0f ms", node.label, node.adv_interval_s * 1000)
 
     def _on_services(self, node: Node, f: Frame) -> None:
@@ -327,21 +329,41 @@ class Radio:
         log.info("%s %s scanning", node.label, "starts" if node.scanning else "stops")
 
     def _on_connect(self, node: Node, f: Frame) -> None:
-        target = str(f["addr"])
-        peripheral = next(
-            (n for n in self._nodes if n.role == "peripheral" and target in n.names()), None
-        )
-        error = None
-        if peripheral is None:
-            error = f"no peripheral {target} on the air"
-        elif not self._heard(node, peripheral):
-            error = f"{target} is out of range"
-        elif peripheral.adv is None or not peripheral.connectable:
-            error = f"{target} is not advertising connectably"
-        if error or peripheral is None:
-            log.info("%s cannot connect: %s", node.label, error)
-            self._send(node, {"t": "connect_rsp", "id": f.get("id"), "error": error})
-            return
+        # Like an LE Create Connection: the central waits for a connectable advertisement from
+        # the address, until its timeout (a board may be rebooting or re-advertising).
+        timeout = float(f.get("timeout", 10.0))
+        self._connecting.append((node, f, time.monotonic() + max(0.0, timeout)))
+        self._try_connects()
+
+    def _try_connects(self) -> None:
+        now = time.monotonic()
+        waiting = []
+        for node, f, deadline in self._connecting:
+            if node not in self._nodes:
+                continue
+            target = str(f["addr"])
+            peripheral = next((n for n in self._nodes if n.role == "peripheral" and target in n.names()), None)
+            if (
+                peripheral is not None
+                and peripheral.adv is not None
+                and peripheral.connectable
+                and self._heard(node, peripheral)
+            ):
+                self._link_up(node, f, peripheral)
+            elif now >= deadline:
+                if peripheral is None:
+                    error = f"no peripheral {target} on the air"
+                elif not self._heard(node, peripheral):
+                    error = f"{target} is out of range"
+                else:
+                    error = f"{target} is not advertising connectably"
+                log.info("%s cannot connect: %s", node.label, error)
+                self._send(node, {"t": "connect_rsp", "id": f.get("id"), "error": error})
+            else:
+                waiting.append((node, f, deadline))
+        self._connecting = waiting
+
+    def _link_up(self, node: Node, f: Frame, peripheral: Node) -> None:
         link = Link(conn=next(self._conns), central=node, peripheral=peripheral)
         self._links[link.conn] = link
         self.stats["links"] += 1
@@ -421,6 +443,8 @@ class Radio:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             self._enforce_range()
+            if self._connecting:
+                self._try_connects()
             if self.faults.disconnect_per_s:
                 p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
                 for link in list(self._links.values()):
