@@ -79,6 +79,7 @@ class Telemetry:
         self.gateway_topic = f"stedi/gateway/{gateway_id}/status"
         self.dropped = 0
         self.connected = False
+        self._stopping = False
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"stedi-gateway-{gateway_id}")
         client.max_queued_messages_set(MAX_QUEUED)
         client.will_set(self.gateway_topic, json.dumps({"online": False}), qos=QOS, retain=True)
@@ -101,6 +102,8 @@ class Telemetry:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connected = False
+        if self._stopping:
+            return
         log.warning("MQTT disconnected from %s (%s); paho reconnects", self.settings.where, reason_code)
 
     def start(self) -> None:
@@ -126,6 +129,7 @@ class Telemetry:
 
     def stop(self) -> None:
         """A clean goodbye: offline status (the will is for unclean ends), then disconnect."""
+        self._stopping = True
         try:
             info = self.client.publish(self.gateway_topic, json.dumps({"online": False}), qos=QOS, retain=True)
             if self.connected:
