@@ -1,0 +1,68 @@
+"""Spark schemas built from the lake contract (``stedi.contract``): explicit, never inferred."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stedi.contract import Table
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import DataType, StructType
+
+#: Column that receives a landing line Spark could not convert to the schema.
+CORRUPT_COLUMN = "_corrupt"
+
+#: Columns the staging area adds beside the contract fields.
+STAGING_COLUMNS = ("_rule", "_reason", "_source", "_raw", "_run")
+
+
+def spark_type(field_type: str) -> DataType:
+    from pyspark.sql.types import DoubleType, LongType, StringType
+
+    # date_string stays a string: the contract keeps the original "YYYY-MM-DD" text.
+    return {"string": StringType(), "long": LongType(), "double": DoubleType(), "date_string": StringType()}[
+        field_type
+    ]
+
+
+def table_schema(table: Table) -> StructType:
+    """The contract's fields as a StructType, in contract order."""
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, spark_type(f.type), not f.required) for f in table.fields])
+
+
+def landing_parse_schema(table: Table) -> StructType:
+    """The landing schema plus the corrupt-record column ``from_json`` fills in PERMISSIVE mode."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    # All fields nullable while parsing: a missing required field is a quarantine rule, not a crash.
+    return StructType(
+        [StructField(f.name, spark_type(f.type), True) for f in table.fields]
+        + [StructField(CORRUPT_COLUMN, StringType(), True)]
+    )
+
+
+def quarantine_schema() -> StructType:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    return StructType(
+        [
+            StructField("table", StringType(), False),
+            StructField("rule", StringType(), False),
+            StructField("reason", StringType(), False),
+            StructField("source_file", StringType(), True),
+            StructField("line", StringType(), True),
+            StructField("run_id", StringType(), False),
+        ]
+    )
+
+
+def staging_schema(table: Table) -> StructType:
+    """A staging batch: contract columns (nullable: rejected lines keep none) plus provenance."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    return StructType(
+        [StructField(f.name, spark_type(f.type), True) for f in table.fields]
+        + [StructField(name, StringType(), True) for name in STAGING_COLUMNS]
+    )
