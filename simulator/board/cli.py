@@ -34,12 +34,23 @@ def board(
     board_id: str | None = typer.Option(
         None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-<port>."
     ),
+    pty: bool = typer.Option(
+        False,
+        "--pty",
+        help="Also offer the console on a pseudo-terminal (/dev/pts/N), for `mpremote connect /dev/pts/N repl`.",
+    ),
+    pty_link: Annotated[
+        Path | None,
+        typer.Option(
+            "--pty-link", help="Make a symlink to the pseudo-terminal here (implies --pty), e.g. ./board.tty."
+        ),
+    ] = None,
 ) -> None:
     """Run a virtual board: a real MicroPython interpreter whose console is a TCP port.
 
     Power-up runs boot.py then main.py from the flash folder, like a board.  The console
     speaks MicroPython's REPL protocols, so the real mpremote works against it: fs ls/cp/cat/rm,
-    exec, run, soft-reset, reset, resume.  Ctrl-C stops the board.
+    exec, run, soft-reset, reset, resume (and `repl` through --pty).  Ctrl-C stops the board.
     """
     import asyncio
     import logging
@@ -48,7 +59,15 @@ def board(
 
     try:
         host, port = parse_hostport(listen, what="--listen")
-        virtual = VirtualBoard(flash, heap=heap, radio=radio, board_id=board_id, host=host, port=port)
+        virtual = VirtualBoard(
+            flash,
+            heap=heap,
+            radio=radio,
+            board_id=board_id,
+            host=host,
+            port=port,
+            pty=pty_link if pty_link is not None else pty,
+        )
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e

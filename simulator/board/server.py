@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import threading
+import tty
 from pathlib import Path
 from types import TracebackType
 
@@ -102,6 +104,51 @@ class _HostLink(asyncio.Protocol):
             self.transport.write(data)
 
 
+class _PtyConsole:
+    """A pseudo-terminal on the board's console, like a USB serial device (``/dev/pts/N``).
+
+    mpremote's interactive ``repl`` needs a serial port with a file descriptor, which its
+    ``socket://`` transport lacks; ``mpremote connect /dev/pts/N repl`` works.  The board
+    keeps the terminal's far end open so it reads no EOF while nobody is connected; output
+    nobody reads is dropped once the terminal's buffer is full.
+    """
+
+    def __init__(self, board: VirtualBoard, link_path: Path | None) -> None:
+        self.board = board
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # bytes pass unchanged: no echo, no \n translation
+        os.set_blocking(self.master, False)
+        self.device = os.ttyname(self._slave)
+        self.link_path = link_path
+        if link_path is not None:
+            link_path.unlink(missing_ok=True)
+            link_path.symlink_to(self.device)
+        asyncio.get_running_loop().add_reader(self.master, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        if data:
+            self.board._host_data(data)
+
+    def write(self, data: bytes) -> None:
+        try:
+            os.write(self.master, data)
+        except (BlockingIOError, OSError):
+            log.debug("pty console full: %d bytes dropped", len(data))
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.master)
+        os.close(self.master)
+        os.close(self._slave)
+        if self.link_path is not None and self.link_path.is_symlink():
+            self.link_path.unlink()
+
+
 class VirtualBoard:
     """A board whose flash is ``flash_dir`` and whose console is a TCP port on ``host``."""
 
@@ -117,8 +164,14 @@ class VirtualBoard:
         raw_paste: RawPaste = RawPaste.SUPPORTED,
         micropython: str | None = None,
         extra_path: tuple[Path, ...] = (),
+        pty: bool | str | Path = False,
     ) -> None:
         self.flash = Path(flash_dir).resolve()
+        #: Also offer the console on a pseudo-terminal; a path makes a symlink to it there.
+        self.pty = pty
+        #: The pseudo-terminal's device (``/dev/pts/N``) once serving with ``pty``.
+        self.pty_device: str | None = None
+        self._pty: _PtyConsole | None = None
         self.heap = check_heap(heap)
         if radio is not None:
             parse_hostport(radio, what="radio")
@@ -200,6 +253,11 @@ class VirtualBoard:
         self._banner = await asyncio.to_thread(_banner, self.binary)
         server = await self._loop.create_server(lambda: _HostLink(self), self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
+        if self.pty:
+            link = None if self.pty is True else Path(self.pty)
+            self._pty = _PtyConsole(self, link)
+            self.pty_device = self._pty.device
+            log.info("virtual board console also on %s%s", self.pty_device, f" (link {link})" if link else "")
         log.info(
             "virtual board %s listening on %s (flash %s, heap %s)",
             self.board_id,
@@ -218,6 +276,9 @@ class VirtualBoard:
                 await self._interp.kill()
             if self._link is not None and self._link.transport is not None:
                 self._link.transport.close()
+            if self._pty is not None:
+                self._pty.close()
+                self._pty = None
             server.close()
             await server.wait_closed()
             log.info("virtual board %s powered off", self.board_id)
@@ -335,6 +396,8 @@ class VirtualBoard:
     def emit(self, data: bytes) -> None:
         if self._link is not None:
             self._link.write(data)
+        if self._pty is not None:
+            self._pty.write(data)
 
     def emit_output(self, data: bytes) -> None:
         # A board's console is "cooked": every \n the program prints goes out as \r\n.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from simulator.board.server import VirtualBoard
+from tests.simulator.board.mp import MPREMOTE, mpremote
 
 
 class Host:
@@ -132,3 +137,40 @@ def test_sys_exit_soft_resets(host: Host) -> None:
     host.until(b">")
     host.send(b"import sys\nsys.exit()\x04")
     assert host.until(b">") == b"OK\x04\x04MPY: soft reboot\r\nboot.py ran\r\nraw REPL; CTRL-B to exit\r\n>"
+
+
+def test_mpremote_repl_through_the_pty(
+    make_board: Callable[..., VirtualBoard], flash: Path, tmp_path: Path
+) -> None:
+    """mpremote's interactive repl needs a port with a file descriptor: the board's pty."""
+    board = make_board(flash, pty=tmp_path / "board.tty")
+    assert (tmp_path / "board.tty").resolve() == Path(board.pty_device or "")
+    assert mpremote(str(tmp_path / "board.tty"), "exec", "print(6 * 7)").stdout == "42\r\n"
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: mpremote on a terminal, as a person would run it
+        try:
+            os.execv(str(MPREMOTE), [str(MPREMOTE), "connect", str(board.pty_device), "repl"])
+        finally:
+            os._exit(127)  # never run the rest of pytest in the child
+    seen = b""
+
+    def until(ending: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 10
+        while ending not in seen:
+            assert time.monotonic() < deadline, f"no {ending!r} in {seen!r}"
+            if select.select([terminal], [], [], 0.1)[0]:
+                seen += os.read(terminal, 4096)
+
+    try:
+        until(b"Use Ctrl-] or Ctrl-x to exit this shell")
+        os.write(terminal, b"\r")
+        until(b">>> ")
+        os.write(terminal, b"6 * 7\r")
+        until(b"42\r\n>>> ")
+        os.write(terminal, b"\x1d")  # Ctrl-]: leave mpremote
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0
