@@ -66,12 +66,13 @@ _FLAGS_KNOWN = const(0x01)
 SEQ_MASK = const(0xFFFFFFFF)
 
 # --- CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor ----
-_CRC_TABLE = array("H", [0] * 256)
+_CRC_TABLE = array("H", bytes(512))  # built in place: no 256-item list on a small heap
 for _i in range(256):
     _c = _i << 8
     for _b in range(8):
         _c = ((_c << 1) ^ 0x1021) if (_c & 0x8000) else (_c << 1)
     _CRC_TABLE[_i] = _c & 0xFFFF
+del _i, _c, _b
 
 
 def crc16(data, start=0, end=None, crc=0xFFFF):

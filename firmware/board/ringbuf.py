@@ -1,0 +1,97 @@
+# Ring buffer of readings in one preallocated bytearray.
+#
+# Each slot holds ticks (u32, masked ms, see clock.py) and distance (u16).  Sequence
+# numbers are implicit: the slot of seq s is s % capacity, and the buffer holds the
+# consecutive seqs oldest .. next-1.  Readings leave only when acknowledged; when
+# full, the oldest is dropped and counted.  push() allocates nothing.
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+SLOT_SIZE = const(6)
+SEQ_MASK = const(0xFFFFFFFF)
+
+
+class ReadingRing:
+    def __init__(self, capacity):
+        if capacity < 1:
+            raise ValueError("ring capacity must be >= 1")
+        self.capacity = capacity
+        self.buf = bytearray(capacity * SLOT_SIZE)
+        self.oldest = 0  # oldest held (unacknowledged) seq
+        self.next = 0  # seq the next reading gets
+        self.cursor = 0  # next seq to send
+        self.dropped = 0
+
+    def fill(self):
+        return self.next - self.oldest
+
+    def unsent(self):
+        return self.next - self.cursor
+
+    def push(self, ticks, distance):
+        """Store a reading; returns its seq.  Drops the oldest when full."""
+        if self.next - self.oldest >= self.capacity:
+            self.oldest += 1
+            self.dropped += 1
+            if self.cursor < self.oldest:
+                self.cursor = self.oldest
+        seq = self.next
+        i = (seq % self.capacity) * SLOT_SIZE
+        b = self.buf
+        b[i] = ticks & 0xFF
+        b[i + 1] = (ticks >> 8) & 0xFF
+        b[i + 2] = (ticks >> 16) & 0xFF
+        b[i + 3] = (ticks >> 24) & 0xFF
+        b[i + 4] = distance & 0xFF
+        b[i + 5] = (distance >> 8) & 0xFF
+        self.next = seq + 1
+        return seq
+
+    def ticks_at(self, seq):
+        i = (seq % self.capacity) * SLOT_SIZE
+        b = self.buf
+        return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+
+    def distance_at(self, seq):
+        i = (seq % self.capacity) * SLOT_SIZE + 4
+        return self.buf[i] | (self.buf[i + 1] << 8)
+
+    def holds(self, seq):
+        return self.oldest <= seq < self.next
+
+    def ack(self, seq):
+        """Release readings <= seq.  False (nothing changes) if seq was never produced."""
+        if seq >= self.next:
+            return False
+        if seq >= self.oldest:
+            self.oldest = seq + 1
+            if self.cursor < self.oldest:
+                self.cursor = self.oldest
+        return True
+
+    def resume(self, seq):
+        """Acknowledge everything before seq and send again from seq (or from the oldest
+        held reading if seq was dropped).  False if seq > next."""
+        if seq > self.next:
+            return False
+        if seq > self.oldest:
+            self.oldest = seq
+        self.cursor = seq if seq > self.oldest else self.oldest
+        return True
+
+    def rewind(self):
+        """A new connection: everything unacknowledged is sent again."""
+        self.cursor = self.oldest
+
+    def advance(self, count):
+        self.cursor += count
+
+    def reset(self):
+        self.oldest = self.next = self.cursor = 0
+        self.dropped = 0
