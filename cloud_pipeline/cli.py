@@ -1,6 +1,218 @@
-"""`stedi pipeline` commands and `stedi query`."""
+"""`stedi pipeline` commands and `stedi query`.
 
-from stedi.unbuilt import unbuilt_command, unbuilt_group
+Spark is imported inside the commands so that `stedi --help` stays fast.
+"""
 
-app = unbuilt_group("The pipeline commands", 6)
-query = unbuilt_command("Queries over the lake", 6)
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from cloud_pipeline.config import JOB_ORDER, PipelineOptions, TableFormat, salt_from_env
+from stedi.settings import default_lake
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from cloud_pipeline.runner import RunResult
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(no_args_is_help=True)
+
+_JOBS_OPTION = typer.Option(
+    None, "--jobs", help=f"Jobs to run (repeat or comma-separate) [default: all: {', '.join(JOB_ORDER)}]."
+)
+_LAKE_HELP = "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake]."
+
+
+def _spark() -> SparkSession:
+    from cloud_pipeline.session import local_session
+
+    session = local_session()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _jobs(values: list[str] | None) -> tuple[str, ...]:
+    if not values:
+        return JOB_ORDER
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in JOB_ORDER]
+    if unknown:
+        raise typer.BadParameter(f"unknown job(s) {', '.join(unknown)}; jobs are: {', '.join(JOB_ORDER)}")
+    # Always run in dependency order, whatever order they were given in.
+    return tuple(j for j in JOB_ORDER if j in names)
+
+
+def _summary(result: RunResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows = Table(title=f"run {result.run_id}: rows per table")
+    rows.add_column("table")
+    rows.add_column("rows", justify="right")
+    for name, n in result.tables.items():
+        rows.add_row(name, f"{n:,}" if n is not None else "?")
+    console.print(rows)
+    recon = Table(title="reconciliation: landing = trusted + excluded + duplicates + quarantined")
+    categories = ["landing", "trusted", "superseded", "duplicate", "excluded_no_consent",
+                  "excluded_before_consent", "excluded_unknown_customer", "excluded_not_curated", "quarantined"]
+    recon_tables = result.record["reconciliation"]
+    recon.add_column("rows")
+    for name in recon_tables:
+        recon.add_column(name, justify="right")
+    for c in categories:
+        recon.add_row(c, *[f"{r.get(c, 0):,}" for r in recon_tables.values()])
+    recon.add_row("balanced", *["yes" if r["balanced"] else "NO" for r in recon_tables.values()])
+    console.print(recon)
+
+
+@app.command("run")
+def run(
+    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+    jobs: list[str] = _JOBS_OPTION,
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Re-read every landing file instead of only unseen ones."),
+    consent: str = typer.Option("all", "--consent", help="all: every reading of a consenting customer; as-of: only readings taken at or after the consent date."),
+    tolerance_ms: int = typer.Option(0, "--tolerance-ms", min=0, help="Pair step and accelerometer readings within N ms (0: exact timestamps)."),
+    fmt: str = typer.Option("parquet", "--format", help="Format of trusted and curated tables: parquet or json (JSON lines)."),
+) -> None:
+    """Build the trusted and curated zones from the landing zone, incrementally and atomically.
+
+    Only landing files not seen before are parsed; every table is then rebuilt and replaced as a
+    whole, so the result equals a full run.  Lines that break the contract go to the quarantine
+    table.  Prints rows per table and the reconciliation (also stored under _pipeline/runs/).
+    Exits with status 1 if a table does not reconcile.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from cloud_pipeline.runner import run_pipeline
+
+    if consent not in ("all", "as-of"):
+        raise typer.BadParameter("--consent must be 'all' or 'as-of'")
+    if fmt not in ("parquet", "json"):
+        raise typer.BadParameter("--format must be 'parquet' or 'json'")
+    table_format: TableFormat = "json" if fmt == "json" else "parquet"
+    options = PipelineOptions(
+        consent="as-of" if consent == "as-of" else "all",
+        tolerance_ms=tolerance_ms,
+        format=table_format,
+        salt=salt_from_env(),
+        full_refresh=full_refresh,
+        jobs=_jobs(jobs),
+    )
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting Spark", total=None)
+        spark = _spark()
+        try:
+            result = run_pipeline(
+                spark, lake or default_lake(), options, progress=lambda step: bar.update(task, description=step)
+            )
+        finally:
+            spark.stop()
+    _summary(result)
+    if not result.balanced:
+        typer.echo("reconciliation failed: see the table above", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("erase")
+def erase(
+    email: str = typer.Option(..., "--email", help="The customer's email (the key across the lake)."),
+    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+) -> None:
+    """Remove one customer from every zone, landing included, and log it.
+
+    Landing lines of the customer are removed from their files; trusted, curated, staging and
+    quarantine are then rebuilt by a full-refresh run that deletes every older version.
+    """
+    from cloud_pipeline.erase import erase_landing, record_erase
+    from cloud_pipeline.runner import run_pipeline
+    from cloud_pipeline.store import PipelineStore
+
+    store = PipelineStore.open(lake or default_lake())
+    salt = salt_from_env()
+    report = erase_landing(store, email, salt)
+    log.info("erased customer %s from landing: %s", report.customer_key[:12], report.lines_removed)
+    run_id = None
+    state = store.load_state()
+    if state["last_run"] is not None:
+        previous = state.get("options", {})
+        options = PipelineOptions(
+            consent=previous.get("consent", "all"),
+            tolerance_ms=int(previous.get("tolerance_ms", 0)),
+            format=previous.get("format", "parquet"),
+            salt=salt,
+            full_refresh=True,
+        )
+        spark = _spark()
+        try:
+            run_id = run_pipeline(spark, store.lake.url, options).run_id
+        finally:
+            spark.stop()
+    key = record_erase(store, report, run_id)
+    log.info("erase recorded in %s", key)
+    typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,
+                           "files_rewritten": report.files_rewritten, "rebuilt_by_run": run_id}))
+
+
+@app.command("status")
+def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
+    """Show the lake's pipeline state: current table versions and the last run's reconciliation."""
+    from cloud_pipeline.store import PipelineStore
+
+    store = PipelineStore.open(lake or default_lake())
+    state = store.load_state()
+    runs = sorted((r for r in store.runs() if "run_id" in r), key=lambda r: r["run_id"])
+    out: dict[str, Any] = {"last_run": state["last_run"], "tables": state["tables"]}
+    if runs:
+        out["reconciliation"] = runs[-1]["reconciliation"]
+    typer.echo(json.dumps(out, indent=2))
+
+
+def query(
+    sql: str = typer.Argument(..., help='Spark SQL, e.g. "SELECT count(*) FROM machine_learning_curated".'),
+    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per row instead of a table."),
+    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many rows are printed."),
+) -> None:
+    """Run Spark SQL over the lake's tables by name, like Athena.
+
+    Tables: customer_landing, accelerometer_landing, step_trainer_landing, customer_trusted,
+    accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
+    and quarantine (rejected landing lines with rule, reason, source_file, run_id).
+    """
+    from cloud_pipeline.catalog import register_tables
+    from cloud_pipeline.store import PipelineStore
+
+    store = PipelineStore.open(lake or default_lake())
+    spark = _spark()
+    try:
+        register_tables(spark, store)
+        try:
+            frame = spark.sql(sql)
+            rows = frame.limit(limit).collect()
+        except Exception as exc:  # Spark's AnalysisException and parse errors: say what is wrong
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"query failed: {message}", err=True)
+            raise typer.Exit(1) from None
+        columns = frame.columns
+    finally:
+        spark.stop()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row.asDict(recursive=True), default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    Console().print(table)
