@@ -21,6 +21,7 @@ class TcpProxy:
         self.enabled = True
         self.delay_s = 0.0  # added before each chunk is forwarded (a slow link)
         self.connections = 0
+        self.put_seen = threading.Event()  # set when a PUT request passes towards the server
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -59,6 +60,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is client and data.startswith(b"PUT "):
+                        self.put_seen.set()
                     if self.delay_s:
                         time.sleep(self.delay_s)
                     peers[sock].sendall(data)

@@ -1,0 +1,72 @@
+"""The simulator's radio with a virtual board running the project's real firmware, for the
+gateway's end-to-end tests.  The board lives in the test process, so it keeps its ring
+buffer while a gateway process is killed and restarted, like a real board would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.parts import REPO, MicroPython
+
+FIRMWARE = REPO / "firmware" / "board"
+SERIAL = "3f0c1e1a-8c7e-4d8e-9a51-0c3f5a7b9d21"
+#: The firmware is run from source here (not precompiled .mpy), which needs more heap to
+#: compile than a board has; the firmware's own tests check the 96k cap.
+BOARD_HEAP = "256k"
+
+
+@dataclass
+class SimRig:
+    radio_url: str
+    serial: str
+    board: object
+
+
+@pytest.fixture
+def sim_rig(micropython: MicroPython, tmp_path: Path) -> Iterator[SimRig]:
+    if not (FIRMWARE / "main.py").exists():
+        pytest.skip("firmware/board/main.py has not landed yet")
+    from simulator.board.server import VirtualBoard
+    from simulator.radio.server import RadioThread
+
+    flash = tmp_path / "flash"
+    shutil.copytree(FIRMWARE, flash, ignore=shutil.ignore_patterns("__pycache__"))
+    (flash / "__init__.py").unlink(missing_ok=True)  # the package marker is for CPython only
+    config = json.loads((flash / "config.json").read_text())
+    config["serial"] = SERIAL
+    (flash / "config.json").write_text(json.dumps(config))
+    with RadioThread(seed=5) as radio:
+        board = VirtualBoard(flash, micropython=micropython.binary, radio=radio.hostport, board_id="trainer-1",
+                             heap=BOARD_HEAP).start()
+        try:
+            yield SimRig(radio.url, SERIAL, board)
+        finally:
+            board.stop()
+
+
+def stedi(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stedi.cli", *args], env=env or gateway_env(), text=True,
+                          capture_output=True, timeout=timeout, cwd=REPO)
+
+
+def gateway_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def write_config(home: Path, **values: object) -> None:
+    """A gateway.toml: the tests shorten scanning and batching through the config file."""
+    home.mkdir(parents=True, exist_ok=True)
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    (home / "gateway.toml").write_text("[gateway]\n" + "\n".join(lines) + "\n")
