@@ -29,12 +29,23 @@ _JOBS_OPTION = typer.Option(
 _LAKE_HELP = "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake]."
 
 
-def _spark() -> SparkSession:
-    from cloud_pipeline.session import local_session
+class _Spark:
+    """A local session for one command; one that was already running (a notebook, a test) is
+    borrowed and left running."""
 
-    session = local_session()
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    def __enter__(self) -> SparkSession:
+        from pyspark.sql import SparkSession
+
+        from cloud_pipeline.session import local_session
+
+        self.borrowed = SparkSession.getActiveSession() is not None
+        self.session = local_session()
+        self.session.sparkContext.setLogLevel("ERROR")
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.borrowed:
+            self.session.stop()
 
 
 def _jobs(values: list[str] | None) -> tuple[str, ...]:
@@ -107,13 +118,10 @@ def run(
     )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("starting Spark", total=None)
-        spark = _spark()
-        try:
+        with _Spark() as spark:
             result = run_pipeline(
                 spark, lake or default_lake(), options, progress=lambda step: bar.update(task, description=step)
             )
-        finally:
-            spark.stop()
     _summary(result)
     if not result.balanced:
         typer.echo("reconciliation failed: see the table above", err=True)
@@ -149,11 +157,8 @@ def erase(
             salt=salt,
             full_refresh=True,
         )
-        spark = _spark()
-        try:
+        with _Spark() as spark:
             run_id = run_pipeline(spark, store.lake.url, options).run_id
-        finally:
-            spark.stop()
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
     typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,
@@ -190,8 +195,7 @@ def query(
     from cloud_pipeline.store import PipelineStore
 
     store = PipelineStore.open(lake or default_lake())
-    spark = _spark()
-    try:
+    with _Spark() as spark:
         register_tables(spark, store)
         try:
             frame = spark.sql(sql)
@@ -201,8 +205,6 @@ def query(
             typer.echo(f"query failed: {message}", err=True)
             raise typer.Exit(1) from None
         columns = frame.columns
-    finally:
-        spark.stop()
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row.asDict(recursive=True), default=str))
