@@ -15,7 +15,9 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,77 @@ def micropython_binary() -> str:
     return found
 
 
+#: Shims that stand in for a board's C built-ins: loaded at start-up and not charged to the heap.
+BUILTIN_SHIMS = ("machine", "bluetooth")
+
+_MEASURED: dict[tuple[str, tuple[Path, ...], tuple[float, ...]], int] = {}
+
+
+def interpreter_env(extra_path: tuple[Path, ...], nonce: str, extra: dict[str, str]) -> dict[str, str]:
+    # "" and "lib" are relative to the flash (the working directory), as a board's
+    # ("", ".frozen", "/lib"), so tracebacks name files like a board does: "app.py".
+    path = [*(str(p) for p in (*extra_path, SHIMS)), "", "lib", ".frozen"]
+    env = dict(os.environ)
+    env.update(extra)
+    env["MICROPYPATH"] = os.pathsep.join(path)
+    env["STEDI_BOARD_NONCE"] = nonce
+    env["STEDI_BOARD_BUILTINS"] = ",".join(BUILTIN_SHIMS)
+    return env
+
+
+def agent_heap_bytes(binary: str, extra_path: tuple[Path, ...] = ()) -> int:
+    """Heap the agent and the built-in shims keep, measured once per shim version.
+
+    A board's REPL and its machine/bluetooth modules are C and cost no heap; here they are
+    Python.  The board adds what they take to the heap it asks for, so a program sees about
+    what a bare interpreter with the requested heap has free (what the firmware's own tests
+    under plain ``micropython -X heapsize=96k`` see).
+    """
+    folders = (*extra_path, SHIMS)
+    stamp = tuple(
+        p.stat().st_mtime for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.py"))
+    )
+    key = (binary, extra_path, stamp)
+    if key not in _MEASURED:
+        probe = b"import gc\ngc.collect()\nprint(gc.mem_free())\n"
+        with tempfile.TemporaryDirectory() as flash:
+            env = interpreter_env(extra_path, secrets.token_hex(8), {"STEDI_BOARD_ID": "heap-probe"})
+            bare = subprocess.run(
+                [binary, "-X", "heapsize=1m", "-c", probe.decode()],
+                capture_output=True,
+                cwd=flash,
+                env=env,
+                timeout=30,
+                check=True,
+            )
+            agent = subprocess.run(
+                [binary, "-X", "heapsize=1m", str(AGENT)],
+                input=RUN_SOURCE + b"%08d" % len(probe) + probe,
+                capture_output=True,
+                cwd=flash,
+                env=env,
+                timeout=30,
+                check=True,
+            )
+        free_bare = int(bare.stdout.split()[0])
+        free_agent = int(agent.stdout.split(b"\x00")[0].split()[0])
+        _MEASURED[key] = max(0, free_bare - free_agent)
+        log.info(
+            "agent and built-in shims keep %.1f KB of heap; boards get that on top", _MEASURED[key] / 1024
+        )
+    return _MEASURED[key]
+
+
 def check_heap(heap: str) -> str:
     if not _HEAP.match(heap):
         raise ValueError(f"heap size {heap!r} is not like 96k, 256k or 1m")
     return heap
+
+
+def heap_bytes(heap: str) -> int:
+    """ "96k" -> 98304, as MicroPython's -X heapsize reads it."""
+    scale = {"k": 1024, "m": 1024 * 1024}.get(check_heap(heap)[-1].lower(), 1)
+    return int(heap.rstrip("kKmM")) * scale
 
 
 class InterpreterDied(RuntimeError):
@@ -102,15 +171,11 @@ class Interpreter:
         return self._job is not None and not self._job.done()
 
     async def start(self) -> None:
-        path = [*self._extra_path, SHIMS, self.flash, self.flash / "lib"]
-        env = dict(os.environ)
-        env.update(self._env)
-        env["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
-        env["STEDI_BOARD_NONCE"] = self._nonce
+        env = interpreter_env(self._extra_path, self._nonce, self._env)
         self._proc = await asyncio.create_subprocess_exec(
             self.binary,
             "-X",
-            f"heapsize={self.heap}",
+            f"heapsize={heap_bytes(self.heap) + agent_heap_bytes(self.binary, self._extra_path)}",
             str(AGENT),
             cwd=self.flash,
             env=env,

@@ -30,6 +30,7 @@ from simulator.board.interpreter import (
     Interpreter,
     InterpreterDied,
     JobResult,
+    agent_heap_bytes,
     check_heap,
     micropython_binary,
 )
@@ -251,6 +252,8 @@ class VirtualBoard:
         self._input = asyncio.Event()
         self.flash.mkdir(parents=True, exist_ok=True)
         self._banner = await asyncio.to_thread(_banner, self.binary)
+        # Measured once here, off the event loop; each power-up then reads the cached figure.
+        await asyncio.to_thread(agent_heap_bytes, self.binary, self.extra_path)
         server = await self._loop.create_server(lambda: _HostLink(self), self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
         if self.pty:
