@@ -136,7 +136,10 @@ class SimClient(BaseBleakClient):
         if t == "notify" and frame.get("conn") == self._conn:
             callback = self._notify.get(int(frame["h"]))
             if callback is not None:
-                callback(bytearray(from_hex(frame.get("d"))))
+                try:
+                    callback(bytearray(from_hex(frame.get("d"))))
+                except Exception:  # a bug in a caller's callback must not break the link
+                    log.exception("notification callback for handle %s failed", frame["h"])
         elif t == "disconnect" and frame.get("conn") == self._conn:
             self._lost(str(frame.get("reason", "")))
 

@@ -232,14 +232,15 @@ class _VL53L0X:
                 continue  # the start bit clears itself
             if r == _SYSTEM_INTERRUPT_CLEAR:
                 self.regs[_RESULT_INTERRUPT_STATUS] = 0
-                if self.continuous:
-                    self._measure()
                 continue
             if r == _I2C_SLAVE_DEVICE_ADDRESS:
                 self.addr = b & 0x7F
             self.regs[r] = b
 
     def read(self, reg, n):
+        if self.continuous and reg == _RESULT_INTERRUPT_STATUS and not self.regs[reg]:
+            # Back-to-back ranging: a new measurement has completed since the last clear.
+            self._measure()
         out = bytearray(n)
         for i in range(n):
             r = (reg + i) & 0xFF
