@@ -14,7 +14,8 @@ payload if it exists (``boot.py``, ``main.py``).  All jobs share one globals dic
 
 The program's output goes to stdout untouched; the end of a job is a control marker
 ``\\x00STEDI-<token>:`` plus a code: ``E`` ended, ``X`` error text follows up to ``Z``,
-``F`` forced exit (``SystemExit``: the board soft-resets).  The token comes from the board
+``F`` forced exit (``SystemExit``: the board soft-resets); ``R`` once, when the agent is
+ready (the board holds back Ctrl-C until then: an interrupted start-up would kill it).  The token comes from the board
 in env ``STEDI_BOARD_NONCE``, so program output cannot fake a marker.  ``_board.py`` in the
 shims uses the same marker for reset requests.
 """
@@ -33,6 +34,7 @@ _ENDED = _MARK + b"E"
 _ERROR = _MARK + b"X"
 _ERROR_END = _MARK + b"Z"
 _FORCED = _MARK + b"F"
+_READY = _MARK + b"R"
 
 # A board's "/" is its flash: map absolute paths onto the flash folder (the working directory).
 _ROOT = _uos.getcwd()
@@ -172,4 +174,5 @@ def _serve():
         payload = None
 
 
+_out.write(_READY)  # from here on a Ctrl-C (SIGINT) can be handled
 _serve()

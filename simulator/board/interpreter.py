@@ -79,8 +79,9 @@ def agent_heap_bytes(binary: str, extra_path: tuple[Path, ...] = ()) -> int:
     key = (binary, extra_path, stamp)
     if key not in _MEASURED:
         probe = b"import gc\ngc.collect()\nprint(gc.mem_free())\n"
+        nonce = secrets.token_hex(8)
         with tempfile.TemporaryDirectory() as flash:
-            env = interpreter_env(extra_path, secrets.token_hex(8), {"STEDI_BOARD_ID": "heap-probe"})
+            env = interpreter_env(extra_path, nonce, {"STEDI_BOARD_ID": "heap-probe"})
             bare = subprocess.run(
                 [binary, "-X", "heapsize=1m", "-c", probe.decode()],
                 capture_output=True,
@@ -99,7 +100,8 @@ def agent_heap_bytes(binary: str, extra_path: tuple[Path, ...] = ()) -> int:
                 check=True,
             )
         free_bare = int(bare.stdout.split()[0])
-        free_agent = int(agent.stdout.split(b"\x00")[0].split()[0])
+        mark = b"\x00STEDI-" + nonce.encode() + b":"
+        free_agent = int(agent.stdout.replace(mark + b"R", b"").replace(mark + b"E", b"").split()[0])
         _MEASURED[key] = max(0, free_bare - free_agent)
         log.info(
             "agent and built-in shims keep %.1f KB of heap; boards get that on top", _MEASURED[key] / 1024
@@ -160,6 +162,8 @@ class Interpreter:
         self._job: asyncio.Future[JobResult] | None = None
         self._error: bytearray | None = None
         self._killed = False
+        self._ready = False
+        self._interrupt_pending = False
         self._tasks: list[asyncio.Task[None]] = []
         # The agent's own frame shows in every traceback; a board's REPL is C and shows none.
         self._agent_frame = re.compile(
@@ -203,7 +207,10 @@ class Interpreter:
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT becomes KeyboardInterrupt in the running program."""
-        if self._proc is not None and self._proc.returncode is None:
+        if not self._ready:
+            # SIGINT during the agent's start-up would kill it: deliver it once it is ready.
+            self._interrupt_pending = True
+        elif self._proc is not None and self._proc.returncode is None:
             self._proc.send_signal(signal.SIGINT)
 
     async def kill(self) -> None:
@@ -238,6 +245,11 @@ class Interpreter:
             self._finish(JobResult(error=error))
         elif code == ord("F"):
             self._finish(JobResult(forced_exit=True))
+        elif code == ord("R"):
+            self._ready = True
+            if self._interrupt_pending:
+                self._interrupt_pending = False
+                self.interrupt()
         elif code == ord("H"):
             self._on_reset("hard")
         elif code == ord("S"):

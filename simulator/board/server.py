@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Host bytes a board holds while its program is busy (a UART ring buffer is smaller still).
 INPUT_BUFFER_MAX = 64 * 1024
+#: Console output queued for a host that does not read before the board drops it.
+OUTPUT_BUFFER_MAX = 1024 * 1024
 
 
 def parse_hostport(text: str, *, what: str = "address") -> tuple[str, int]:
@@ -76,6 +78,7 @@ class _HostLink(asyncio.Protocol):
     def __init__(self, board: VirtualBoard) -> None:
         self.board = board
         self.transport: asyncio.Transport | None = None
+        self.dropping = False
 
     def _quickack(self) -> None:
         # pyserial's socket:// leaves Nagle on: without quick ACKs every exchange waits ~40 ms.
@@ -101,8 +104,16 @@ class _HostLink(asyncio.Protocol):
         self.board._detach(self)
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() > OUTPUT_BUFFER_MAX:
+            # A host that stopped reading: drop output like a UART nobody listens to.
+            if not self.dropping:
+                log.warning("host is not reading the console; dropping output until it catches up")
+            self.dropping = True
+            return
+        self.dropping = False
+        self.transport.write(data)
 
 
 class _PtyConsole:
