@@ -1,0 +1,155 @@
+"""Whole runs on a folder lake: reconciliation, idempotence, atomicity, incremental = full, erase."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cloud_pipeline.catalog import table_frames
+from cloud_pipeline.config import PipelineOptions
+from cloud_pipeline.erase import erase_landing
+from cloud_pipeline.runner import run_pipeline
+from cloud_pipeline.store import STATE_KEY, PipelineStore
+from stedi.contract import TABLES, TABLES_BY_NAME
+from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
+
+OPTIONS = PipelineOptions(salt=SALT)
+ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
+
+
+def _snapshot(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    return {name: rows(frames[name]) for name in [*ZONE_TABLES, "quarantine"] if name != "quarantine"} | {
+        "quarantine": rows(frames["quarantine"], "table", "rule", "reason", "source_file", "line")
+    }
+
+
+def test_run_reconciles_and_is_idempotent(spark, lake_dir: Path) -> None:
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    recon = first.record["reconciliation"]
+    assert recon["customer_landing"] == {
+        "landing": 6, "trusted": 1, "superseded": 2, "excluded_no_consent": 2, "quarantined": 1,
+        "quarantined_by_rule": {"non_utf8": 0, "malformed_json": 1, "wrong_type": 0, "missing_required": 0},
+        "balanced": True,
+    }
+    assert {k: v for k, v in recon["accelerometer_landing"].items() if k != "quarantined_by_rule"} == {
+        "landing": 6, "trusted": 2, "duplicate": 1, "excluded_no_consent": 2, "quarantined": 1, "balanced": True,
+    }
+    assert recon["step_trainer_landing"]["excluded_unknown_customer"] == 1
+    assert recon["step_trainer_landing"]["quarantined_by_rule"]["missing_required"] == 1
+    assert first.balanced
+    assert first.tables == {
+        "customer_trusted": 1, "accelerometer_trusted": 2, "customer_curated": 1,
+        "step_trainer_trusted": 2, "machine_learning_curated": 2,
+    }
+    stored = json.loads((lake_dir / "_pipeline/runs" / f"{first.run_id}.json").read_text())
+    assert stored["reconciliation"] == recon
+
+    before = _snapshot(spark, lake_dir)
+    second = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert second.record["new_landing_files"] == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
+    assert _snapshot(spark, lake_dir) == before
+    # Old versions are gone: exactly one version folder per table, named by the pointer.
+    for name in ZONE_TABLES:
+        folder = lake_dir / TABLES_BY_NAME[name].folder
+        versions = [p.name for p in folder.iterdir() if p.name.startswith("v-")]
+        assert versions == [(folder / "_CURRENT").read_text().strip()]
+    emails = {r[1] for r in before["customer_trusted"]}
+    assert emails == {"ann@example.com"}
+
+
+def test_killed_run_leaves_previous_zone_intact(spark, lake_dir: Path) -> None:
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    before = _snapshot(spark, lake_dir)
+    state_before = (lake_dir / STATE_KEY).read_text()
+    # New data arrives, then the run dies after writing two of five tables.
+    write_jsonl(lake_dir, "customer/landing/c2.json", [customer("bob", "S-BOB", T0)])
+
+    def die(job: str) -> None:
+        if job == "accelerometer_landing_to_trusted":
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+    assert (lake_dir / STATE_KEY).read_text() == state_before
+    assert _snapshot(spark, lake_dir) == before
+    # The next run cleans the orphans and picks the new file up.
+    after = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert after.record["new_landing_files"]["customer"] == 1
+    assert after.tables["customer_trusted"] == 2
+    staging = [p.name for p in (lake_dir / "_pipeline/staging").iterdir()]
+    assert sorted(staging) == sorted(set(sum(json.loads((lake_dir / STATE_KEY).read_text())["staging"].values(), [])))
+
+
+def test_incremental_equals_full_and_withdrawal_removes_customer(spark, tmp_path: Path) -> None:
+    lake = tmp_path / "inc"
+    small_lake(lake)
+    run_pipeline(spark, str(lake), OPTIONS)
+    # A delivery of new files: bob consents, ann withdraws, new readings, a bad line.
+    write_jsonl(lake, "customer/landing/c2.json", [
+        customer("bob", "S-BOB", T0, updated=T0 + DAY), customer("ann", "S-ANN", None, updated=T0 + 2 * DAY),
+    ])
+    write_jsonl(lake, "accelerometer/landing/a2.json", [accel("bob", T0 + 5000, x=5.0), accel("ann", T0 + 5000), "{"])
+    write_jsonl(lake, "step_trainer/landing/s2.json", [step("S-BOB", T0 + 5000, 55), step("S-ANN", T0 + 5000, 66)])
+    incremental = run_pipeline(spark, str(lake), OPTIONS)
+    assert incremental.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
+    assert incremental.balanced
+
+    full_lake = tmp_path / "full"
+    shutil.copytree(lake, full_lake, ignore=shutil.ignore_patterns("_pipeline", "trusted", "curated"))
+    run_pipeline(spark, str(full_lake), PipelineOptions(salt=SALT, full_refresh=True))
+    inc, full = _snapshot(spark, lake), _snapshot(spark, full_lake)
+    assert {k: v for k, v in inc.items() if k != "quarantine"} == {k: v for k, v in full.items() if k != "quarantine"}
+    assert inc["quarantine"] == full["quarantine"]
+    trusted_emails = {r[1] for r in inc["customer_trusted"]}
+    assert trusted_emails == {"bob@example.com"}  # ann withdrew on the later record
+    assert {r[0] for r in inc["accelerometer_trusted"]} == {"bob@example.com"}
+    assert {r[1] for r in inc["step_trainer_trusted"]} == {"S-BOB"}
+
+
+def test_erase_removes_customer_from_every_zone(spark, lake_dir: Path) -> None:
+    small_lake(lake_dir)
+    write_jsonl(lake_dir, "accelerometer/landing/a3.json", ['{"user": "ann@example.com", "timestamp": ', accel("bob", 1)])
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    store = PipelineStore.open(str(lake_dir))
+    report = erase_landing(store, "ann@example.com", SALT)
+    # ann's 2 records, 3 readings + 1 bad line + 1 truncated line naming her; 2 steps + 1 bad line of her serial
+    assert report.lines_removed == {"customer": 2, "accelerometer": 5, "step_trainer": 3}
+    run_pipeline(spark, str(lake_dir), PipelineOptions(salt=SALT, full_refresh=True))
+    for path in lake_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl"):
+            assert b"ann@example.com" not in path.read_bytes(), path
+    frames = table_frames(spark, store)
+    for name, df in frames.items():
+        text = " ".join(str(r) for r in df.collect())
+        assert "ann@example.com" not in text and "S-ANN" not in text, name
+    assert frames["accelerometer_landing"].count() == 3  # bob's two lines and cat's stay
+
+
+def test_json_format_and_query_cli(spark, lake_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stedi.cli import app
+
+    small_lake(lake_dir)
+    result = CliRunner().invoke(app, ["pipeline", "run", "--lake", str(lake_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "machine_learning_curated" in result.output and "balanced" in result.output
+    ml_files = list((lake_dir / "step_trainer/curated").rglob("part-*.json"))
+    assert ml_files and all(json.loads(line)["customerKey"] for f in ml_files for line in f.read_text().splitlines())
+    sql = "SELECT serialNumber, count(*) AS n FROM machine_learning_curated GROUP BY serialNumber"
+    out = CliRunner().invoke(app, ["query", "--lake", str(lake_dir), sql, "--json"])
+    assert out.exit_code == 0, out.output
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [{"serialNumber": "S-ANN", "n": 2}]
+    out = CliRunner().invoke(app, ["query", "--lake", str(lake_dir), "--json",
+                                   "SELECT rule, count(*) AS n FROM quarantine GROUP BY rule ORDER BY rule"])
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [
+        {"rule": "malformed_json", "n": 1}, {"rule": "missing_required", "n": 1}, {"rule": "wrong_type", "n": 1},
+    ]
+    bad = CliRunner().invoke(app, ["query", "--lake", str(lake_dir), "SELECT * FROM no_such_table"])
+    assert bad.exit_code == 1 and "query failed" in bad.output
