@@ -41,7 +41,7 @@ class Board:
         self.wdt = wdt
         self.battery_adc = battery_adc
         self.battery_pct = 100
-        self.link = Peripheral(ble, config["serial"], FIRMWARE_VERSION, config["model"], MANUFACTURER)
+        self.link = Peripheral(ble, config["serial"], FIRMWARE_VERSION, config["model"], MANUFACTURER, self.on_link)
         self._send_flag = asyncio.ThreadSafeFlag()
         self._beats_seen = -1
         self.update_status()
@@ -77,6 +77,12 @@ class Board:
             self.malformed += 1
         self._send_flag.set()
         return ok
+
+    def on_link(self):
+        """Connect or disconnect (from the BLE IRQ, before any write of the new connection
+        is handled): a new connection gets everything unacknowledged again, after its TIME_SYNC."""
+        self.streaming = False
+        self.ring.rewind()
 
     # --- readings ------------------------------------------------------------
     def frame_limit(self):
@@ -154,13 +160,6 @@ class Board:
                 self.handle_control(data)
                 data = link.take_write()
 
-    async def link_task(self):
-        link = self.link
-        while True:
-            await link.link_flag.wait()
-            # a new connection gets everything unacknowledged again, after its TIME_SYNC
-            self.streaming = False
-            self.ring.rewind()
 
     async def readings_task(self):
         pace = self.config["pace_ms"]
@@ -199,7 +198,6 @@ class Board:
         tasks = [
             asyncio.create_task(self.sampler.run()),
             asyncio.create_task(self.control_task()),
-            asyncio.create_task(self.link_task()),
             asyncio.create_task(self.readings_task()),
             asyncio.create_task(self.status_task()),
         ]

@@ -26,8 +26,9 @@ _MAX_PENDING_WRITES = const(8)
 
 
 class Peripheral:
-    def __init__(self, ble, serial, firmware_version, model, manufacturer):
+    def __init__(self, ble, serial, firmware_version, model, manufacturer, on_link=None):
         self.ble = ble
+        self.on_link = on_link  # called in the IRQ on connect/disconnect: must be short
         self.name = p.device_name(serial)
         self.conn = None
         self.mtu = p.MTU_DEFAULT
@@ -35,7 +36,6 @@ class Peripheral:
         self.writes = []  # control writes waiting for the control task
         self.writes_lost = 0  # writes that found the queue full
         self.write_flag = asyncio.ThreadSafeFlag()
-        self.link_flag = asyncio.ThreadSafeFlag()  # connect or disconnect happened
         ble.active(True)
         ble.config(gap_name=self.name)
         ble.config(mtu=p.MTU_PREFERRED)
@@ -80,12 +80,14 @@ class Peripheral:
             self.conn = data[0]
             self.mtu = p.MTU_DEFAULT
             self.connections += 1
-            self.link_flag.set()
+            if self.on_link:
+                self.on_link()
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if data[0] == self.conn:
                 self.conn = None
             self.advertise()
-            self.link_flag.set()
+            if self.on_link:
+                self.on_link()
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
                 if len(self.writes) < _MAX_PENDING_WRITES:
