@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ class SimRig:
     radio_url: str
     serial: str
     board: object
+    radio: Any  # simulator.radio.server.RadioThread: set_faults(...), drop_links()
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def sim_rig(micropython: MicroPython, tmp_path: Path) -> Iterator[SimRig]:
         board = VirtualBoard(flash, micropython=micropython.binary, radio=radio.hostport, board_id="trainer-1",
                              heap=BOARD_HEAP).start()
         try:
-            yield SimRig(radio.url, SERIAL, board)
+            yield SimRig(radio.url, SERIAL, board, radio)
         finally:
             board.stop()
 

@@ -81,3 +81,25 @@ def test_board_to_landing_through_bleak_with_s3_and_mqtt(
     assert status["battery"] is not None and "spoolDepth" in status and "clockOffsetMs" in status
     assert "running" not in run.stdout  # --no-live: no status table
     assert "s3cret" not in run.stderr
+
+
+@pytest.mark.slow
+def test_lossy_radio_with_dropped_links_loses_and_duplicates_nothing(sim_rig: SimRig, tmp_path: Path) -> None:
+    """Lost notifications and acknowledgements make gaps (asked for again with RESUME) and
+    repeats (dropped); dropped links are reconnected.  Landing still holds every reading once."""
+    home, lake = tmp_path / "home", tmp_path / "lake"
+    write_config(home, scan_s=0.5, batch_age_s=2.0, accel="sim")
+    env = gateway_env(STEDI_HOME=str(home))
+    reg = stedi("gateway", "register", "--email", EMAIL, "--name", "Ann", "--phone", "1", "--birthday",
+                "1991-02-03", "--serial", sim_rig.serial, "--lake", str(lake), env=env)
+    assert reg.returncode == 0, reg.stderr
+    sim_rig.radio.set_faults(loss=0.2, disconnect_per_s=0.15)
+    run = stedi("gateway", "run", "--ble", sim_rig.radio_url, "--lake", str(lake), "--duration", "14",
+                "--no-live", env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seqs = sorted(r["seq"] for r in landing_lines(open_gateway_lake(str(lake)), "step_trainer"))
+    assert len(seqs) >= 60, run.stderr[-3000:]
+    assert seqs == list(range(len(seqs)))
+    status = json.loads((home / "status.json").read_text())
+    (board,) = status["boards"]
+    assert board["resumes"] > 1 and board["connects"] >= 1, board  # gaps were asked for again
