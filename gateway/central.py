@@ -218,6 +218,7 @@ class Central:
         await client.write_gatt_char(proto.CONTROL_UUID, proto.encode_time_sync(int(t0 * 1000)), response=True)
         state.sync_rtt_ms = (time.time() - t0) * 1000
         state._lateness.clear()
+        state.clock_offset_ms = None
         log.info("board %s: clock set (write took %.1f ms)", state.serial, state.sync_rtt_ms)
 
     async def _commit_frames(self, client: Any, state: BoardState, frames: asyncio.Queue[bytes]) -> None:
@@ -258,7 +259,11 @@ class Central:
                 continue  # not kept: not acknowledged, the board keeps it
             state.readings += result.accepted
             state.last_frame = time.monotonic()
+            first_estimate = state.clock_offset_ms is None
             self._note_lateness(state, received - readings[-1][1])
+            if first_estimate:
+                log.info("board %s: clock offset about %d ms (gateway clock minus the board's stamp of its "
+                         "freshest reading, batching delay included)", state.serial, state.clock_offset_ms)
             await client.write_gatt_char(proto.CONTROL_UUID, proto.encode_ack(result.acked_seq, boot), response=False)
 
     async def _board_dropped(self, client: Any, expected: int) -> bool:

@@ -133,7 +133,13 @@ def status(
     where = _home(home)
     if not (where / SPOOL_FILE).exists():
         _fail(f"no gateway spool in {where} (run `stedi gateway run --home {where}` or register a customer first)")
-    spool = Spool(where)
+    from gateway.config import ConfigError, load
+
+    try:
+        cap = load(where).spool_max_readings
+    except ConfigError:
+        cap = 1_000_000
+    spool = Spool(where, max_readings=cap)
     try:
         stats = spool.stats()
         marks = list(spool.watermarks())

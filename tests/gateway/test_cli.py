@@ -1,0 +1,57 @@
+"""`stedi gateway` command line: help, config file and flags, clear errors, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gateway.config import load
+from gateway.spool import Spool
+from stedi.cli import app
+from tests.gateway.util import rows
+
+runner = CliRunner()
+
+
+def test_help_explains_every_command() -> None:
+    out = runner.invoke(app, ["gateway", "--help"]).output
+    for command in ("run", "status", "register", "consent"):
+        assert command in out
+    run_help = runner.invoke(app, ["gateway", "run", "--help"]).output
+    for flag in ("--home", "--ble", "--lake", "--mqtt", "--accel", "--duration", "--batch-bytes", "--sse",
+                 "--hold-unconsented"):
+        assert flag in run_help
+
+
+def test_config_file_then_flags(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text('[gateway]\nbatch_age_s = 5\naccel = "sim"\nlake = "/data/lake"\n')
+    config = load(tmp_path, {"lake": "s3://b/p", "accel": None})
+    assert (config.batch_age_s, config.accel, config.lake) == (5, "sim", "s3://b/p")
+
+
+def test_bad_settings_stop_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text("[gateway]\nbatch_seconds = 5\n")
+    result = runner.invoke(app, ["gateway", "run", "--home", str(tmp_path), "--no-live"])
+    assert result.exit_code == 2 and "unknown keys batch_seconds" in result.output
+    (tmp_path / "gateway.toml").write_text('[gateway]\naccel = "sim"\n')
+    result = runner.invoke(app, ["gateway", "run", "--home", str(tmp_path), "--ble", "usb", "--no-live"])
+    assert result.exit_code == 2 and "--ble must be 'bleak' or 'sim://HOST:PORT'" in result.output
+    result = runner.invoke(app, ["gateway", "run", "--home", str(tmp_path), "--sse", "rot13", "--no-live"])
+    assert result.exit_code == 2 and "sse must be" in result.output
+
+
+def test_status_shows_spool_and_resume_points(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["gateway", "status", "--home", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no gateway spool" in result.output
+    spool = Spool(tmp_path, max_readings=1000)
+    spool.add_readings("board-7", 12, rows(0, 50))
+    spool.close()
+    result = runner.invoke(app, ["gateway", "status", "--home", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["spool_depth"] == 50
+    assert status["resume_points"] == [{"serial": "board-7", "boot": 12, "last_seq": 49}]
+    table = runner.invoke(app, ["gateway", "status", "--home", str(tmp_path)]).output
+    assert "spool_depth" in table and "board-7" in table
