@@ -1,0 +1,27 @@
+"""The default configuration fits a 96 KiB heap with at least 16 KiB free, after start and while
+streaming (built .mpy modules, as flashed; the recording bluetooth fake counts against the heap)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.firmware.helpers import run_board
+from tests.parts import MicroPython
+
+MIN_FREE = 16 * 1024
+
+
+def test_default_capacity_leaves_16k_free(micropython: MicroPython, built_dir: Path, tmp_path: Path) -> None:
+    config = json.loads((built_dir / "config.json").read_text())
+    assert "buffer_readings" not in config, "the shipped config.json must use the default capacity"
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(dict(config, serial="3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", batch_ms=500)))
+    out = run_board(micropython, f"import heap_probe\nheap_probe.main({str(cfg)!r}, 2500)\n", board=built_dir)
+    m = re.search(r"HEAP after_start (\d+) streaming_min (\d+) frames (\d+) readings (\d+) capacity (\d+)", out)
+    assert m, out
+    after_start, streaming_min, frames, readings, capacity = map(int, m.groups())
+    assert capacity == 3000
+    assert frames >= 3 and readings >= 40, out
+    assert after_start >= MIN_FREE and streaming_min >= MIN_FREE, out
