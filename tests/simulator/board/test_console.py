@@ -174,3 +174,19 @@ def test_mpremote_repl_through_the_pty(
         _, status = os.waitpid(pid, 0)
         os.close(terminal)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_ctrl_c_interrupts_code_sent_from_the_raw_repl(host: Host) -> None:
+    interrupt_main(host)
+    host.send(b"\x01")
+    host.until(b">")
+    host.send(b"while True:\n    pass\x04")
+    assert host.exactly(2) == b"OK"
+    time.sleep(0.2)  # it is spinning now
+    host.send(b"\x03")
+    assert host.until(b"\x04>") == (
+        b"\x04Traceback (most recent call last):\r\n"
+        b'  File "<stdin>", line 2, in <module>\r\nKeyboardInterrupt: \r\n\x04>'
+    )
+    host.send(b"print('still here')\x04")
+    assert host.until(b"\x04>") == b"OKstill here\r\n\x04\x04>"
