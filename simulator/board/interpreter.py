@@ -171,6 +171,10 @@ class Interpreter:
         )
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running_job(self) -> bool:
         return self._job is not None and not self._job.done()
 

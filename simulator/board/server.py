@@ -219,6 +219,11 @@ class VirtualBoard:
         return self._board_id or f"board-{self.port}"
 
     @property
+    def interpreter_pid(self) -> int | None:
+        """The process id of the MicroPython interpreter of this power cycle."""
+        return self._interp.pid if self._interp is not None else None
+
+    @property
     def url(self) -> str:
         """What to give ``mpremote connect``."""
         return f"socket://{self.host}:{self.port}"

@@ -81,6 +81,11 @@ def test_ctrl_c_interrupts_main_and_friendly_repl(host: Host) -> None:
         b'  File "<stdin>", line 1, in <module>\r\n'
         b"NameError: name 'xq' isn't defined\r\n>>> "
     )
+    # Paste mode (Ctrl-E): lines echo after "=== ", Ctrl-D runs them as a file.
+    host.send(b"\x05")
+    assert host.until(b"=== ") == b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
+    host.send(b"a = 2\rprint(a * 21)\r\x04")
+    assert host.until(b">>> ") == b"a = 2\r\n=== print(a * 21)\r\n=== \r\n42\r\n>>> "
     # main.py ran in the REPL's globals, as on a board.
     host.send(b"n > 0\r")
     assert host.until(b">>> ") == b"n > 0\r\nTrue\r\n>>> "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -149,3 +151,13 @@ def test_heap_cap(make_board: Callable[..., VirtualBoard], flash: Path) -> None:
     assert failed.returncode == 1 and "MemoryError" in failed.stdout
     big = make_board(flash, heap="256k")
     assert mpremote(big.url, "exec", "b = bytearray(120000); print(len(b))").stdout == "120000\r\n"
+
+
+def test_board_recovers_when_its_interpreter_dies(board: VirtualBoard, flash: Path) -> None:
+    wait_for(lambda: board.state == "main.py")
+    pid = board.interpreter_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # like a hard fault: the board resets itself
+    wait_for(lambda: board.resets["hard"] == 2 and board.state == "main.py")
+    assert board.interpreter_pid != pid
+    assert mpremote(board.url, "exec", "print('back')").stdout == "back\r\n"
