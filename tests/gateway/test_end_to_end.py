@@ -100,6 +100,8 @@ def test_lossy_radio_with_dropped_links_loses_and_duplicates_nothing(sim_rig: Si
     seqs = sorted(r["seq"] for r in landing_lines(open_gateway_lake(str(lake)), "step_trainer"))
     assert len(seqs) >= 60, run.stderr[-3000:]
     assert seqs == list(range(len(seqs)))
+    stats = sim_rig.radio.status()["stats"]
+    assert stats["lost"] > 0, stats  # the faults really happened
     status = json.loads((home / "status.json").read_text())
     (board,) = status["boards"]
-    assert board["resumes"] > 1 and board["connects"] >= 1, board  # gaps were asked for again
+    assert board["resumes"] >= 1, board  # after a reconnect or a gap the board was asked to resume
