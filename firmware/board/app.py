@@ -24,12 +24,17 @@ def new_boot_id():
 
 
 class Board:
-    def __init__(self, config, ble, sensor, wdt=None, battery_adc=None):
+    def __init__(self, config, ble, sensor, wdt=None, battery_adc=None, ring=None):
+        # The ring is the one big block: main.py allocates it before importing this module,
+        # while the heap is still in one piece; otherwise allocate it first thing here.
+        if ring is None:
+            gc.collect()
+            ring = ReadingRing(config["buffer_readings"])
+        self.ring = ring
         self.config = config
         self.boot_id = new_boot_id()
         self.version = p.parse_version(FIRMWARE_VERSION)
         self.clock = Clock()
-        self.ring = ReadingRing(config["buffer_readings"])
         self.sampler = Sampler(sensor, self.ring, config["rate_hz"])
         self.encoder = p.BatchEncoder(p.readings_per_frame(p.MTU_PREFERRED))
         self.status_buf = bytearray(p.STATUS_SIZE)
@@ -212,32 +217,39 @@ class Board:
                 t.cancel()
 
 
-def start(config_path="config.json"):
-    """Build the board from config.json and the real (or shimmed) machine and bluetooth."""
+def start(config_path="config.json", config=None, ring=None):
+    """Build the board from config.json (or an already loaded config) and the real (or
+    shimmed) machine and bluetooth."""
     import sys
 
     import bluetooth
     import machine
 
-    import config as board_config
     from sensors import make_sensor
 
-    config = board_config.load(config_path)
-    del board_config
-    sys.modules.pop("config", None)  # its defaults table is not needed after loading: free it
+    if config is None:
+        import config as board_config
+
+        config = board_config.load(config_path)
+        del board_config
+        sys.modules.pop("config", None)  # its defaults table is not needed after loading: free it
+        gc.collect()
+    gc.collect()
+    sensor = make_sensor(config)
+    gc.collect()
     wdt = None
     if config["watchdog_ms"] and hasattr(machine, "WDT"):
         wdt = machine.WDT(timeout=config["watchdog_ms"])
     adc = None
     if config["battery_adc_pin"] is not None:
         adc = machine.ADC(machine.Pin(config["battery_adc_pin"]))
-    board = Board(config, bluetooth.BLE(), make_sensor(config), wdt, adc)
+    board = Board(config, bluetooth.BLE(), sensor, wdt, adc, ring)
     print("STEDI %s boot %d serial %s sensor %s rate %d Hz buffer %d" % (
         FIRMWARE_VERSION, board.boot_id, config["serial"], config["sensor"], config["rate_hz"],
         config["buffer_readings"]))
     return board
 
 
-def main():
-    board = start()
+def main(config=None, ring=None):
+    board = start(config=config, ring=ring)
     asyncio.run(board.run())

@@ -1,4 +1,17 @@
 # Runs at every boot after boot.py: start the STEDI board (see app.py).
-import app
+# The ring buffer is the one large block: allocate it before importing the rest,
+# while the heap is in one piece (a 96 KiB heap fragments easily).
+import gc
+import sys
 
-app.main()
+import config
+import ringbuf
+
+cfg = config.load()
+del sys.modules["config"]  # the defaults table is not needed any more
+gc.collect()
+ring = ringbuf.ReadingRing(cfg["buffer_readings"])
+
+import app  # noqa: E402
+
+app.main(cfg, ring)

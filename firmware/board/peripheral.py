@@ -5,7 +5,7 @@
 import bluetooth
 from micropython import const
 
-import asyncio
+from asyncio import ThreadSafeFlag  # loads asyncio's event module now, not mid-start-up
 import stedi_protocol as p
 
 # IRQ event codes (MicroPython docs, bluetooth module)
@@ -35,7 +35,7 @@ class Peripheral:
         self.connections = 0
         self.writes = []  # control writes waiting for the control task
         self.writes_lost = 0  # writes that found the queue full
-        self.write_flag = asyncio.ThreadSafeFlag()
+        self.write_flag = ThreadSafeFlag()
         ble.active(True)
         ble.config(gap_name=self.name)
         ble.config(mtu=p.MTU_PREFERRED)

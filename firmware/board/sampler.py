@@ -6,6 +6,7 @@
 import time
 
 import asyncio
+from asyncio import ThreadSafeFlag  # loads asyncio's event module now, not mid-start-up
 
 from clock import now_ticks
 
@@ -19,7 +20,7 @@ class Sampler:
         self.errors = 0  # sensor errors/timeouts (they take no sequence number)
         self.missed = 0  # schedule slots skipped because the loop was late
         self.max_late_us = 0
-        self._wake = asyncio.ThreadSafeFlag()
+        self._wake = ThreadSafeFlag()
         self.set_rate(rate_hz)
 
     def set_rate(self, hz):
