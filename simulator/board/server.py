@@ -258,6 +258,8 @@ class VirtualBoard:
         try:
             asyncio.run(self.serve())
         except BaseException as e:  # noqa: BLE001 - handed to start() in the caller's thread
+            if self._started.is_set():
+                log.exception("virtual board %s stopped on an error", self.board_id)
             self._start_error = e
             self._started.set()
 
