@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import queue
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,6 +20,7 @@ from simulator import physics
 from stedi.contract import CUSTOMER_LANDING, STEP_TRAINER_LANDING
 from tests.gateway.simboard import SimRig, gateway_env, stedi, write_config
 from tests.gateway.util import landing_lines
+from tests.parts import REPO
 
 EMAIL = "ann@example.com"
 
@@ -93,15 +97,36 @@ def test_lossy_radio_with_dropped_links_loses_and_duplicates_nothing(sim_rig: Si
     reg = stedi("gateway", "register", "--email", EMAIL, "--name", "Ann", "--phone", "1", "--birthday",
                 "1991-02-03", "--serial", sim_rig.serial, "--lake", str(lake), env=env)
     assert reg.returncode == 0, reg.stderr
-    sim_rig.radio.set_faults(loss=0.2, disconnect_per_s=0.15)
-    run = stedi("gateway", "run", "--ble", sim_rig.radio_url, "--lake", str(lake), "--duration", "14",
-                "--no-live", env=env, timeout=120)
-    assert run.returncode == 0, run.stderr[-3000:]
+    sim_rig.radio.set_faults(loss=0.2, disconnect_per_s=0.1)
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as err:
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", sim_rig.radio_url, "--lake", str(lake),
+             "--duration", "14", "--no-live"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 30
+            while not _streaming(home, gw.pid):
+                assert time.monotonic() < deadline and gw.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.1)
+            sim_rig.radio.drop_links()  # and at least one link drop for certain
+            assert gw.wait(120) == 0, log.read_text()[-3000:]
+        finally:
+            if gw.poll() is None:
+                gw.kill()
+                gw.wait()
     seqs = sorted(r["seq"] for r in landing_lines(open_gateway_lake(str(lake)), "step_trainer"))
-    assert len(seqs) >= 60, run.stderr[-3000:]
+    assert len(seqs) >= 60, log.read_text()[-3000:]
     assert seqs == list(range(len(seqs)))
     stats = sim_rig.radio.status()["stats"]
     assert stats["lost"] > 0, stats  # the faults really happened
     status = json.loads((home / "status.json").read_text())
     (board,) = status["boards"]
-    assert board["resumes"] >= 1, board  # after a reconnect or a gap the board was asked to resume
+    assert board["connects"] >= 2 and board["resumes"] >= 1, board  # reconnected and resumed
+
+
+def _streaming(home: Path, pid: int) -> bool:
+    try:
+        status = json.loads((home / "status.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return status.get("pid") == pid and status.get("readings", 0) > 0
