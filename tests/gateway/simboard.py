@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,19 @@ BOARD_HEAP = "256k"
 @dataclass
 class SimRig:
     radio_url: str
-    serial: str
-    board: object
+    serial: str  # the first board's serial
+    board: Any  # the first board (simulator.board.server.VirtualBoard)
     radio: Any  # simulator.radio.server.RadioThread: set_faults(...), drop_links()
+    add_board: Callable[[str], Any]  # start another board with this serial on the same radio
+
+
+def _flash(path: Path, serial: str) -> Path:
+    shutil.copytree(FIRMWARE, path, ignore=shutil.ignore_patterns("__pycache__"))
+    (path / "__init__.py").unlink(missing_ok=True)  # the package marker is for CPython only
+    config = json.loads((path / "config.json").read_text())
+    config["serial"] = serial
+    (path / "config.json").write_text(json.dumps(config))
+    return path
 
 
 @pytest.fixture
@@ -40,19 +50,22 @@ def sim_rig(micropython: MicroPython, tmp_path: Path) -> Iterator[SimRig]:
     from simulator.board.server import VirtualBoard
     from simulator.radio.server import RadioThread
 
-    flash = tmp_path / "flash"
-    shutil.copytree(FIRMWARE, flash, ignore=shutil.ignore_patterns("__pycache__"))
-    (flash / "__init__.py").unlink(missing_ok=True)  # the package marker is for CPython only
-    config = json.loads((flash / "config.json").read_text())
-    config["serial"] = SERIAL
-    (flash / "config.json").write_text(json.dumps(config))
+    boards: list[Any] = []
     with RadioThread(seed=5) as radio:
-        board = VirtualBoard(flash, micropython=micropython.binary, radio=radio.hostport, board_id="trainer-1",
-                             heap=BOARD_HEAP).start()
+
+        def add_board(serial: str) -> Any:
+            n = len(boards) + 1
+            board = VirtualBoard(_flash(tmp_path / f"flash-{n}", serial), micropython=micropython.binary,
+                                 radio=radio.hostport, board_id=f"trainer-{n}", heap=BOARD_HEAP)
+            boards.append(board.start())
+            return board
+
         try:
-            yield SimRig(radio.url, SERIAL, board, radio)
+            first = add_board(SERIAL)
+            yield SimRig(radio.url, SERIAL, first, radio, add_board)
         finally:
-            board.stop()
+            for board in boards:
+                board.stop()
 
 
 def stedi(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,8 @@ from tests.gateway.util import landing_lines
 from tests.parts import REPO
 
 EMAIL = "ann@example.com"
+SECOND = "9b1d2c3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"
+STRANGER = "00000000-dead-4bee-8f00-123456789abc"
 
 
 @pytest.mark.slow
@@ -33,10 +35,14 @@ def test_board_to_landing_through_bleak_with_s3_and_mqtt(
     lake_url = f"s3://{s3_bucket}/lake"
     write_config(home, scan_s=1.0, batch_age_s=2.0, status_s=1.0, accel="sim", gzip=True)
     env = gateway_env(STEDI_HOME=str(home))
+    sim_rig.add_board(SECOND)  # a second customer's board, served at the same time
+    sim_rig.add_board(STRANGER)  # a board of nobody registered: not served
     for args in (
         ["register", "--email", EMAIL, "--name", "Ann Example", "--phone", "555-0100", "--birthday", "1991-02-03",
          "--serial", sim_rig.serial, "--lake", lake_url],
         ["consent", "grant", "research", "--email", EMAIL, "--lake", lake_url],
+        ["register", "--email", "bo@example.com", "--name", "Bo", "--phone", "555-0101", "--birthday", "1985-06-07",
+         "--serial", SECOND, "--lake", lake_url],
     ):
         done = stedi("gateway", *args, env=env)
         assert done.returncode == 0, done.stderr
@@ -60,27 +66,33 @@ def test_board_to_landing_through_bleak_with_s3_and_mqtt(
     steps = landing_lines(lake, "step_trainer")
     accel = landing_lines(lake, "accelerometer")
     customers = landing_lines(lake, "customer")
-    assert len(steps) >= 60, run.stderr[-3000:]  # ~20 Hz for several seconds
-    seqs = [r["seq"] for r in steps]
-    assert sorted(seqs) == list(range(len(seqs)))  # from the board's first reading, none lost, none twice
-    assert all(tuple(r) == STEP_TRAINER_LANDING.field_names and r["serialNumber"] == sim_rig.serial for r in steps)
+    assert {r["serialNumber"] for r in steps} == {sim_rig.serial, SECOND}  # the stranger's board is not served
+    assert all(tuple(r) == STEP_TRAINER_LANDING.field_names for r in steps)
     by_time = {(a["user"], a["timestamp"]): a for a in accel}
     assert len(accel) == len(steps)
-    seed = physics.seed_for_serial(sim_rig.serial)
-    for r in steps:
-        a = by_time[(EMAIL, r["sensorReadingTime"])]  # the same customer, the same timestamp
-        assert (a["x"], a["y"], a["z"]) == physics.accel_g(seed, r["sensorReadingTime"])
-    latest = max(customers, key=lambda c: c["lastUpdateDate"])
+    for serial, email in ((sim_rig.serial, EMAIL), (SECOND, "bo@example.com")):
+        mine = [r for r in steps if r["serialNumber"] == serial]
+        assert len(mine) >= 60, run.stderr[-3000:]  # ~20 Hz for several seconds
+        seqs = sorted(r["seq"] for r in mine)
+        assert seqs == list(range(len(seqs)))  # from the board's first reading, none lost, none twice
+        seed = physics.seed_for_serial(serial)
+        for r in mine:
+            a = by_time[(email, r["sensorReadingTime"])]  # the same customer, the same timestamp
+            assert (a["x"], a["y"], a["z"]) == physics.accel_g(seed, r["sensorReadingTime"])
+    ann = [c for c in customers if c["email"] == EMAIL]
+    latest = max(ann, key=lambda c: c["lastUpdateDate"])
     assert tuple(latest) == CUSTOMER_LANDING.field_names
     assert latest["serialNumber"] == sim_rig.serial and latest["shareWithResearchAsOfDate"] is not None
-    assert latest["shareWithPublicAsOfDate"] is None and len(customers) == 2
+    assert latest["shareWithPublicAsOfDate"] is None and len(ann) == 2
+    assert "belongs to no registered customer" in run.stderr
 
     topics: dict[str, list[dict[str, object]]] = {}
     while not messages.empty():
         topic, payload = messages.get()
         topics.setdefault(topic, []).append(payload)
     published = [row for m in topics[f"stedi/{sim_rig.serial}/readings"] for row in m["readings"]]  # type: ignore[union-attr]
-    assert {row[0] for row in published} <= set(seqs) and len(published) >= len(seqs) // 2
+    ann_seqs = {r["seq"] for r in steps if r["serialNumber"] == sim_rig.serial}
+    assert {row[0] for row in published} <= ann_seqs and len(published) >= len(ann_seqs) // 2
     status = topics[f"stedi/{sim_rig.serial}/status"][-1]
     assert status["battery"] is not None and "spoolDepth" in status and "clockOffsetMs" in status
     assert "running" not in run.stdout  # --no-live: no status table
