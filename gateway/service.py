@@ -72,6 +72,7 @@ class Gateway:
         self.flush = asyncio.Event()
         self.abort = asyncio.Event()
         self.started = time.monotonic()
+        self._rate_window: list[tuple[float, int]] = []
         self.phase = "starting"
         self.error: str | None = None
 
@@ -104,7 +105,13 @@ class Gateway:
 
     def snapshot(self) -> dict[str, Any]:
         stats = self.spool.stats()
-        elapsed = max(1e-6, time.monotonic() - self.started)
+        now = time.monotonic()
+        count = self.ingest.counters.readings
+        self._rate_window.append((now, count))
+        while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 5.0:
+            self._rate_window.pop(0)
+        t0, c0 = self._rate_window[0]
+        rate = (count - c0) / (now - t0) if now > t0 else 0.0  # readings/s over the last ~5 s
         last = stats.last_upload_ms
         return {
             "gateway": self.id,
@@ -114,7 +121,7 @@ class Gateway:
             "lake": self.lake.url,
             "ble": self.config.ble,
             "readings": self.ingest.counters.readings,
-            "readings_per_s": round(self.ingest.counters.readings / elapsed, 1),
+            "readings_per_s": round(rate, 1),
             "duplicates": self.ingest.counters.duplicates,
             "held": stats.held,
             "spool_depth": stats.pending,
@@ -199,6 +206,8 @@ class Gateway:
             self.phase = "stopped"
             with contextlib.suppress(OSError):
                 self.write_status()
+            if on_tick is not None:
+                on_tick(self)
             if self.telemetry is not None:
                 self.telemetry.stop()
             self.accel.close()
