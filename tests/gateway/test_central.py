@@ -76,3 +76,31 @@ def test_frames_are_committed_acknowledged_and_checked(tmp_path: Path) -> None:
     ]
     assert state.gaps == 1 and state.readings == 25 and state.duplicates == 10
     assert spool.watermark(SERIAL, BOOT) == 44 and spool.pending == 25
+
+
+def test_full_spool_stops_acknowledging_and_asks_again_once_there_is_room(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_readings=15)
+    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
+    replay = tmp_path / "a.jsonl"
+    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
+    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
+    state = BoardState(SERIAL, "AA", boot_id=BOOT)
+    link = FakeLink()
+    link.status = {"next_seq": 40, "fill": 40}  # the board still holds everything not acknowledged
+
+    async def scenario() -> None:
+        frames: asyncio.Queue[bytes] = asyncio.Queue()
+        task = asyncio.create_task(central._commit_frames(link, state, frames))
+        await frames.put(frame(0, 10))
+        await frames.put(frame(10, 10))  # would exceed the cap: refused, not acknowledged
+        await frames.put(frame(20, 10))  # a gap now: asked for again from 10
+        await asyncio.sleep(0.2)
+        (batch,) = spool.cut_batches(max_count=100, max_age_s=0, force=True)
+        spool.batch_uploaded(batch, objects=2)  # the uploader made room
+        await frames.put(frame(10, 10))  # the board sends 10.. again after the RESUME
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert link.writes == [(proto.OP_ACK, 9, BOOT), (proto.OP_RESUME, 10, BOOT), (proto.OP_ACK, 19, BOOT)]
+    assert spool.watermark(SERIAL, BOOT) == 19 and central.ingest.counters.refused_frames == 1
