@@ -21,23 +21,35 @@ def radio(
     out_of_range: list[str] | None = typer.Option(  # noqa: B008 - typer reads options from defaults
         None, "--out-of-range", help="Board id or address nobody can hear (repeatable)."
     ),
+    send: list[str] | None = typer.Option(  # noqa: B008 - typer reads options from defaults
+        None,
+        "--send",
+        help=(
+            "Do not start a radio: send this control frame to the radio at --listen and print its "
+            'answer (repeatable), e.g. --send \'{"t":"faults","loss":0.2}\' or --send \'{"t":"status"}\'.'
+        ),
+    ),
 ) -> None:
     """Run the virtual BLE radio: the shared air between virtual boards and gateways.
 
     Boards reach it through their `bluetooth` shim (env STEDI_RADIO=HOST:PORT, set by
     `stedi sim board --radio`); gateways through the bleak backend (`--ble sim://HOST:PORT`).
     Faults can also be changed while it runs with a control frame, for example
-    `echo '{"t":"faults","loss":0.2}' | nc -q1 127.0.0.1 9000` (see docs/simulator-radio.md).
-    Stop it with Ctrl-C.
+    `stedi sim radio --listen 127.0.0.1:9000 --send '{"t":"faults","loss":0.2}'`
+    (frames in docs/simulator-radio.md).  Stop it with Ctrl-C or SIGTERM.
     """
     import asyncio
     import logging
+    import signal
 
     from simulator.radio.faults import Faults
     from simulator.radio.protocol import parse_hostport
     from simulator.radio.server import Radio
 
     host, port = parse_hostport(listen)
+    if send:
+        _send_control(host, port, send)
+        return
     try:
         faults = Faults()
         faults.update(
@@ -56,8 +68,10 @@ def radio(
     async def run() -> None:
         await the_radio.start()
         typer.echo(f"radio listening on sim://{host}:{the_radio.port}", err=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await the_radio.close()
 
@@ -65,3 +79,24 @@ def radio(
         asyncio.run(run())
     except KeyboardInterrupt:
         logging.getLogger(__name__).info("radio stopped")
+
+
+def _send_control(host: str, port: int, frames: list[str]) -> None:
+    import json
+    import socket
+
+    for text in frames:
+        try:
+            frame = json.loads(text)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--send needs a JSON object: {exc}") from exc
+        try:
+            with socket.create_connection((host, port), timeout=5) as conn:
+                conn.sendall(json.dumps(frame).encode() + b"\n")
+                answer = conn.makefile("rb").readline()
+        except OSError as exc:
+            typer.echo(f"no radio at {host}:{port}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(answer.decode().strip())
+        if b'"t":"error"' in answer.replace(b" ", b""):
+            raise typer.Exit(1)

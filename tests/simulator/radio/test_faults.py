@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -171,6 +172,15 @@ def test_cli_radio_with_flags_and_control_frames() -> None:
         assert changed["faults"]["out_of_range"] == ["board-9"]  # type: ignore[index]
         assert _control(port, {"t": "faults", "loss": 7})["t"] == "error"
         assert _control(port, {"t": "nonsense"})["t"] == "error"
+        sent = subprocess.run(
+            [*stedi, "sim", "radio", "--listen", f"127.0.0.1:{port}", "--send", '{"t":"drop"}', "--send", '{"t":"status"}'],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+        drop, status = (json.loads(line) for line in sent.stdout.splitlines())
+        assert drop == {"t": "drop_ok", "dropped": 0} and status["faults"]["latency_ms"] == 20.0
     finally:
         server.stop()
-    assert server.proc.returncode is not None  # Ctrl-C / SIGTERM ends it
+    assert server.proc.returncode == 0  # SIGTERM closes the radio cleanly
