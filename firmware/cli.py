@@ -1,5 +1,148 @@
-"""`stedi firmware` commands."""
+"""`stedi firmware` commands: build, flash, info."""
 
-from stedi.unbuilt import unbuilt_group
+from __future__ import annotations
 
-app = unbuilt_group("Firmware commands", 3)
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stedi.settings import DEFAULT_SAMPLE_RATE_HZ
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Build, flash and inspect the MicroPython board firmware (BLE protocol: docs/ble-protocol.md).",
+)
+
+PortOption = Annotated[
+    str,
+    typer.Option(
+        "--port", "-p",
+        help="Where mpremote finds the board: /dev/ttyUSB0, COM3, socket://127.0.0.1:7001 (a virtual board), id:...",
+    ),
+]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the built firmware (created).")] = Path(
+        "build/firmware"
+    ),
+) -> None:
+    """Precompile the board modules to .mpy with mpy-cross.
+
+    boot.py, main.py and config.json stay source; every other module under firmware/board
+    becomes a .mpy file.  The .mpy version is printed: the board's sys.implementation._mpy
+    must match it (`stedi firmware flash` checks that first).
+    """
+    from rich.progress import Progress
+
+    from firmware.build import FirmwareError, board_modules
+    from firmware.build import build as do_build
+
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("mpy-cross", total=len(board_modules()))
+            result = do_build(out, progress=lambda _name: progress.advance(task))
+    except FirmwareError as e:
+        _fail(str(e))
+        return
+    typer.echo(f"built {len(result.compiled)} .mpy modules (mpy {result.mpy}) and "
+               f"{len(result.copied)} source files in {out}")
+
+
+@app.command()
+def flash(
+    port: PortOption,
+    serial: Annotated[str, typer.Option("--serial", "-s", help="The step trainer's serial number (a UUID).")],
+    sensor: Annotated[
+        str, typer.Option("--sensor", help="Distance sensor: hcsr04, vl53l0x or sim (synthetic, no hardware).")
+    ] = "sim",
+    rate: Annotated[int, typer.Option("--rate", help="Sampling rate in Hz (1..50).", min=1, max=50)] = (
+        DEFAULT_SAMPLE_RATE_HZ
+    ),
+    buffer: Annotated[
+        int | None, typer.Option("--buffer", help="Ring buffer capacity in readings (6 bytes each). Default 3000.")
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset/--no-reset", help="Reset the board afterwards.")] = True,
+) -> None:
+    """Build the firmware and deploy it to a board with mpremote.
+
+    Checks the board's sys.implementation._mpy against mpy-cross first (a clear error instead
+    of "incompatible .mpy file" at boot), copies only files that changed (mpremote compares
+    sha256), writes config.json with the serial number, sensor and rate, then resets the board.
+    """
+    from rich.console import Console
+
+    from firmware.build import FirmwareError
+    from firmware.build import build as do_build
+    from firmware.deploy import SENSORS, make_config
+    from firmware.deploy import flash as do_flash
+
+    if sensor not in SENSORS:
+        _fail(f"--sensor must be one of {', '.join(SENSORS)}; got {sensor!r}")
+    console = Console(stderr=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="stedi-firmware-") as tmp:
+            with console.status("building with mpy-cross"):
+                built = do_build(Path(tmp) / "build")
+            template = json.loads((built.out / "config.json").read_text())
+            config = make_config(template, serial, sensor, rate, buffer)
+            with console.status(f"flashing {port} with mpremote"):
+                report = do_flash(port, built, config, reset=reset)
+    except FirmwareError as e:
+        _fail(str(e))
+        return
+    typer.echo(f"flashed {port}: {len(report.copied)} copied, {len(report.up_to_date)} up to date "
+               f"(mpy {report.board_mpy}); serial {config['serial']}, sensor {config['sensor']}, "
+               f"{config['rate_hz']} Hz" + ("; board reset" if reset else ""))
+    for name in report.copied:
+        typer.echo(f"  copied {name}")
+
+
+@app.command()
+def info(
+    port: PortOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False,
+    reset: Annotated[bool, typer.Option("--reset/--no-reset", help="Restart the firmware afterwards.")] = False,
+) -> None:
+    """Firmware version, config and free heap of a board.
+
+    Connecting interrupts the running firmware (mpremote soft-resets into the raw REPL), so the
+    free heap is that of an idle interpreter; --reset starts the firmware again afterwards.
+    """
+    from firmware.build import FirmwareError
+    from firmware.deploy import info as do_info
+
+    try:
+        data = do_info(port, reset=reset)
+    except FirmwareError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        typer.echo(json.dumps(data, indent=1, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"board on {port}", show_header=False)
+    table.add_row("firmware", str(data.get("firmware") or "not installed"))
+    table.add_row("MicroPython", f"{data.get('micropython')} ({data.get('platform')}), mpy {data.get('mpy')}")
+    table.add_row("free heap", f"{data.get('mem_free')} bytes ({data.get('mem_alloc')} allocated)")
+    config = data.get("config")
+    if config is None:
+        table.add_row("config.json", f"missing or unreadable {data.get('config_error', '')}")
+    else:
+        for key in sorted(config):
+            table.add_row(f"config {key}", json.dumps(config[key]))
+    Console().print(table)

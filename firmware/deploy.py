@@ -1,0 +1,176 @@
+"""Deploying to a board with mpremote: the .mpy compatibility check, flash, info.
+
+Each step is one ``mpremote connect PORT ...`` subprocess (any port mpremote accepts: a serial
+device, ``socket://HOST:PORT`` for a virtual board, ``id:...``).  mpremote's ``fs cp`` compares
+sha256 hashes with the board and skips files that are "Up to date", so a re-flash copies only
+what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware.build import BuildResult, FirmwareError, check_compatible
+
+log = logging.getLogger(__name__)
+
+SENSORS = ("hcsr04", "vl53l0x", "sim")
+#: A silent device hangs mpremote (no read timeout on sockets): never wait for ever.
+MPREMOTE_TIMEOUT_S = 180.0
+_MARK = "STEDI-INFO "
+
+_PROBE = "import sys\nprint('STEDI-MPY', getattr(sys.implementation, '_mpy', None))\n"
+
+_INFO = r"""
+import sys, gc, json
+gc.collect()
+info = {"mpy": getattr(sys.implementation, "_mpy", None), "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
+        "platform": sys.platform, "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc()}
+try:
+    import version
+    info["firmware"] = version.FIRMWARE_VERSION
+    info["model"] = version.MODEL
+except ImportError:
+    info["firmware"] = None
+try:
+    with open("config.json") as f:
+        info["config"] = json.load(f)
+except (OSError, ValueError) as e:
+    info["config"] = None
+    info["config_error"] = repr(e)
+print("STEDI-INFO " + json.dumps(info))
+"""
+
+
+def mpremote_binary() -> str:
+    beside = Path(sys.executable).parent / "mpremote"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mpremote")
+    if found is None:
+        raise FirmwareError("mpremote not found: pip install mpremote")
+    return found
+
+
+def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
+    """Run ``mpremote connect PORT args...``; stdout, or FirmwareError with mpremote's message."""
+    argv = [mpremote_binary(), "connect", port, *args]
+    log.debug("running %s", " ".join(argv))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"mpremote got no answer from {port} within {timeout:.0f} s (is the board there?)") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip() or proc.stdout.strip())[-800:]
+        raise FirmwareError(f"mpremote failed on {port} (exit {proc.returncode}): {detail}")
+    return proc.stdout
+
+
+def board_mpy(port: str) -> int | None:
+    """The board's ``sys.implementation._mpy`` (None if it has none)."""
+    out = mpremote(port, "exec", _PROBE)
+    for line in out.splitlines():
+        if line.startswith("STEDI-MPY "):
+            value = line.split(" ", 1)[1].strip()
+            return None if value == "None" else int(value)
+    raise FirmwareError(f"unexpected answer from {port} to the .mpy probe: {out.strip()[-300:]!r}")
+
+
+def make_config(template: dict[str, Any], serial: str, sensor: str | None, rate_hz: int | None,
+                buffer_readings: int | None = None) -> dict[str, Any]:
+    """The board's config.json: the shipped template plus this board's settings, checked."""
+    try:
+        serial = str(uuid.UUID(serial))
+    except ValueError:
+        raise FirmwareError(f"--serial must be the step trainer's serial number, a UUID; got {serial!r}") from None
+    config = dict(template, serial=serial)
+    if sensor is not None:
+        if sensor not in SENSORS:
+            raise FirmwareError(f"--sensor must be one of {', '.join(SENSORS)}; got {sensor!r}")
+        config["sensor"] = sensor
+    if rate_hz is not None:
+        if not 1 <= rate_hz <= 50:
+            raise FirmwareError(f"--rate must be 1..50 Hz; got {rate_hz}")
+        config["rate_hz"] = rate_hz
+    if buffer_readings is not None:
+        if buffer_readings < 16:
+            raise FirmwareError(f"--buffer must hold at least 16 readings; got {buffer_readings}")
+        config["buffer_readings"] = buffer_readings
+    return config
+
+
+@dataclass
+class FlashReport:
+    port: str
+    board_mpy: int
+    copied: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _prepare_script(build: BuildResult) -> str:
+    # A leftover X.py on the board would shadow the new X.mpy (MicroPython tries .py first).
+    shadowing = sorted(str(p.relative_to(build.out).with_suffix(".py")) for p in build.compiled)
+    folders = sorted({str(p.relative_to(build.out).parent) for p in build.files} - {"."})
+    return (
+        "import os\n"
+        f"for d in {folders!r}:\n"
+        "    try:\n        os.mkdir(d)\n    except OSError:\n        pass\n"
+        f"for f in {shadowing!r}:\n"
+        "    try:\n        os.remove(f)\n    except OSError:\n        pass\n"
+    )
+
+
+def _board_path(text: str) -> str:
+    """'./app.mpy', '/app.mpy', 'sensors//sim.mpy' -> 'app.mpy', 'sensors/sim.mpy'."""
+    parts = [p for p in text.strip().split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+
+def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool = True) -> FlashReport:
+    """Check the board can load the build, copy what changed, write config.json, reset."""
+    mpy = board_mpy(port)
+    check_compatible(mpy, build.mpy)
+    assert mpy is not None
+    (build.out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    by_folder: dict[str, list[Path]] = {}
+    for path in build.files:
+        by_folder.setdefault(str(path.relative_to(build.out).parent), []).append(path)
+    args: list[str] = ["exec", _prepare_script(build)]
+    for folder, paths in sorted(by_folder.items()):
+        dest = ":" if folder == "." else f":{folder}/"
+        args += ["+", "fs", "cp", *(str(p) for p in paths), dest]
+    if reset:
+        args += ["+", "reset"]
+    out = mpremote(port, *args)
+    report = FlashReport(port=port, board_mpy=mpy, config=config)
+    up = {_board_path(line.split(":", 1)[1]) for line in out.splitlines() if line.startswith("Up to date:")}
+    for path in build.files:
+        rel = str(path.relative_to(build.out))
+        (report.up_to_date if rel in up else report.copied).append(rel)
+    log.info("flashed %s: %d files copied, %d up to date, serial %s, sensor %s, %s Hz%s",
+             port, len(report.copied), len(report.up_to_date), config["serial"], config.get("sensor"),
+             config.get("rate_hz"), ", board reset" if reset else "")
+    return report
+
+
+def info(port: str, *, reset: bool = False) -> dict[str, Any]:
+    """Firmware version, config and free heap, read over the REPL (this stops the running
+    firmware; ``reset`` restarts it afterwards)."""
+    args = ["exec", _INFO]
+    if reset:
+        args += ["+", "reset"]
+    out = mpremote(port, *args)
+    for line in out.splitlines():
+        if line.startswith(_MARK):
+            result: dict[str, Any] = json.loads(line[len(_MARK):])
+            return result
+    raise FirmwareError(f"unexpected answer from {port}: {out.strip()[-300:]!r}")
