@@ -76,15 +76,20 @@ def test_a_retried_upload_overwrites_instead_of_duplicating(tmp_path: Path) -> N
     assert json.loads(gzip.decompress(first[batch_keys(batch, gzipped=True)[0]]).splitlines()[0])["seq"] == 0
 
 
-def test_s3_upload_with_server_side_encryption(s3_bucket: str, tmp_path: Path) -> None:
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0b4e2c4a-stedi-test"
+
+
+@pytest.mark.parametrize(("sse", "kms_key"), [("AES256", None), ("aws:kms", KMS_KEY)])
+def test_s3_upload_with_server_side_encryption(s3_bucket: str, tmp_path: Path, sse: str, kms_key: str | None) -> None:
     spool = Spool(tmp_path / "home")
     spool.add_readings(SERIAL, 2, rows(0, 50))
     lake = open_gateway_lake(f"s3://{s3_bucket}/stedi")
-    uploader = Uploader(spool, lake, UploadSettings(sse="AES256"))
+    uploader = Uploader(spool, lake, UploadSettings(sse=sse, kms_key_id=kms_key))
     assert uploader.drain_sync() == 50
     key = f"stedi/step_trainer/landing/{SERIAL}/2/0000000000-0000000049.jsonl"
     head = boto3.client("s3").head_object(Bucket=s3_bucket, Key=key)
-    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ServerSideEncryption"] == sse
+    assert head.get("SSEKMSKeyId") == kms_key
     assert seqs(lake) == list(range(50))
 
 
