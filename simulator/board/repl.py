@@ -8,9 +8,7 @@ interpreter; this side only moves bytes, so the REPL costs the board no heap, as
 
 from __future__ import annotations
 
-import codeop
 import enum
-import warnings
 from typing import Protocol
 
 from simulator.board.interpreter import RUN_SINGLE, RUN_SOURCE, JobResult
@@ -56,17 +54,6 @@ class Console(Protocol):
     def emit_output(self, data: bytes) -> None: ...
 
     async def run(self, kind: bytes, payload: bytes) -> JobResult: ...
-
-
-def needs_more_input(source: str) -> bool:
-    """Whether the friendly REPL should prompt ``... `` for another line (compound statements,
-    open brackets), as ``mp_repl_continue_with_input`` decides; MicroPython then compiles it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return codeop.compile_command(source, "<stdin>", "single") is None
-        except (SyntaxError, ValueError, OverflowError):
-            return False
 
 
 class Repl:
@@ -174,7 +161,8 @@ class Repl:
         c = self.console
         c.emit(self.banner)
         while True:
-            ret, line = await self._readline(b">>> ")
+            line = bytearray()
+            ret = await self._readline(b">>> ", line)
             kind = RUN_SINGLE
             if ret == CTRL_A:
                 c.emit(b"\r\n")
@@ -193,21 +181,20 @@ class Repl:
                 pasted = await self._paste_mode()
                 if pasted is None:
                     continue
-                line, kind = pasted, RUN_SOURCE
+                line, kind = bytearray(pasted), RUN_SOURCE
             elif not line:
                 continue
             else:
                 cancelled = False
-                while needs_more_input(line.decode(errors="replace")):
+                while continue_with_input(bytes(line)):
                     line += b"\n"
-                    ret, more = await self._readline(b"... ")
+                    ret = await self._readline(b"... ", line)
                     if ret == CTRL_C:
                         c.emit(b"\r\n")
                         cancelled = True
                         break
                     if ret == CTRL_D:
-                        break
-                    line += more
+                        break  # stop entering the compound statement: run it
                 if cancelled:
                     continue
             result = await c.run(kind, bytes(line))
@@ -230,26 +217,30 @@ class Repl:
             text.append(ch)
             c.emit(b"\r\n=== " if ch == _ENTER else bytes([ch]))
 
-    async def _readline(self, prompt: bytes) -> tuple[int | None, bytes]:
-        """A line editor like ``shared/readline``: echo, backspace, Ctrl keys on an empty line.
-        Returns (control key, b"") or (None, line)."""
+    async def _readline(self, prompt: bytes, line: bytearray) -> int | None:
+        """A line editor like ``shared/readline``: appends one line to ``line`` with echo,
+        backspace and auto-indent.  Returns a control key typed on an empty line, else None."""
         c = self.console
         c.emit(prompt)
-        line = bytearray()
+        start = len(line)
+        self._auto_indent(line)
         while True:
             ch = await c.getc()
             last, self._last = self._last, ch
             if ch == CTRL_C:
-                return CTRL_C, b""
-            if ch in (CTRL_A, CTRL_B, CTRL_D, CTRL_E) and not line:
-                return ch, b""
+                return CTRL_C
+            if ch in (CTRL_A, CTRL_B, CTRL_D, CTRL_E) and len(line) == start:
+                return ch
             if ch == _ENTER or (ch == _NEWLINE and last != _ENTER):
                 c.emit(b"\r\n")
-                return None, bytes(line)
+                return None
             if ch in _BACKSPACES:
-                if line:
-                    line.pop()
-                    c.emit(b"\x08 \x08")
+                if len(line) > start:
+                    # Back over a whole indent step when only spaces precede the cursor.
+                    typed = line[start:]
+                    n = 4 if len(typed) >= 4 and typed.strip(b" ") == b"" else 1
+                    del line[-n:]
+                    c.emit(b"\x08" * n + b"\x1b[K")
             elif ch == _ESC:
                 # Cursor keys and friends: ESC [ ... final byte.  No history or cursor moves.
                 if await c.getc() == ord("["):
@@ -258,3 +249,64 @@ class Repl:
             elif ch >= 0x20 or ch == 0x09:
                 line.append(ch)
                 c.emit(bytes([ch]))
+
+    def _auto_indent(self, line: bytearray) -> None:
+        """Indent a continuation line like the line above, one step more after a colon
+        (MICROPY_REPL_AUTO_INDENT); two blank lines in a row get none, so the block can end."""
+        if len(line) < 2 or line[-1] != _NEWLINE:
+            return
+        previous = bytes(line[:-1]).rsplit(b"\n", 1)
+        above = previous[-1]
+        spaces = len(above) - len(above.lstrip(b" "))
+        if len(previous) > 1 and above.strip(b" ") == b"":
+            before = previous[0].rsplit(b"\n", 1)[-1]
+            if before.strip(b" ") == b"":
+                return
+        steps = spaces // 4 + (1 if above.endswith(b":") else 0)
+        if steps:
+            line += b"    " * steps
+            self.console.emit(b"    " * steps)
+
+
+_COMPOUND = (b"if", b"while", b"for", b"try", b"with", b"def", b"class", b"async")
+_OPENERS, _CLOSERS = b"([{", b")]}"
+
+
+def _starts_with_word(source: bytes, word: bytes) -> bool:
+    after = source[len(word) : len(word) + 1]
+    return source.startswith(word) and not (after.isalnum() or after == b"_")
+
+
+def continue_with_input(source: bytes) -> bool:
+    """Whether the friendly REPL prompts ``... `` for another line, decided as MicroPython's
+    ``mp_repl_continue_with_input`` does: open triple quotes, open brackets, a trailing
+    backslash, or a compound statement whose last line is not empty."""
+    if not source:
+        return False
+    compound = source.startswith(b"@") or any(_starts_with_word(source, w) for w in _COMPOUND)
+    depth = [0, 0, 0]  # (), [], {} counted apart, as MicroPython does
+    quote = b""
+    i = 0
+    while i < len(source):
+        ch = source[i : i + 1]
+        if ch in (b"'", b'"'):
+            if quote in (b"", ch * 3) and source[i : i + 3] == ch * 3:
+                quote = b"" if quote else ch * 3
+                i += 2
+            elif quote in (b"", ch):
+                quote = b"" if quote else ch
+        elif ch == b"\\" and source[i + 1 : i + 2] in (b"'", b'"', b"\\"):
+            if quote:
+                i += 1
+        elif not quote and ch in _OPENERS:
+            depth[_OPENERS.index(ch)] += 1
+        elif not quote and ch in _CLOSERS:
+            depth[_CLOSERS.index(ch)] -= 1
+        i += 1
+    if len(quote) == 3:
+        return True
+    if max(depth) > 0 and not quote:
+        return True
+    if source.endswith(b"\\"):
+        return True
+    return compound and not source.endswith(b"\n")

@@ -71,13 +71,21 @@ def test_ctrl_c_interrupts_main_and_friendly_repl(host: Host) -> None:
 
     host.send(b"1+1\r")
     assert host.until(b">>> ") == b"1+1\r\n2\r\n>>> "
+    # Continuation lines are auto-indented; two blank lines in a row end the block.
     host.send(b"for i in range(2):\r")
     assert host.until(b"... ") == b"for i in range(2):\r\n... "
-    host.send(b" print(i)\r\r")
-    assert host.until(b">>> ") == b" print(i)\r\n... \r\n0\r\n1\r\n>>> "
+    host.send(b"print(i)\r\r\r\r")
+    assert host.until(b">>> ") == b"    print(i)\r\n...     \r\n...     \r\n... \r\n0\r\n1\r\n>>> "
+    # Backspace rubs out one character, or a whole indent step of auto-indent.
+    host.send(b"if True:\rx\x7f\x7f  zz = 3\r\r")
+    assert host.until(b">>> ") == (
+        b"if True:\r\n...     x" + b"\x08\x1b[K" + b"\x08" * 4 + b"\x1b[K" + b"  zz = 3\r\n... \r\n>>> "
+    )
+    host.send(b"zz\r")
+    assert host.until(b">>> ") == b"zz\r\n3\r\n>>> "
     host.send(b"xyz\x7f\x7fq\r")  # backspace rubs out on the terminal too
     assert host.until(b">>> ").endswith(
-        b"\x08 \x08" * 2 + b"q\r\nTraceback (most recent call last):\r\n"
+        b"\x08\x1b[K" * 2 + b"q\r\nTraceback (most recent call last):\r\n"
         b'  File "<stdin>", line 1, in <module>\r\n'
         b"NameError: name 'xq' isn't defined\r\n>>> "
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.board.interpreter import heap_bytes
-from simulator.board.repl import needs_more_input
+from simulator.board.repl import continue_with_input
 from simulator.board.server import VirtualBoard, parse_hostport
 
 
@@ -31,15 +31,20 @@ def test_heap_sizes() -> None:
 @pytest.mark.parametrize(
     ("source", "more"),
     [
-        ("1 + 1", False),
-        ("for i in range(3):", True),
-        ("for i in range(3):\n    print(i)", True),
-        ("for i in range(3):\n    print(i)\n", False),
-        ("x = [1,", True),
-        ('s = """abc', True),
-        ("def f(:", False),  # a syntax error: MicroPython reports it
-        ("@decorator", True),
+        (b"1 + 1", False),
+        (b"for i in range(3):", True),
+        (b"for i in range(3):\n    print(i)", True),
+        (b"for i in range(3):\n    print(i)\n    ", True),  # an auto-indented blank line
+        (b"for i in range(3):\n    print(i)\n", False),
+        (b"iffy = 1", False),  # "if" only as a whole word
+        (b"x = [1,", True),
+        (b"x = [1, (2]", True),  # brackets are counted apart
+        (b"s = '('", False),
+        (b's = """abc', True),
+        (b"x = 1 + \\", True),
+        (b"def f(:", True),  # continues; MicroPython reports the syntax error once it runs
+        (b"@decorator", True),
     ],
 )
-def test_continuation_lines(source: str, more: bool) -> None:
-    assert needs_more_input(source) is more
+def test_continuation_lines(source: bytes, more: bool) -> None:
+    assert continue_with_input(source) is more
