@@ -100,10 +100,13 @@ class Central:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.scan_s)
         finally:
-            tasks = list(self._serving.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Give each board a moment to commit and acknowledge the frames already received.
+            tasks = [t for t in self._serving.values() if not t.done()]
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=5.0)
+                for task in late:
+                    task.cancel()
+            await asyncio.gather(*self._serving.values(), return_exceptions=True)
 
     def _maybe_serve(self, device: Any, stop: asyncio.Event) -> None:
         task = self._serving.get(device.address)
@@ -202,10 +205,9 @@ class Central:
                 # Stop taking readings, but commit and acknowledge what already arrived.
                 with contextlib.suppress(Exception):
                     await client.stop_notify(proto.READINGS_UUID)
-                while not frames.empty():
+                while not frames.empty() and not tasks[0].done():
                     await asyncio.sleep(0.01)
-                    if tasks[0].done():
-                        break
+                await asyncio.sleep(0.1)  # the last frame taken from the queue: commit and ACK
         finally:
             for t in tasks + waiters:
                 t.cancel()
