@@ -55,3 +55,26 @@ def test_status_shows_spool_and_resume_points(tmp_path: Path) -> None:
     assert status["resume_points"] == [{"serial": "board-7", "boot": 12, "last_seq": 49}]
     table = runner.invoke(app, ["gateway", "status", "--home", str(tmp_path)]).output
     assert "spool_depth" in table and "board-7" in table
+
+
+def test_run_stops_with_exit_3_on_a_permanent_upload_error(s3_server: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.gateway.simboard import gateway_env, stedi
+    from tests.parts import REPO, free_port
+
+    env = gateway_env(STEDI_HOME=str(tmp_path))
+    reg = stedi("gateway", "register", "--email", "p@x.org", "--name", "P", "--phone", "1", "--birthday",
+                "1970-01-01", "--serial", "s-1", "--no-upload", env=env)
+    assert reg.returncode == 0, reg.stderr
+    (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
+         "--lake", "s3://no-such-bucket-stedi/x", "--duration", "30", "--no-live"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 3, run.stderr[-2000:]
+    assert "NoSuchBucket" in run.stderr and "the spool keeps the data" in run.stderr
+    status = json.loads(stedi("gateway", "status", "--json", env=env).stdout)
+    assert status["customer_records_waiting"] == 1
