@@ -74,7 +74,7 @@ def agent_heap_bytes(binary: str, extra_path: tuple[Path, ...] = ()) -> int:
     """
     folders = (*extra_path, SHIMS)
     stamp = tuple(
-        p.stat().st_mtime for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.py"))
+        p.stat().st_mtime for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.*py"))
     )
     key = (binary, extra_path, stamp)
     if key not in _MEASURED:
