@@ -182,12 +182,14 @@ class Central:
 
         # Exactly one notify subscription per connection: the readings.  Status is polled.
         await client.start_notify(proto.READINGS_UUID, on_frame)
-        await self._time_sync(client, state)
+        # RESUME before TIME_SYNC: streaming starts with the sync, already from the right place,
+        # so what the spool holds is not sent over the air again.
         mark = self.ingest.spool.watermark(serial, boot)
         if mark is not None:
             await client.write_gatt_char(proto.CONTROL_UUID, proto.encode_resume((mark + 1) & proto.SEQ_MASK, boot),
                                          response=True)
             state.resumes += 1
+        await self._time_sync(client, state)
         log.info("board %s connected: boot %d, resuming after seq %s, board holds %d readings",
                  serial, boot, mark, status["fill"])
         state.connected = True
