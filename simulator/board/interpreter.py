@@ -9,6 +9,7 @@ markers, which are parsed here and never reach the host.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import re
@@ -121,6 +122,26 @@ def heap_bytes(heap: str) -> int:
     return int(heap.rstrip("kKmM")) * scale
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook so the kernel kills an interpreter whose board process died (SIGKILL
+    of a test run, say); otherwise a firmware's endless main.py would run on unseen."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+
+    return hook
+
+
+_PREEXEC = _die_with_parent()
+
+
 class InterpreterDied(RuntimeError):
     """The MicroPython process ended while a job was running."""
 
@@ -190,6 +211,7 @@ class Interpreter:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_PREEXEC,
         )
         log.debug("interpreter pid %d started (heap %s)", self._proc.pid, self.heap)
         self._tasks = [
