@@ -10,6 +10,7 @@
 # the main thread.  Socket writes share a lock because the reader thread also writes (hello
 # and state replay after (re)connecting to the radio).
 import _thread
+import gc
 import json
 import os
 import socket
@@ -50,6 +51,7 @@ ADDR_RANDOM = const(1)
 _DEFAULT_MTU = const(23)      # ATT_MTU before exchange (Core Spec Vol 3 Part F 3.2.8)
 _DEFAULT_BUFFER = const(20)   # gatts_set_buffer default (MicroPython docs)
 _ENOTCONN = const(107)
+_ENOMEM = const(12)
 _EINVAL = const(22)
 _EOPNOTSUPP = const(95)
 _CCCD = const(0x2902)         # Client Characteristic Configuration descriptor
@@ -206,10 +208,18 @@ class _BLE:
         s = self._sock
         if s is None:
             return False
-        data = json.dumps(frame) + "\n"
+        try:
+            data = json.dumps(frame)
+        except MemoryError:
+            gc.collect()
+            try:
+                data = json.dumps(frame)
+            except MemoryError:
+                raise OSError(_ENOMEM) from None  # as a port does when the stack is out of buffers
         with self._wlock:
             try:
                 s.write(data)
+                s.write(b"\n")
                 return True
             except OSError:
                 return False
@@ -217,10 +227,15 @@ class _BLE:
     def _reader(self, radio, gen):
         host, port = radio.rsplit(":", 1)
         warned = False
+        acc = bytearray()
         while gen == self._gen:
             try:
                 s = socket.socket()
                 s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+            except MemoryError:
+                gc.collect()
+                time.sleep_ms(50)
+                continue
             except OSError:
                 if not warned:
                     print("bluetooth: radio", radio, "unreachable; retrying")
@@ -232,27 +247,43 @@ class _BLE:
             except OSError:
                 pass
             self._sock = s
-            self._write({"t": "hello", "role": "peripheral", "id": self._id,
-                         "addr": _addr_text(self._mac), "addr_type": ADDR_RANDOM, "mtu": self._mtu})
-            if self._services:
-                self._write({"t": "services", "services": self._services})
-            if self._adv:
-                self._write(self._adv)
-            buf = b""
+            try:
+                self._write({"t": "hello", "role": "peripheral", "id": self._id,
+                             "addr": _addr_text(self._mac), "addr_type": ADDR_RANDOM, "mtu": self._mtu})
+                if self._services:
+                    self._write({"t": "services", "services": self._services})
+                if self._adv:
+                    self._write(self._adv)
+            except (OSError, MemoryError):
+                self._sock = None
+                s.close()
+                gc.collect()
+                time.sleep_ms(50)
+                continue
+            # The BLE stack's buffers live outside the heap on a board; here they are on it, so
+            # survive a full heap: recv allocates before it reads, so on MemoryError nothing
+            # received is lost; the thread collects garbage and tries again.
+            chunk = None
             while gen == self._gen:
                 try:
-                    chunk = s.recv(2048)
+                    if chunk is None:
+                        chunk = s.recv(1024)
+                        if not chunk:
+                            break
+                    acc.extend(chunk)
+                    chunk = None
+                    while True:
+                        i = acc.find(b"\n")
+                        if i < 0:
+                            break
+                        self._push(acc[:i])
+                        acc[: i + 1] = b""
+                except MemoryError:
+                    gc.collect()
+                    time.sleep_ms(5)
                 except OSError:
-                    chunk = b""
-                if not chunk:
                     break
-                buf += chunk
-                while True:
-                    i = buf.find(b"\n")
-                    if i < 0:
-                        break
-                    self._push(buf[:i])
-                    buf = buf[i + 1:]
+            acc[:] = b""
             self._sock = None
             try:
                 s.close()
@@ -289,12 +320,21 @@ class _BLE:
                 for conn in list(self._conns):
                     self._lost(conn)
                 continue
-            try:
-                frame = json.loads(line)
-            except ValueError:
-                print("bluetooth: bad frame from radio:", line[:60])
+            for _attempt in range(3):
+                try:
+                    frame = json.loads(line)
+                    break
+                except MemoryError:
+                    gc.collect()
+                except ValueError:
+                    print("bluetooth: bad frame from radio:", line[:60])
+                    frame = None
+                    break
+            else:
+                print("bluetooth: out of memory; a frame from the radio was lost")
                 continue
-            self._on_frame(frame)
+            if frame is not None:
+                self._on_frame(frame)
 
     def _irq(self, event, data):
         h = self._handler
