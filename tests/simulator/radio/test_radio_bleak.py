@@ -7,6 +7,7 @@ import asyncio
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -120,3 +121,52 @@ def test_two_boards_and_a_board_that_reconnects(radio: RadioThread, start_board:
     assert len([x for x in a.lines + b.lines if x.startswith("IRQ connect")]) == 2
     a.assert_no_errors()
     b.assert_no_errors()
+
+
+BUSY_SCHEDULER = """
+# A board program that keeps micropython.schedule's 4-entry queue busy with its own callbacks
+# while writes arrive: the shim must still deliver every IRQ, in order, one at a time.
+import bluetooth, micropython, time
+ble = bluetooth.BLE()
+ble.active(True)
+((h,),) = ble.gatts_register_services(((bluetooth.UUID(0xFFF0), ((bluetooth.UUID(0xFFF1), bluetooth.FLAG_WRITE),)),))
+ble.gatts_set_buffer(h, 8)
+seen = []
+busy = [0, 0]
+def irq(event, data):
+    if event == 3:
+        seen.append(ble.gatts_read(data[1]))
+ble.irq(irq)
+def mine(_):
+    busy[0] += 1
+ble.gap_advertise(100000, b"\\x02\\x01\\x06\\x05\\x09BUSY")
+print("READY")
+t0 = time.ticks_ms()
+while time.ticks_diff(time.ticks_ms(), t0) < 6000 and len(seen) < 60:
+    s = micropython.schedule
+    try:  # straight-line calls (no branch in between runs the queue) fill it up
+        s(mine, None); s(mine, None); s(mine, None); s(mine, None); s(mine, None)
+    except RuntimeError:
+        busy[1] += 1  # queue full: exactly the pressure wanted
+    time.sleep_ms(1)
+print("SEEN", len(seen), seen == [b"%d" % i for i in range(len(seen))], busy[0] > 100, busy[1] > 0)
+"""
+
+
+def test_irqs_delivered_while_the_program_fills_the_schedule_queue(
+    radio: RadioThread, start_board: Callable[..., Board], tmp_path: Path
+) -> None:
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY_SCHEDULER)
+    board = start_board("busy", script=script)
+    kw = backend_kwargs(radio.url)
+
+    async def central() -> None:
+        device = await BleakScanner.find_device_by_name("BUSY", timeout=5, **kw)
+        async with BleakClient(device, **kw) as client:
+            for i in range(60):
+                await client.write_gatt_char("0000fff1-0000-1000-8000-00805f9b34fb", b"%d" % i, response=True)
+
+    asyncio.run(central())
+    assert board.wait_for("SEEN", timeout=10) == ["SEEN 60 True True True"]
+    board.assert_no_errors()
