@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cloud_pipeline.runner import RunResult
+    from cloud_pipeline.store import PipelineStore
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,21 @@ _LAKE_HELP = "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi
 
 
 class _Spark:
-    """A local session for one command; one that was already running (a notebook, a test) is
-    borrowed and left running."""
+    """A local session for one command, tuned by the lake's landing size; one that was already
+    running (a notebook, a test) is borrowed and left running."""
+
+    def __init__(self, store: PipelineStore):
+        self.store = store
 
     def __enter__(self) -> SparkSession:
         from pyspark.sql import SparkSession
 
-        from cloud_pipeline.session import local_session
+        from cloud_pipeline.session import local_session, quick_start_for
+        from cloud_pipeline.store import ENTITIES
 
         self.borrowed = SparkSession.getActiveSession() is not None
-        self.session = local_session()
+        size = sum(o.size for e in ENTITIES for o in self.store.landing_files(e))
+        self.session = local_session(quick_start=quick_start_for(size))
         self.session.sparkContext.setLogLevel("ERROR")
         return self.session
 
@@ -102,6 +108,7 @@ def run(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from cloud_pipeline.runner import run_pipeline
+    from cloud_pipeline.store import PipelineStore
 
     if consent not in ("all", "as-of"):
         raise typer.BadParameter("--consent must be 'all' or 'as-of'")
@@ -118,9 +125,10 @@ def run(
     )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("starting Spark", total=None)
-        with _Spark() as spark:
+        store = PipelineStore.open(lake or default_lake())
+        with _Spark(store) as spark:
             result = run_pipeline(
-                spark, lake or default_lake(), options, progress=lambda step: bar.update(task, description=step)
+                spark, store.lake.url, options, progress=lambda step: bar.update(task, description=step)
             )
     _summary(result)
     if not result.balanced:
@@ -157,7 +165,7 @@ def erase(
             salt=salt,
             full_refresh=True,
         )
-        with _Spark() as spark:
+        with _Spark(store) as spark:
             run_id = run_pipeline(spark, store.lake.url, options).run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
@@ -195,7 +203,7 @@ def query(
     from cloud_pipeline.store import PipelineStore
 
     store = PipelineStore.open(lake or default_lake())
-    with _Spark() as spark:
+    with _Spark(store) as spark:
         register_tables(spark, store)
         try:
             frame = spark.sql(sql)
