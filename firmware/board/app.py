@@ -38,7 +38,7 @@ class Board:
         self.sampler = Sampler(sensor, self.ring, config["rate_hz"])
         self.encoder = p.BatchEncoder(p.readings_per_frame(p.MTU_PREFERRED))
         self.status_buf = bytearray(p.STATUS_SIZE)
-        self.battery_buf = bytearray(1)
+        self.battery_buf = bytearray(1)  # 0 until the first reading, so that one is written
         self.malformed = 0
         self.frames_sent = 0
         self.notify_refused = 0
@@ -181,9 +181,11 @@ class Board:
         period = self.config["status_ms"]
         while True:
             self.battery_pct = self.read_battery()
-            if self.battery_pct != p.BATTERY_UNKNOWN:
+            if self.battery_pct != p.BATTERY_UNKNOWN and self.battery_pct != self.battery_buf[0]:
                 self.battery_buf[0] = self.battery_pct
                 self.link.set_value(self.link.h_battery, self.battery_buf)
+                if self.link.conn is not None:
+                    self.link.notify(self.link.h_battery, self.battery_buf)
             self.update_status()
             if self.link.conn is not None:
                 self.link.notify(self.link.h_status, self.status_buf)

@@ -1,9 +1,11 @@
-# Ring buffer of readings in one preallocated bytearray.
+# Ring buffer of readings in preallocated bytearrays.
 #
 # Each slot holds ticks (u32, masked ms, see clock.py) and distance (u16).  Sequence
 # numbers are implicit: the slot of seq s is s % capacity, and the buffer holds the
 # consecutive seqs oldest .. next-1.  Readings leave only when acknowledged; when
 # full, the oldest is dropped and counted.  push() allocates nothing.
+# The slots live in blocks of 256 readings (1.5 KB): a small heap that is fragmented
+# may not have one 18 KB block free when it has 18 KB free.
 
 try:
     from micropython import const
@@ -15,6 +17,8 @@ except ImportError:
 
 SLOT_SIZE = const(6)
 SEQ_MASK = const(0xFFFFFFFF)
+_BLOCK_SHIFT = const(8)  # 256 readings a block
+_BLOCK_MASK = const(0xFF)
 
 
 class ReadingRing:
@@ -22,7 +26,8 @@ class ReadingRing:
         if capacity < 1:
             raise ValueError("ring capacity must be >= 1")
         self.capacity = capacity
-        self.buf = bytearray(capacity * SLOT_SIZE)
+        nblocks = (capacity + _BLOCK_MASK) >> _BLOCK_SHIFT
+        self.blocks = [bytearray((_BLOCK_MASK + 1) * SLOT_SIZE) for _ in range(nblocks)]
         self.oldest = 0  # oldest held (unacknowledged) seq
         self.next = 0  # seq the next reading gets
         self.cursor = 0  # next seq to send
@@ -42,8 +47,9 @@ class ReadingRing:
             if self.cursor < self.oldest:
                 self.cursor = self.oldest
         seq = self.next
-        i = (seq % self.capacity) * SLOT_SIZE
-        b = self.buf
+        slot = seq % self.capacity
+        b = self.blocks[slot >> _BLOCK_SHIFT]
+        i = (slot & _BLOCK_MASK) * SLOT_SIZE
         b[i] = ticks & 0xFF
         b[i + 1] = (ticks >> 8) & 0xFF
         b[i + 2] = (ticks >> 16) & 0xFF
@@ -54,13 +60,16 @@ class ReadingRing:
         return seq
 
     def ticks_at(self, seq):
-        i = (seq % self.capacity) * SLOT_SIZE
-        b = self.buf
+        slot = seq % self.capacity
+        b = self.blocks[slot >> _BLOCK_SHIFT]
+        i = (slot & _BLOCK_MASK) * SLOT_SIZE
         return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
     def distance_at(self, seq):
-        i = (seq % self.capacity) * SLOT_SIZE + 4
-        return self.buf[i] | (self.buf[i + 1] << 8)
+        slot = seq % self.capacity
+        b = self.blocks[slot >> _BLOCK_SHIFT]
+        i = (slot & _BLOCK_MASK) * SLOT_SIZE + 4
+        return b[i] | (b[i + 1] << 8)
 
     def holds(self, seq):
         return self.oldest <= seq < self.next

@@ -191,7 +191,8 @@ board, ble = make(buffer_readings=16, rate_hz=50)
 
 async def scenario():
     task = asyncio.create_task(board.run())
-    await asyncio.sleep_ms(600)
+    await asyncio.sleep_ms(800)
+    board.update_status()  # the status task refreshes every 200 ms; read the current state
     st = status(board, ble)
     assert st["fill"] == 16 and st["capacity"] == 16 and st["dropped"] == st["next_seq"] - 16 > 0, st
     ble.central_connect(1)
