@@ -14,8 +14,9 @@ payload if it exists (``boot.py``, ``main.py``).  All jobs share one globals dic
 
 The program's output goes to stdout untouched; the end of a job is a control marker
 ``\\x00STEDI-<token>:`` plus a code: ``E`` ended, ``X`` error text follows up to ``Z``,
-``F`` forced exit (``SystemExit``: the board soft-resets); ``R`` once, when the agent is
-ready (the board holds back Ctrl-C until then: an interrupted start-up would kill it).  The token comes from the board
+``F`` forced exit (``SystemExit``: the board soft-resets); ``B`` when the job's code starts
+(the board holds Ctrl-C back until then and turns it into SIGINT only while code runs);
+``R`` once, when the agent is ready.  The token comes from the board
 in env ``STEDI_BOARD_NONCE``, so program output cannot fake a marker.  ``_board.py`` in the
 shims uses the same marker for reset requests.
 """
@@ -35,6 +36,7 @@ _ERROR = _MARK + b"X"
 _ERROR_END = _MARK + b"Z"
 _FORCED = _MARK + b"F"
 _READY = _MARK + b"R"
+_BEGIN = _MARK + b"B"
 
 # A board's "/" is its flash: map absolute paths onto the flash folder (the working directory).
 _ROOT = _uos.getcwd()
@@ -144,6 +146,9 @@ def _run(kind, payload):
         else:
             code = compile(payload, "<stdin>", "single" if kind == 0x73 else "exec")
         payload = None
+        # Ctrl-C may come from here on (as on a board, where compiling is not interruptible):
+        # a SIGINT while the agent reads its next job could cost it part of a frame.
+        _send(_BEGIN)
         exec(code, _globals)
         code = None
         _send(_ENDED)

@@ -102,7 +102,7 @@ def agent_heap_bytes(binary: str, extra_path: tuple[Path, ...] = ()) -> int:
             )
         free_bare = int(bare.stdout.split()[0])
         mark = b"\x00STEDI-" + nonce.encode() + b":"
-        free_agent = int(agent.stdout.replace(mark + b"R", b"").replace(mark + b"E", b"").split()[0])
+        free_agent = int(re.sub(re.escape(mark) + b".", b"", agent.stdout, flags=re.S).split()[0])
         _MEASURED[key] = max(0, free_bare - free_agent)
         log.info(
             "agent and built-in shims keep %.1f KB of heap; boards get that on top", _MEASURED[key] / 1024
@@ -184,12 +184,18 @@ class Interpreter:
         self._error: bytearray | None = None
         self._killed = False
         self._ready = False
+        self._executing = False
         self._interrupt_pending = False
         self._tasks: list[asyncio.Task[None]] = []
         # The agent's own frame shows in every traceback; a board's REPL is C and shows none.
         self._agent_frame = re.compile(
             rb'  File "' + re.escape(str(AGENT).encode()) + rb'", line \d+, in [^\n]*\n'
         )
+
+    @property
+    def ready(self) -> bool:
+        """The agent has started (shims loaded) and reads jobs."""
+        return self._ready
 
     @property
     def pid(self) -> int | None:
@@ -233,9 +239,10 @@ class Interpreter:
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT becomes KeyboardInterrupt in the running program."""
-        if not self._ready:
-            # SIGINT during the agent's start-up would kill it: deliver it once it is ready.
-            self._interrupt_pending = True
+        if not self._executing:
+            # Not yet in the job's code: SIGINT now could hit the agent reading its frame or
+            # starting up.  Deliver it when the code starts (the ``B`` marker).
+            self._interrupt_pending = self.running_job
         elif self._proc is not None and self._proc.returncode is None:
             self._proc.send_signal(signal.SIGINT)
 
@@ -271,11 +278,13 @@ class Interpreter:
             self._finish(JobResult(error=error))
         elif code == ord("F"):
             self._finish(JobResult(forced_exit=True))
-        elif code == ord("R"):
-            self._ready = True
+        elif code == ord("B"):
+            self._executing = True
             if self._interrupt_pending:
                 self._interrupt_pending = False
                 self.interrupt()
+        elif code == ord("R"):
+            self._ready = True
         elif code == ord("H"):
             self._on_reset("hard")
         elif code == ord("S"):
@@ -284,6 +293,8 @@ class Interpreter:
             log.warning("unknown control marker %r from the agent", chr(code))
 
     def _finish(self, result: JobResult) -> None:
+        self._executing = False
+        self._interrupt_pending = False
         if self._job is not None and not self._job.done():
             self._job.set_result(result)
 
