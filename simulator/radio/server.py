@@ -238,6 +238,8 @@ class Radio:
         handler = getattr(self, "_on_" + t, None)
         if handler is None:
             raise ValueError(f"unknown frame type {t!r}")
+        if node.role == "unknown" and t not in ("hello", "faults", "drop", "status"):
+            raise ValueError(f"say hello first: {t!r} needs a role")
         handler(node, f)
 
     def _on_hello(self, node: Node, f: Frame) -> None:

@@ -65,10 +65,14 @@ def irq(event_code, data):
             ble.gap_disconnect(conn)
         elif value == b"big":
             ble.gatts_notify(conn, h_echo, bytes(range(200)))
+        elif value == b"ind":
+            ble.gatts_indicate(conn, h_echo, b"indicated")
         else:
             ble.gatts_notify(conn, h_echo, value)
     elif event_code == _IRQ_MTU_EXCHANGED:
         print("IRQ mtu", data[0], data[1])
+    elif event_code == _IRQ_GATTS_INDICATE_DONE:
+        print("IRQ indicate_done", data[0], data[1], data[2])
     event.set()
     in_irq[0] = False
 

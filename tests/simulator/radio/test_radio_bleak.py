@@ -55,6 +55,8 @@ def test_scan_connect_read_write_notify(radio: RadioThread, start_board: Callabl
             assert await asyncio.wait_for(echoes.get(), 2) == b"quiet"
             await client.write_gatt_char(ECHO, b"big", response=True)
             assert await asyncio.wait_for(echoes.get(), 2) == bytes(range(182))  # MTU - 3
+            await client.write_gatt_char(ECHO, b"ind", response=True)
+            assert await asyncio.wait_for(echoes.get(), 2) == b"indicated"
             await asyncio.sleep(0.4)
             await client.stop_notify(COUNTER)
             stopped_at = len(counter)
@@ -73,6 +75,7 @@ def test_scan_connect_read_write_notify(radio: RadioThread, start_board: Callabl
     assert isinstance(result["round_trip"], float) and result["round_trip"] < 0.3
     board.wait_for("IRQ disconnect")
     assert any(x.startswith("IRQ mtu 1 185") for x in board.lines)
+    assert board.wait_for("IRQ indicate_done") == ["IRQ indicate_done 1 6 0"]  # conn, handle, status
     writes = board.wait_for("IRQ write", count=3)
     assert "b'hello'" in writes[0] and "b'quiet'" in writes[1]
     board.assert_no_errors()
