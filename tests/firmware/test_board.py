@@ -18,7 +18,7 @@ from sensors.sim import SimSensor
 SERIAL = "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab"
 E0 = 1700000000000
 
-def make(**over):
+def make(sensor=None, **over):
     # a small ring: this test script itself is compiled from source on the same 96 KiB heap
     o = {"serial": SERIAL, "rate_hz": 50, "batch_ms": 300, "pace_ms": 5, "status_ms": 200, "buffer_readings": 600}
     o.update(over)
@@ -26,7 +26,7 @@ def make(**over):
     bluetooth._instance = None
     ble = bluetooth.BLE()
     wdt = machine.WDT(timeout=cfg["watchdog_ms"])
-    return app.Board(cfg, ble, SimSensor(), wdt), ble
+    return app.Board(cfg, ble, sensor or SimSensor(), wdt), ble
 
 def frames(board, ble):
     out = []
@@ -187,7 +187,7 @@ print("STREAM OK")
 
 SMALL = COMMON + r"""
 # a 16-reading buffer with no gateway: the oldest are dropped, counted, and the gap shows
-board, ble = make(buffer_readings=16, rate_hz=50)
+board, ble = make(SimSensor(error_every=3), buffer_readings=16, rate_hz=50)
 
 async def scenario():
     task = asyncio.create_task(board.run())
@@ -195,6 +195,8 @@ async def scenario():
     board.update_status()  # the status task refreshes every 200 ms; read the current state
     st = status(board, ble)
     assert st["fill"] == 16 and st["capacity"] == 16 and st["dropped"] == st["next_seq"] - 16 > 0, st
+    # every third measurement fails: counted, and it takes no sequence number
+    assert st["sensor_errors"] == board.sampler.errors > 0 and board.sampler.samples == st["next_seq"] + st["sensor_errors"]
     ble.central_connect(1)
     # default MTU 23: one reading per 20-byte notification
     write(board, ble, p.encode_time_sync(E0))
@@ -203,6 +205,8 @@ async def scenario():
     assert got and all(n == 20 and len(f[2]) == 1 for n, f in got)
     first = got[0][1][1]
     assert first > 0, "seq 0 was dropped: the gateway sees the gap"
+    for n, f in got:
+        assert f[2][0][2] == SimSensor().value_at(f[2][0][0] + f[2][0][0] // 2), "error slots skipped, values kept"
     # status notifications are cut to 20 bytes at MTU 23: decode_status says so
     cut = ble.take_notified(board.link.h_status)[-1][:20]
     try:
