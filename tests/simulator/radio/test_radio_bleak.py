@@ -28,7 +28,7 @@ def test_scan_connect_read_write_notify(radio: RadioThread, start_board: Callabl
     kw = backend_kwargs(radio.url)
 
     async def central() -> dict[str, object]:
-        found = await BleakScanner.discover(timeout=0.6, service_uuids=[SVC], return_adv=True, **kw)
+        found = await BleakScanner.discover(timeout=1.2, service_uuids=[SVC], return_adv=True, **kw)
         assert len(found) == 1
         device, adv = next(iter(found.values()))
         assert adv.local_name == "PERIPH" and SVC in adv.service_uuids and adv.rssi < 0
@@ -113,7 +113,7 @@ def test_two_boards_and_a_board_that_reconnects(radio: RadioThread, start_board:
     kw = backend_kwargs(radio.url)
 
     async def central() -> None:
-        found = await BleakScanner.discover(timeout=0.6, **kw)
+        found = await BleakScanner.discover(timeout=1.2, **kw)
         assert len({d.address for d in found}) == 2
         device = found[0]
         for _ in range(2):  # the board re-advertises after a disconnect, so connect twice
