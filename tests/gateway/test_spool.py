@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.spool import Spool
 from tests.gateway.util import rows
@@ -70,3 +74,21 @@ def test_held_readings_are_kept_but_never_batched(tmp_path: Path) -> None:
     assert spool.pending == 0 and spool.stats().held == 10
     assert spool.cut_batches(max_count=5, max_age_s=0, force=True) == []
     assert spool.add_readings("b", 1, rows(0, 10)).duplicates == 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 20)), min_size=1, max_size=30))
+def test_resent_frames_in_any_overlap_keep_each_reading_once(frames: list[tuple[int, int]]) -> None:
+    """A board resends from its oldest unacknowledged reading; whatever overlaps arrive,
+    the spool holds each sequence number once and its watermark is the highest seen."""
+    with tempfile.TemporaryDirectory() as home:
+        spool = Spool(home)
+        top = -1
+        for first, n in frames:
+            start = min(first, top + 1)  # a board never skips ahead of what it sent (no gaps here)
+            result = spool.add_readings("b", 1, rows(start, n))
+            top = max(top, start + n - 1)
+            assert result.acked_seq == top
+        held = [r[0] for r in spool.db.execute("SELECT seq FROM readings ORDER BY seq")]
+        assert held == list(range(top + 1))
+        spool.close()
