@@ -54,6 +54,18 @@ class _Spark:
             self.session.stop()
 
 
+def _open(lake: str | None) -> PipelineStore:
+    """The lake's pipeline store, or a clear error (not a traceback) when it cannot be opened."""
+    from cloud_pipeline.store import PipelineStore
+    from stedi.lake import LakeError
+
+    try:
+        return PipelineStore.open(lake or default_lake())
+    except LakeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _jobs(values: list[str] | None) -> tuple[str, ...]:
     if not values:
         return JOB_ORDER
@@ -108,7 +120,6 @@ def run(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from cloud_pipeline.runner import run_pipeline
-    from cloud_pipeline.store import PipelineStore
 
     if consent not in ("all", "as-of"):
         raise typer.BadParameter("--consent must be 'all' or 'as-of'")
@@ -125,7 +136,7 @@ def run(
     )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("starting Spark", total=None)
-        store = PipelineStore.open(lake or default_lake())
+        store = _open(lake)
         with _Spark(store) as spark:
             result = run_pipeline(
                 spark, store.lake.url, options, progress=lambda step: bar.update(task, description=step)
@@ -148,9 +159,8 @@ def erase(
     """
     from cloud_pipeline.erase import erase_landing, record_erase
     from cloud_pipeline.runner import run_pipeline
-    from cloud_pipeline.store import PipelineStore
 
-    store = PipelineStore.open(lake or default_lake())
+    store = _open(lake)
     salt = salt_from_env()
     report = erase_landing(store, email, salt)
     log.info("erased customer %s from landing: %s", report.customer_key[:12], report.lines_removed)
@@ -176,9 +186,7 @@ def erase(
 @app.command("status")
 def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
     """Show the lake's pipeline state: current table versions and the last run's reconciliation."""
-    from cloud_pipeline.store import PipelineStore
-
-    store = PipelineStore.open(lake or default_lake())
+    store = _open(lake)
     state = store.load_state()
     runs = sorted((r for r in store.runs() if "run_id" in r), key=lambda r: r["run_id"])
     out: dict[str, Any] = {"last_run": state["last_run"], "tables": state["tables"]}
@@ -200,9 +208,8 @@ def query(
     and quarantine (rejected landing lines with rule, reason, source_file, run_id).
     """
     from cloud_pipeline.catalog import register_tables
-    from cloud_pipeline.store import PipelineStore
 
-    store = PipelineStore.open(lake or default_lake())
+    store = _open(lake)
     with _Spark(store) as spark:
         register_tables(spark, store)
         try:
