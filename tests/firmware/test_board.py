@@ -217,6 +217,22 @@ async def scenario():
     task.cancel()
 
 asyncio.run(scenario())
+
+# the watchdog is fed only while sampling makes progress: a stuck sampler resets the board
+board, ble = make()
+wdt = machine.WDTS[-1]
+
+async def stuck():
+    task = asyncio.create_task(board.watchdog_task())  # the sampling task is not running
+    await asyncio.sleep_ms(2500)
+    fed_while_stuck = wdt.feeds
+    board.sampler.stop()  # stopped on purpose: fed again
+    await asyncio.sleep_ms(1100)
+    task.cancel()
+    return fed_while_stuck, wdt.feeds
+
+fed_while_stuck, fed = asyncio.run(stuck())
+assert fed_while_stuck == 1 and fed >= 2, (fed_while_stuck, fed)
 print("SMALL OK")
 """
 
