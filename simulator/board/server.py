@@ -206,6 +206,7 @@ class VirtualBoard:
         self._interp: Interpreter | None = None
         self._running = False
         self._reset_request: str | None = None
+        self._ctrl_c_at_boot = False
         self._life_task: asyncio.Task[str] | None = None
         self._banner = b""
         self._thread: threading.Thread | None = None
@@ -339,15 +340,20 @@ class VirtualBoard:
         else:
             log.info("board %s: soft reboot", self.board_id)
             self.emit(b"MPY: soft reboot\r\n")
+        self._ctrl_c_at_boot = False
         await self._fresh_interpreter()
         result = await self._run_file("boot.py")
         if result.forced_exit:
             return "soft"
         if self.mode is Mode.FRIENDLY:
-            if CTRL_C in self._inbuf:
-                # Ctrl-C sent between boot.py and main.py: main.py never gets going.
-                del self._inbuf[self._inbuf.index(CTRL_C)]
-                log.info("board %s: Ctrl-C before main.py, not running it", self.board_id)
+            if CTRL_C in self._inbuf or self._ctrl_c_at_boot:
+                # A host's Ctrl-C during power-up (mpremote connecting) stops the program before
+                # main.py gets going, even if boot.py had finished before the signal landed.
+                if CTRL_C in self._inbuf:
+                    del self._inbuf[self._inbuf.index(CTRL_C)]
+                log.info("board %s: Ctrl-C during boot, not running main.py", self.board_id)
+            elif result.error:
+                log.info("board %s: boot.py failed, not running main.py", self.board_id)
             else:
                 result = await self._run_file("main.py")
                 if result.forced_exit:
@@ -452,6 +458,8 @@ class VirtualBoard:
             # While code runs, Ctrl-C is the interrupt key, not input.
             data = data.replace(bytes([CTRL_C]), b"")
             log.info("board %s: Ctrl-C: interrupting the running program", self.board_id)
+            if self.state == "boot.py":
+                self._ctrl_c_at_boot = True
             if self._interp is not None:
                 self._interp.interrupt()
         room = INPUT_BUFFER_MAX - len(self._inbuf)
