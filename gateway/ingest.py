@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.accel import AccelSource
+from gateway.accel import AccelError, AccelSource
 from gateway.customers import Customer, Customers
 from gateway.spool import IngestResult, Row, Spool
 from gateway.telemetry import Telemetry
@@ -74,9 +74,16 @@ class Ingest:
         sample = self.accel.sample
         user = customer.email
         rows: list[Row] = []
-        for seq, t, distance in readings:
-            x, y, z = sample(serial, t)
-            rows.append((seq, t, distance, user, x, y, z))
+        try:
+            for seq, t, distance in readings:
+                x, y, z = sample(serial, t)
+                rows.append((seq, t, distance, user, x, y, z))
+        except AccelError as exc:
+            # Every reading gets its accelerometer record: without a sample the frame is not
+            # kept and not acknowledged, so the board sends it again later.
+            self.counters.refused_frames += 1
+            log.warning("frame of %s not kept: %s", serial, exc)
+            return IngestResult(self.spool.watermark(serial, boot), 0, 0, True)
         result = self.spool.add_readings(serial, boot, rows, held=held)
         c = self.counters
         c.duplicates += result.duplicates

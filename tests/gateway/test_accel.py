@@ -54,3 +54,24 @@ def test_plyer_without_a_phone_sensor_says_so() -> None:
         open_source("plyer")
     with pytest.raises(AccelError, match="unknown accelerometer source"):
         open_source("gyro")
+
+
+class _NoSampleYet:
+    name = "phone"
+
+    def sample(self, serial: str, t_ms: int) -> tuple[float, float, float]:
+        raise AccelError("the phone's accelerometer has not reported a sample yet")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_reading_without_an_accelerometer_sample_is_not_kept(tmp_path: Path) -> None:
+    from gateway.customers import Customers
+    from gateway.ingest import Ingest
+    from gateway.spool import Spool
+
+    spool = Spool(tmp_path)
+    Customers(spool).register(email="a@x.org", name="A", phone="1", birthday="1990-01-01", serial="s")
+    result = Ingest(spool, _NoSampleYet()).add("s", 1, [(0, 1_790_000_000_000, 250)])
+    assert result.refused and result.acked_seq is None and spool.pending == 0
