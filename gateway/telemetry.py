@@ -80,6 +80,7 @@ class Telemetry:
         self.dropped = 0
         self.connected = False
         self._stopping = False
+        self.refused: str | None = None  # the broker's reason when it refused us
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"stedi-gateway-{gateway_id}")
         client.max_queued_messages_set(MAX_QUEUED)
         client.will_set(self.gateway_topic, json.dumps({"online": False}), qos=QOS, retain=True)
@@ -94,8 +95,10 @@ class Telemetry:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
+            self.refused = str(reason_code)
             log.error("MQTT broker %s refused the connection: %s", self.settings.where, reason_code)
             return
+        self.refused = None
         self.connected = True
         log.info("MQTT connected to %s", self.settings.where)
         client.publish(self.gateway_topic, json.dumps({"online": True}), qos=QOS, retain=True)

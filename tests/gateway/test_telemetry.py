@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from gateway.telemetry import MqttSettings, Telemetry
+from tests.parts import missing_part
 
 
 def _subscriber(host: str, port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[tuple[str, Any, int, bool]]]:
@@ -70,6 +73,7 @@ def test_readings_and_status_reach_the_broker(mqtt_broker: tuple[str, int]) -> N
 _DIES = """
 import sys, time
 from gateway.telemetry import MqttSettings, Telemetry
+from tests.parts import missing_part
 t = Telemetry(MqttSettings.from_url(sys.argv[1], username="user", password="s3cret-pw"), "gw-dies")
 t.start()
 while not t.connected:
@@ -99,3 +103,40 @@ def test_last_will_when_the_gateway_dies_and_no_password_in_output(mqtt_broker: 
             proc.wait()
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_tls_with_username_and_password(tmp_path: Path) -> None:
+    """mqtts:// against a mosquitto TLS listener that requires a user name and password."""
+    from tests.parts import Server, free_port, mosquitto_binary
+
+    binary = mosquitto_binary()
+    if binary is None or shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        missing_part("mosquitto, mosquitto_passwd and openssl")
+    key, cert, passwd = tmp_path / "key.pem", tmp_path / "cert.pem", tmp_path / "passwd"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gateway-7", "s3cret-pw"], check=True,
+                   capture_output=True)
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"user root\nlistener {port} 127.0.0.1\ncafile {cert}\ncertfile {cert}\nkeyfile {key}\n"
+                    f"allow_anonymous false\npassword_file {passwd}\npersistence false\n")
+    broker = Server([binary, "-c", str(conf)], port, log=tmp_path / "mosquitto.log")
+    try:
+        good = Telemetry(MqttSettings.from_url(f"mqtts://127.0.0.1:{port}", username="gateway-7",
+                                               password="s3cret-pw", ca_file=str(cert)), "gw-tls")
+        bad = Telemetry(MqttSettings.from_url(f"mqtts://127.0.0.1:{port}", username="gateway-7",
+                                              password="wrong", ca_file=str(cert)), "gw-bad")
+        good.start()
+        bad.start()
+        deadline = time.monotonic() + 10
+        while not (good.connected and bad.refused) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert good.connected and not bad.connected
+        assert bad.refused is not None and "authori" in bad.refused.lower(), bad.refused
+        assert "s3cret" not in repr(good.settings)
+        good.stop()
+        bad.stop()
+    finally:
+        broker.stop()
