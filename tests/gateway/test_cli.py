@@ -78,3 +78,42 @@ def test_run_stops_with_exit_3_on_a_permanent_upload_error(s3_server: str, tmp_p
     assert "NoSuchBucket" in run.stderr and "the spool keeps the data" in run.stderr
     status = json.loads(stedi("gateway", "status", "--json", env=env).stdout)
     assert status["customer_records_waiting"] == 1
+
+
+def test_first_signal_drains_second_signal_exits_at_once(s3_server: str, s3_bucket: str, tmp_path: Path) -> None:
+    """With S3 unreachable the drain after SIGTERM keeps retrying; a second SIGTERM ends it at
+    once, and the spool keeps what was not uploaded."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.gateway.proxy import TcpProxy
+    from tests.gateway.simboard import gateway_env, stedi
+    from tests.parts import REPO, free_port
+
+    proxy = TcpProxy(int(s3_server.rsplit(":", 1)[1]))
+    proxy.off()
+    env = gateway_env(STEDI_HOME=str(tmp_path), AWS_ENDPOINT_URL=proxy.url)
+    try:
+        reg = stedi("gateway", "register", "--email", "q@x.org", "--name", "Q", "--phone", "1", "--birthday",
+                    "1970-01-01", "--serial", "s-2", "--no-upload", env=env)
+        assert reg.returncode == 0, reg.stderr
+        (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
+        gw = subprocess.Popen(
+            [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
+             "--lake", f"s3://{s3_bucket}/x", "--no-live"],
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(3)
+        gw.send_signal(signal.SIGTERM)
+        time.sleep(2)
+        assert gw.poll() is None  # still trying to upload the spooled record
+        gw.send_signal(signal.SIGTERM)
+        _, err = gw.communicate(timeout=20)
+        assert gw.returncode == 130, err[-2000:]
+        assert "second stop request" in err
+    finally:
+        proxy.close()
+    status = json.loads(stedi("gateway", "status", "--json", env=env).stdout)
+    assert status["customer_records_waiting"] == 1
