@@ -91,6 +91,15 @@ def run(
         code = asyncio.run(gateway.run(duration))
     if code == 3:
         _fail(gateway.error or "upload stopped", 3)
+    if code == 130:
+        # Second signal: exit now, without waiting for a put in flight (the spool keeps its batch).
+        import logging
+        import os
+        import sys
+
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(130)
     raise typer.Exit(code)
 
 

@@ -15,9 +15,9 @@ import asyncio
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -116,7 +116,9 @@ class Uploader:
         self.last_error: str | None = None
         self.stopped_error: str | None = None
         self.retries = 0
-        self._sleep_event = threading.Event()
+        # Its own thread for puts (not asyncio's default executor), so that an immediate exit
+        # need not wait for a put in flight; the spool still holds that batch.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stedi-upload")
 
     # ---- the three steps of one batch ------------------------------------------------
 
@@ -245,7 +247,7 @@ class Uploader:
         attempt = 0
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self.send, objects)
+                await asyncio.get_running_loop().run_in_executor(self._executor, self.send, objects)
                 if self.last_error:
                     log.info("upload recovered after %d retries", attempt)
                 self.last_error = None
