@@ -35,12 +35,12 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def run(
     home: Annotated[Path | None, typer.Option("--home", help=HOME_HELP)] = None,
-    ble: Annotated[str | None, typer.Option("--ble", help="BLE backend: 'bleak' (real adapters) or sim://HOST:PORT.")] = None,
+    ble: Annotated[str | None, typer.Option("--ble", help="BLE backend: 'bleak' (real adapters, the default) or sim://HOST:PORT (the simulator's radio).")] = None,
     lake: Annotated[str | None, typer.Option("--lake", help="Lake: a folder or s3://bucket/prefix. Default: $STEDI_LAKE or HOME/lake.")] = None,
     mqtt: Annotated[str | None, typer.Option("--mqtt", help="Telemetry broker: mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).")] = None,
     mqtt_username: Annotated[str | None, typer.Option("--mqtt-username", help="MQTT user name.")] = None,
     mqtt_ca_file: Annotated[str | None, typer.Option("--mqtt-ca-file", help="CA bundle for mqtts:// (else the system's).")] = None,
-    accel: Annotated[str | None, typer.Option("--accel", help="Phone accelerometer: plyer, sim or replay:FILE.")] = None,
+    accel: Annotated[str | None, typer.Option("--accel", help="Phone accelerometer: plyer (the default), sim or replay:FILE (JSON lines t,x,y,z).")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (then upload everything).")] = None,
     batch_bytes: Annotated[int | None, typer.Option("--batch-bytes", help="Upload a batch when it reaches this size (default 5 MiB).")] = None,
     batch_age: Annotated[float | None, typer.Option("--batch-age", help="...or when its oldest reading waited this long (s, default 60).")] = None,
@@ -56,9 +56,9 @@ def run(
 ) -> None:
     """Run the gateway: serve boards, spool readings, upload batches, publish telemetry.
 
-    Flags override HOME/gateway.toml, which overrides the built-in defaults. The first
-    Ctrl-C (or SIGTERM) stops taking readings and uploads everything spooled; a second one
-    exits at once, the spool keeping what is left.
+    Flags override HOME/gateway.toml, which overrides the built-in defaults (docs/gateway.md lists the keys).
+
+    The first Ctrl-C (or SIGTERM, or the end of --duration) stops taking readings and uploads everything spooled; a second one exits at once, the spool keeping what is left. Exit status: 0 done, 3 upload stopped on a permanent error, 130 stopped at once.
     """
     import asyncio
 
