@@ -54,6 +54,7 @@ def board(
     """
     import asyncio
     import logging
+    import signal
 
     from simulator.board.server import VirtualBoard, parse_hostport
 
@@ -72,9 +73,17 @@ def board(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     typer.echo(f"virtual board: flash {virtual.flash}, heap {heap}; Ctrl-C to stop")
+
+    async def serve_until_signalled() -> None:
+        # SIGTERM (and SIGINT, which a shell ignores in background jobs) power the board off
+        # cleanly: the interpreter is killed and a --pty-link removed.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, virtual.request_stop)
+        await virtual.serve()
+
     try:
-        asyncio.run(virtual.serve())
-    except KeyboardInterrupt:
+        asyncio.run(serve_until_signalled())
         logging.getLogger(__name__).info("stopped")
     except OSError as e:
         typer.echo(f"error: cannot listen on {listen}: {e}", err=True)

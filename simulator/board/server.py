@@ -241,6 +241,11 @@ class VirtualBoard:
             raise TimeoutError("the virtual board did not start within 30 s")
         return self
 
+    def request_stop(self) -> None:
+        """Ask ``serve()`` to power the board off (from any thread or a signal handler)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._stop.set)

@@ -26,11 +26,8 @@ def test_real_firmware_flashed_with_mpremote_boots(
     # Flashed the way the firmware is meant to be: built with mpy-cross (`stedi firmware build`).
     built = tmp_path / "build"
     build(built)
-    # 128k, not 96k: the unix port is 64-bit, so the firmware's objects take about twice the heap
-    # they take on a 32-bit board; on this board the firmware (with the shims' run-time use) needs
-    # 100-108k today.  Whether it fits a real board's 96k is the firmware's memory budget, not this
-    # test's; this test checks that the board boots what mpremote flashed.
-    board = make_board(tmp_path / "flash", heap="128k")
+    # The board's own heap: 96k, as the firmware's memory budget says.
+    board = make_board(tmp_path / "flash", heap="96k")
     copies: list[str] = []
     for entry in sorted(built.iterdir()):
         if entry.name.startswith(("_", ".")) or entry.name == "__pycache__":
