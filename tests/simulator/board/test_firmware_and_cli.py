@@ -78,3 +78,4 @@ def test_cli_serves_a_board(tmp_path: Path) -> None:
         server.stop()
     log = (tmp_path / "board.log").read_text()
     assert "running main.py" in log and "host connected" in log and "soft reboot" in log
+    assert "powered off" in log  # SIGTERM stops the board cleanly
