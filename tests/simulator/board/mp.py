@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.parts import missing_part
 
 MPREMOTE = Path(sys.executable).parent / "mpremote"
 
@@ -16,7 +16,7 @@ def mpremote(
 ) -> subprocess.CompletedProcess[str]:
     """The real mpremote against a board's socket:// URL."""
     if not MPREMOTE.exists():
-        pytest.skip("mpremote is not installed")
+        missing_part("mpremote (pip: mpremote)")
     raw = subprocess.run([str(MPREMOTE), "connect", url, *args], capture_output=True, timeout=timeout)
     # Decoded by hand: text mode would turn the board's \r\n into \n and hide what it sent.
     proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
