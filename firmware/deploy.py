@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from firmware.build import BuildResult, FirmwareError, check_compatible
+from stedi.tools import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,7 @@ print("STEDI-INFO " + json.dumps(info))
 
 
 def mpremote_binary() -> str:
-    beside = Path(sys.executable).parent / "mpremote"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpremote")
+    found = find_tool("mpremote")
     if found is None:
         raise FirmwareError("mpremote not found: pip install mpremote")
     return found

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from stedi.tools import find_tool
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,10 +51,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 
 
 def micropython_binary() -> str | None:
-    beside = Path(sys.executable).parent / "micropython"
-    if beside.exists():
-        return str(beside)
-    return shutil.which("micropython")
+    return find_tool("micropython")
 
 
 @dataclass

