@@ -46,6 +46,8 @@ def local_session(
         .config("spark.driver.extraJavaOptions", java_options)
         # Many small landing files: pack them into few tasks.
         .config("spark.sql.files.openCostInBytes", str(1024 * 1024))
+        # Staging writes one folder per entity: concurrent writers spare the sort a partitioned write needs.
+        .config("spark.sql.maxConcurrentOutputFileWriters", "4")
     )
     if quick_start:
         builder = builder.config("spark.sql.codegen.wholeStage", "false").config(

@@ -153,3 +153,7 @@ def test_json_format_and_query_cli(spark, lake_dir: Path) -> None:
     ]
     bad = CliRunner().invoke(app, ["query", "--lake", str(lake_dir), "SELECT * FROM no_such_table"])
     assert bad.exit_code == 1 and "query failed" in bad.output
+    status = CliRunner().invoke(app, ["pipeline", "status", "--lake", str(lake_dir)])
+    state = json.loads(status.stdout)
+    assert state["tables"]["machine_learning_curated"]["format"] == "json"
+    assert state["reconciliation"]["customer_landing"]["balanced"] is True
