@@ -185,6 +185,7 @@ def stream(home: Path, lake_url: str, radio_url: str, seconds: float, customers:
 
     gw = _gateway(home, lake_url, radio_url)
     late = [c for c in customers if c.consent == "late"]
+    log.info("streaming for %.0f s: gateway %s, lake %s, simulated accelerometers", seconds, gw.id, lake_url)
     started = time.monotonic()
 
     def tick(g: Any) -> None:
