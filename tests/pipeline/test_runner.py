@@ -157,3 +157,19 @@ def test_json_format_and_query_cli(spark, lake_dir: Path) -> None:
     state = json.loads(status.stdout)
     assert state["tables"]["machine_learning_curated"]["format"] == "json"
     assert state["reconciliation"]["customer_landing"]["balanced"] is True
+
+
+def test_selected_jobs_reuse_the_current_tables(spark, lake_dir: Path) -> None:
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    state = json.loads((lake_dir / STATE_KEY).read_text())
+    only_ml = PipelineOptions(salt=SALT, tolerance_ms=10, jobs=("machine_learning_curated",))
+    second = run_pipeline(spark, str(lake_dir), only_ml)
+    after = json.loads((lake_dir / STATE_KEY).read_text())
+    assert after["tables"]["machine_learning_curated"]["version"] == f"v-{second.run_id}"
+    for name in ("customer_trusted", "accelerometer_trusted", "customer_curated", "step_trainer_trusted"):
+        assert after["tables"][name] == state["tables"][name] == after["tables"][name] | {"run_id": first.run_id}
+    assert second.record["reconciliation"] == {}
+    assert second.tables["machine_learning_curated"] == 2
+    with pytest.raises(ValueError, match="unknown job"):
+        PipelineOptions(jobs=("no_such_job",))
