@@ -81,3 +81,28 @@ def test_dirty_fleet_has_each_kind_of_bad_data(tmp_path: Path) -> None:
     assert len(keys) > len(set(keys))  # duplicates
     assert any("sensorReadingTime" not in r for r in steps)  # missing required
     assert summary.dirty["accelerometer.duplicate"] == 3
+
+
+def test_dirty_fleet_reconciles_through_the_pipeline(spark, tmp_path: Path) -> None:
+    from cloud_pipeline.config import PipelineOptions
+    from cloud_pipeline.runner import run_pipeline
+
+    summary = generate_fleet(FolderLake(tmp_path), customers=30, seed=5, dirty=True)
+    result = run_pipeline(spark, str(tmp_path), PipelineOptions(salt="s"))
+    recon = result.record["reconciliation"]
+    assert result.balanced
+    assert recon["customer_landing"]["landing"] == summary.customer_records + summary.dirty["customer.truncated"]
+    assert recon["customer_landing"]["quarantined_by_rule"]["malformed_json"] == summary.dirty["customer.truncated"]
+    accel = recon["accelerometer_landing"]
+    assert accel["quarantined_by_rule"] == {
+        "non_utf8": summary.dirty["accelerometer.non_utf8"],
+        "malformed_json": summary.dirty["accelerometer.truncated"],
+        "wrong_type": summary.dirty["accelerometer.wrong_type"],
+        "missing_required": 0,
+    }
+    assert accel["excluded_unknown_customer"] == summary.dirty["accelerometer.unknown_user"]
+    steps = recon["step_trainer_landing"]
+    assert steps["quarantined_by_rule"]["missing_required"] == summary.dirty["step_trainer.missing_required"]
+    assert steps["excluded_unknown_customer"] == summary.dirty["step_trainer.unknown_serial"]
+    # Every clean step reading of a curated customer finds its own accelerometer reading.
+    assert result.tables["machine_learning_curated"] == result.tables["step_trainer_trusted"]
