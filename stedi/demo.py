@@ -122,7 +122,8 @@ def demo(
 
     if consent not in ("as-of", "all"):
         raise typer.BadParameter("--consent must be 'as-of' or 'all'")
-    err = Console(stderr=True)
+    # Piped output: wide lines rather than log lines wrapped at 80 columns.
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     out = Console(file=sys.stdout, width=140 if not sys.stdout.isatty() else None)
     saved = _route_logs(err)
     started = time.monotonic()
