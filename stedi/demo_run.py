@@ -264,6 +264,8 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     from cloud_pipeline.store import PipelineStore
 
     salt = os.environ.get(SALT_ENV) or DEMO_SALT
+    # Spark's driver on loopback like every other server of the demo (and no hostname warning).
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = local_session(app_name="stedi-demo", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:
