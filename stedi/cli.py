@@ -26,14 +26,16 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # Docstrings are paragraphs: reflow them to the terminal instead of keeping source line breaks.
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(firmware_app, name="firmware", help="Build, flash and inspect the MicroPython board firmware.")
 app.add_typer(sim_app, name="sim", help="Hardware-free twins: virtual boards, BLE radio, physics, customer fleets.")
 app.add_typer(gateway_app, name="gateway", help="The phone-app stand-in: BLE central, consent, spool, upload, MQTT.")
 app.add_typer(pipeline_app, name="pipeline", help="Build the trusted and curated zones from the landing zone (Spark).")
-app.command("query", help="Run Spark SQL over the lake's tables by name, like Athena.")(query_command)
-app.command("demo", help="The whole chain without hardware: boards, radio, gateway, lake, pipeline.")(demo_command)
+app.command("query")(query_command)
+app.command("demo")(demo_command)
 
 
 def _version(value: bool) -> None:
