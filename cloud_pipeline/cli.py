@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from cloud_pipeline import aws_cli
 from cloud_pipeline.config import JOB_ORDER, PipelineOptions, TableFormat, salt_from_env
 from stedi.settings import default_lake
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True)
+# The lake on Athena / Glue (cloud_pipeline/aws_cli.py).
+app.command("ddl")(aws_cli.ddl)
 
 _JOBS_OPTION = typer.Option(
     None, "--jobs", help=f"Jobs to run (repeat or comma-separate) [default: all: {', '.join(JOB_ORDER)}]."

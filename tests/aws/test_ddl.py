@@ -1,0 +1,71 @@
+"""Athena DDL: every table, columns and types from the contract, locations from the pipeline state."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cloud_pipeline.ddl import HIVE_TYPES, QUARANTINE_FILES, ddl_script, table_definitions
+from cloud_pipeline.schemas import quarantine_schema, spark_type
+from cloud_pipeline.store import STATE_KEY
+from stedi.cli import app
+from stedi.contract import TABLES, TABLES_BY_NAME
+from stedi.lake import S3Lake
+
+STATE = {"tables": {"customer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "parquet"},
+                    "accelerometer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "json"}}}
+
+
+def _statements(script: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r"CREATE EXTERNAL TABLE IF NOT EXISTS `stedi`\.`(\w+)`.*?LOCATION '[^']*';",
+                                                        script, re.S)}
+
+
+def test_hive_types_are_the_types_spark_writes() -> None:
+    for field_type, hive in HIVE_TYPES.items():
+        assert spark_type(field_type).simpleString() == hive
+
+
+def test_every_table_with_contract_columns() -> None:
+    script = ddl_script("s3://bucket/lake", "stedi", STATE)
+    statements = _statements(script)
+    assert set(statements) == {t.name for t in TABLES} | {QUARANTINE_FILES}
+    for table in TABLES:
+        columns = re.findall(r"^  `(\w+)` (\w+) COMMENT", statements[table.name], re.M)
+        assert columns == [(f.name, HIVE_TYPES[f.type]) for f in table.fields], table.name
+    quarantine = re.findall(r"^  `(\w+)` (\w+) COMMENT", statements[QUARANTINE_FILES], re.M)
+    assert [n for n, _ in quarantine] == [f.name for f in quarantine_schema().fields if f.name != "table"]
+    assert "CREATE OR REPLACE VIEW `stedi`.`quarantine`" in script
+    assert script.startswith("CREATE DATABASE IF NOT EXISTS `stedi`;")
+
+
+def test_locations_and_formats_follow_the_pipeline_layout() -> None:
+    defs = {d.name: d for d in table_definitions("s3://bucket/lake/", STATE)}
+    landing = defs["step_trainer_landing"]
+    assert (landing.location, landing.format) == ("s3://bucket/lake/step_trainer/landing/", "json")
+    assert "org.openx.data.jsonserde.JsonSerDe" in landing.create_sql("stedi")
+    trusted = defs["customer_trusted"]
+    assert trusted.location == "s3://bucket/lake/customer/trusted/v-20260101T000000Z-ab12/"
+    assert "STORED AS PARQUET" in trusted.create_sql("stedi")
+    assert defs["accelerometer_trusted"].format == "json"  # a --format json run
+    # Never built: an empty folder, not the zone folder that would mix versions.
+    assert defs["machine_learning_curated"].location == "s3://bucket/lake/step_trainer/curated/_not_built_yet/"
+    assert defs[QUARANTINE_FILES].location == "s3://bucket/lake/_pipeline/quarantine/"
+    glue = trusted.table_input()
+    assert [c["Name"] for c in glue["StorageDescriptor"]["Columns"]] == list(TABLES_BY_NAME["customer_trusted"].field_names)
+
+
+def test_cli_reads_state_of_an_s3_lake(s3_bucket: str) -> None:
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(STATE).encode())
+    result = CliRunner().invoke(app, ["pipeline", "ddl", "--lake", f"s3://{s3_bucket}/lake", "--database", "stedi"])
+    assert result.exit_code == 0, result.output
+    assert f"LOCATION 's3://{s3_bucket}/lake/customer/trusted/v-20260101T000000Z-ab12/'" in result.output
+
+
+def test_cli_before_first_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["pipeline", "ddl", "--lake", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "_not_built_yet/" in result.output
