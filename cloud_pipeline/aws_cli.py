@@ -33,3 +33,29 @@ def ddl(
     if state is None:
         typer.echo(f"-- {url}: the pipeline has not run yet; zone tables point at empty folders", err=True)
     typer.echo(ddl_script(url, database, state), nl=False)
+
+
+def deploy(
+    lake: str = typer.Option(..., "--lake", help="The lake on S3: s3://bucket/prefix."),
+    role: str = typer.Option(..., "--role", help="IAM role ARN the Glue jobs run as (see docs/iam-policy.json)."),
+    database: str = typer.Option("stedi", "--database", help="Glue / Athena database name."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would change; change nothing."),
+) -> None:
+    """Create or update the pipeline on AWS Glue, idempotently.
+
+    Uploads the five job scripts and a zip of the project code under <lake>/_pipeline/glue/,
+    creates the Glue database and every table (zone tables at their current version), the five
+    Glue jobs, and a workflow whose triggers run them in order.  Unchanged resources are left
+    alone, so running it again after a pipeline run only moves the zone tables' locations.
+    """
+    from cloud_pipeline.deploy import deploy as run_deploy
+
+    try:
+        changes = run_deploy(lake, role, database, dry_run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lake") from exc
+    verb = "would" if dry_run else "did"
+    for change in changes:
+        typer.echo(f"{verb} {change}")
+    if not changes:
+        typer.echo("nothing to change: the deployment is up to date")

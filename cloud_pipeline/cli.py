@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True)
 # The lake on Athena / Glue (cloud_pipeline/aws_cli.py).
 app.command("ddl")(aws_cli.ddl)
+app.command("deploy")(aws_cli.deploy)
 
 _JOBS_OPTION = typer.Option(
     None, "--jobs", help=f"Jobs to run (repeat or comma-separate) [default: all: {', '.join(JOB_ORDER)}]."

@@ -1,0 +1,75 @@
+"""Deploy to Glue on moto's server: everything created once, the second run changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from typer.testing import CliRunner
+
+from cloud_pipeline.config import JOB_ORDER
+from cloud_pipeline.ddl import QUARANTINE_FILES
+from cloud_pipeline.deploy import code_zip, deploy
+from cloud_pipeline.store import STATE_KEY
+from stedi.cli import app
+from stedi.contract import TABLES
+from stedi.lake import S3Lake
+
+ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
+
+
+def test_code_zip_is_deterministic_and_holds_the_packages() -> None:
+    import io
+    import zipfile
+
+    data = code_zip()
+    assert data == code_zip()
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "cloud_pipeline/glue/entry.py" in names and "stedi/contract.py" in names
+
+
+def test_deploy_twice_second_changes_nothing(s3_bucket: str) -> None:
+    lake = f"s3://{s3_bucket}/lake"
+    planned = deploy(lake, ROLE, dry_run=True)
+    glue = boto3.client("glue")
+    assert not glue.get_databases()["DatabaseList"] or "stedi" not in [
+        d["Name"] for d in glue.get_databases()["DatabaseList"]
+    ]  # the dry run made nothing
+    first = deploy(lake, ROLE)
+    assert [str(c) for c in first] == [str(c) for c in planned]
+    assert {c.name for c in first if c.kind == "table"} == {t.name for t in TABLES} | {QUARANTINE_FILES}
+    assert deploy(lake, ROLE) == []
+
+    for job in JOB_ORDER:
+        definition = glue.get_job(JobName=f"stedi-{job}")["Job"]
+        assert definition["Role"] == ROLE
+        assert definition["Command"]["ScriptLocation"] == f"{lake}/_pipeline/glue/scripts/{job}.py"
+        assert definition["DefaultArguments"]["--lake"] == lake
+        assert definition["DefaultArguments"]["--extra-py-files"] == f"{lake}/_pipeline/glue/stedi-code.zip"
+    script = boto3.client("s3").get_object(Bucket=s3_bucket, Key="lake/_pipeline/glue/scripts/machine_learning_curated.py")
+    assert b'main("machine_learning_curated")' in script["Body"].read()
+    # The chain: each job after the previous one succeeded.
+    for before, after in zip(JOB_ORDER, JOB_ORDER[1:], strict=False):
+        trigger = glue.get_trigger(Name=f"stedi-pipeline-after-{before}")["Trigger"]
+        assert trigger["Predicate"]["Conditions"][0]["JobName"] == f"stedi-{before}"
+        assert trigger["Actions"] == [{"JobName": f"stedi-{after}"}]
+    assert glue.get_trigger(Name="stedi-pipeline-start")["Trigger"]["Actions"] == [{"JobName": f"stedi-{JOB_ORDER[0]}"}]
+
+    # After a pipeline run the zone table moves to the new version; nothing else changes.
+    state = {"tables": {"customer_trusted": {"version": "v-2", "format": "parquet"}}}
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(state).encode())
+    moved = deploy(lake, ROLE)
+    assert [str(c) for c in moved] == ["update table customer_trusted"]
+    table = glue.get_table(DatabaseName="stedi", Name="customer_trusted")["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"{lake}/customer/trusted/v-2/"
+
+
+def test_cli_dry_run_and_folder_lake(s3_bucket: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    result = runner.invoke(app, ["pipeline", "deploy", "--lake", f"s3://{s3_bucket}/p", "--role", ROLE,
+                                 "--database", "drydb", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "would create job drydb-customer_landing_to_trusted" in result.output
+    assert boto3.client("s3").list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+    bad = runner.invoke(app, ["pipeline", "deploy", "--lake", str(tmp_path), "--role", ROLE])
+    assert bad.exit_code != 0 and "s3://" in bad.output
