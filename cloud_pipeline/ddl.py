@@ -6,14 +6,14 @@ real layout.
   quarantines it).
 * Zone tables are written by the pipeline as immutable versions ``<entity>/<zone>/v-<run_id>/``;
   the lake's state file (``_pipeline/state/pipeline.json``, also mirrored by ``_CURRENT`` pointer
-  files) names the current one.  Athena reads every file under a LOCATION, including older
-  versions not yet cleaned up, so a zone table's LOCATION is the CURRENT VERSION folder: the DDL
+  files) names the current one.  Athena reads every file under a LOCATION, subfolders included,
+  and knows no pointer files, so a zone table's LOCATION is the CURRENT VERSION folder: the DDL
   is a snapshot and must be re-applied after each pipeline run (``stedi pipeline deploy`` does so
   with ``UpdateTable``).  A table that was never built points at an empty ``_not_built_yet/``
   folder rather than at the zone folder (which would mix versions).
 * Quarantine batches are Parquet under ``_pipeline/quarantine/<run>/table=<landing table>/``:
   the ``quarantine_files`` table reads them all and the ``quarantine`` view recovers the table
-  name from each file's path.  Batches a re-staging superseded stay readable until cleanup.
+  name from each file's path (the pipeline's cleanup removes batches a re-staging superseded).
 """
 
 from __future__ import annotations
