@@ -141,6 +141,8 @@ class Deployment:
             "Command": {"Name": "glueetl", "ScriptLocation": script, "PythonVersion": "3"},
             "DefaultArguments": {
                 "--lake": self.lake,
+                # The job moves its table's catalog location to the version it committed.
+                "--database": self.database,
                 "--extra-py-files": code,
                 "--job-language": "python",
                 "--enable-continuous-cloudwatch-log": "true",
@@ -234,6 +236,24 @@ def _table_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return any(_norm(have.get(k)) != _norm(want.get(k)) for k in keys) or (
         current.get("Parameters", {}) != wanted["Parameters"]
     )
+
+
+def refresh_tables(lake_url: str, database: str, names: list[str], client: Any = None) -> list[str]:
+    """Point the catalog tables ``names`` at their current version; returns those that moved."""
+    import boto3
+
+    glue = client or boto3.client("glue")
+    moved = []
+    for definition in table_definitions(lake_url, load_state(lake_url)):
+        if definition.name not in names:
+            continue
+        wanted = definition.table_input()
+        current = glue.get_table(DatabaseName=database, Name=definition.name)["Table"]
+        if _table_differs(current, wanted):
+            glue.update_table(DatabaseName=database, TableInput=wanted)
+            log.info("catalog table %s.%s now at %s", database, definition.name, definition.location)
+            moved.append(definition.name)
+    return moved
 
 
 def deploy(lake_url: str, role: str, database: str = "stedi", dry_run: bool = False) -> list[Change]:

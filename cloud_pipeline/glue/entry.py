@@ -39,6 +39,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--consent", default="all", choices=("all", "as-of"))
     parser.add_argument("--tolerance_ms", type=int, default=0)
     parser.add_argument("--format", default="parquet", choices=("parquet", "json"))
+    parser.add_argument("--database", default=None,
+                        help="Glue database whose table of this job moves to the new version (deploy sets it).")
     args, extra = parser.parse_known_args(list(argv))
     if extra:
         log.info("ignoring arguments not meant for the job: %s", " ".join(extra))
@@ -113,6 +115,10 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     )
     log.info("job %s (%s) on %s", job, args.JOB_NAME, args.lake)
     result = run_job(spark, args.lake, options)
+    if args.database:
+        from cloud_pipeline.deploy import refresh_tables
+
+        refresh_tables(args.lake, args.database, [JOB_OUTPUT[job]])
     if glue_job is not None:
         glue_job.commit()
     log.info("job %s committed run %s: %s", job, result.run_id, result.tables)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cloud_pipeline.config import JOB_ORDER
 from cloud_pipeline.ddl import QUARANTINE_FILES
-from cloud_pipeline.deploy import code_zip, deploy
+from cloud_pipeline.deploy import code_zip, deploy, refresh_tables
 from cloud_pipeline.store import STATE_KEY
 from stedi.cli import app
 from stedi.contract import TABLES
@@ -73,3 +73,21 @@ def test_cli_dry_run_and_folder_lake(s3_bucket: str, tmp_path) -> None:  # type:
     assert boto3.client("s3").list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
     bad = runner.invoke(app, ["pipeline", "deploy", "--lake", str(tmp_path), "--role", ROLE])
     assert bad.exit_code != 0 and "s3://" in bad.output
+
+
+def test_a_job_moves_its_own_table_only(s3_bucket: str) -> None:
+    lake = f"s3://{s3_bucket}/lake"
+    deploy(lake, ROLE, database="refresh")
+    assert boto3.client("glue").get_job(JobName="refresh-machine_learning_curated")["Job"]["DefaultArguments"][
+        "--database"] == "refresh"
+    state = {"tables": {"customer_trusted": {"version": "v-9", "format": "parquet"},
+                        "machine_learning_curated": {"version": "v-9", "format": "json"}}}
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(state).encode())
+    assert refresh_tables(lake, "refresh", ["machine_learning_curated"]) == ["machine_learning_curated"]
+    assert refresh_tables(lake, "refresh", ["machine_learning_curated"]) == []
+    glue = boto3.client("glue")
+    ml = glue.get_table(DatabaseName="refresh", Name="machine_learning_curated")["Table"]["StorageDescriptor"]
+    assert ml["Location"] == f"{lake}/step_trainer/curated/v-9/"
+    assert ml["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    untouched = glue.get_table(DatabaseName="refresh", Name="customer_trusted")["Table"]["StorageDescriptor"]
+    assert untouched["Location"].endswith("_not_built_yet/")
