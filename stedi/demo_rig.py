@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import hashlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from stedi.demo_reconcile import BoardCount
+from stedi.tools import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +55,6 @@ def demo_serial(seed: int, n: int) -> str:
 
 # ---- moto's S3 server ------------------------------------------------------------------
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A pre-exec hook: the kernel kills the child when the demo dies, even by SIGKILL (Linux).
-    The child is started by the main thread, which lives as long as the demo does."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def hook() -> None:
-        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-
-    return hook
-
 
 @contextlib.contextmanager
 def moto_s3(work: Path) -> Iterator[str]:
@@ -84,7 +68,7 @@ def moto_s3(work: Path) -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in keys}
     log_file = (work / "moto.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(),
+                            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
                             # Its own session: a Ctrl-C in the terminal must not stop S3 before
                             # the gateway has drained; the demo stops it on the way out.
                             start_new_session=True)

@@ -9,20 +9,18 @@ markers, which are parsed here and never reach the host.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import re
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stedi.tools import find_tool
+from stedi.tools import die_with_parent, find_tool
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +118,7 @@ def heap_bytes(heap: str) -> int:
     return int(heap.rstrip("kKmM")) * scale
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A pre-exec hook so the kernel kills an interpreter whose board process died (SIGKILL
-    of a test run, say); otherwise a firmware's endless main.py would run on unseen."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, sigkill)
-
-    return hook
-
-
-_PREEXEC = _die_with_parent()
+_PREEXEC = die_with_parent()
 
 
 class InterpreterDied(RuntimeError):
