@@ -151,19 +151,27 @@ class Uploader:
                 self.last_error = None
                 return
             except Exception as exc:  # classified below: permanent stops, anything else retries
-                if classify(exc):
-                    self.stopped_error = f"{what}: {describe(exc)}"
-                    raise PermanentUploadError(
-                        f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
-                    ) from exc
-                self.last_error = describe(exc)
+                self._failed(exc, what)
                 if max_attempts is not None and attempt + 1 >= max_attempts:
                     raise
-                delay = self.backoff(attempt)
                 attempt += 1
-                self.retries += 1
-                log.warning("%s failed (%s); retry %d in %.1fs", what, self.last_error, attempt, delay)
-                sleep(delay)
+                sleep(self._retry_delay(attempt, what))
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        """Record a failed put; a permanent error (AccessDenied, NoSuchBucket) stops uploading."""
+        if classify(exc):
+            self.stopped_error = f"{what}: {describe(exc)}"
+            raise PermanentUploadError(
+                f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
+            ) from exc
+        self.last_error = describe(exc)
+
+    def _retry_delay(self, attempt: int, what: str) -> float:
+        """Count retry number ``attempt`` (from 1), log it and say how long to wait before it."""
+        delay = self.backoff(attempt - 1)
+        self.retries += 1
+        log.warning("%s failed (%s); retry %d in %.1fs", what, self.last_error, attempt, delay)
+        return delay
 
     def backoff(self, attempt: int) -> float:
         # Full jitter: spread retries of many gateways over the whole window.
@@ -253,15 +261,7 @@ class Uploader:
                 self.last_error = None
                 return True
             except Exception as exc:  # classified below: permanent stops, anything else retries
-                if classify(exc):
-                    self.stopped_error = f"{what}: {describe(exc)}"
-                    raise PermanentUploadError(
-                        f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
-                    ) from exc
-                self.last_error = describe(exc)
-                delay = self.backoff(attempt)
+                self._failed(exc, what)
                 attempt += 1
-                self.retries += 1
-                log.warning("%s failed (%s); retry %d in %.1fs", what, self.last_error, attempt, delay)
-                await sleep(delay)
+                await sleep(self._retry_delay(attempt, what))
         return False
