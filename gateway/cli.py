@@ -5,8 +5,10 @@ Heavy imports (bleak, boto3, paho) stay inside the commands so `stedi --help` st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -218,6 +220,25 @@ def _upload_customer_records(where: Path, lake: str | None, spool: Any) -> None:
                     err=True)
 
 
+@contextlib.contextmanager
+def _customer_change(home: Path | None, lake: str | None, upload: bool) -> Iterator[Any]:
+    """The registry of customers in the gateway's home; after the change in the ``with`` block
+    its landing record is uploaded (or left in the spool for `gateway run`)."""
+    from gateway.customers import CustomerError, Customers
+    from gateway.spool import Spool
+
+    where = _home(home)
+    spool = Spool(where)
+    try:
+        yield Customers(spool)
+        if upload:
+            _upload_customer_records(where, lake, spool)
+    except CustomerError as exc:
+        _fail(str(exc))
+    finally:
+        spool.close()
+
+
 @app.command()
 def register(
     email: Annotated[str, typer.Option("--email", help="The customer's email: their key across the lake.")],
@@ -230,20 +251,9 @@ def register(
     upload: Annotated[bool, typer.Option("--upload/--no-upload", help="Upload now, or leave it to `gateway run`.")] = True,
 ) -> None:
     """Register a customer and their step trainer (writes a customer landing record)."""
-    from gateway.customers import CustomerError, Customers
-    from gateway.spool import Spool
-
-    where = _home(home)
-    spool = Spool(where)
-    try:
-        customer = Customers(spool).register(email=email, name=name, phone=phone, birthday=birthday, serial=serial)
+    with _customer_change(home, lake, upload) as customers:
+        customer = customers.register(email=email, name=name, phone=phone, birthday=birthday, serial=serial)
         typer.echo(f"registered {customer.email} with board {customer.serial}")
-        if upload:
-            _upload_customer_records(where, lake, spool)
-    except CustomerError as exc:
-        _fail(str(exc))
-    finally:
-        spool.close()
 
 
 class Action(StrEnum):
@@ -267,18 +277,7 @@ def consent(
     upload: Annotated[bool, typer.Option("--upload/--no-upload", help="Upload now, or leave it to `gateway run`.")] = True,
 ) -> None:
     """Grant or withdraw a consent (writes a customer landing record with the consent dates)."""
-    from gateway.customers import CustomerError, Customers
-    from gateway.spool import Spool
-
-    where = _home(home)
-    spool = Spool(where)
-    try:
-        c = Customers(spool).consent(email, action.value, scope.value)  # type: ignore[arg-type]
+    with _customer_change(home, lake, upload) as customers:
+        c = customers.consent(email, action.value, scope.value)  # type: ignore[arg-type]
         typer.echo(f"{action.value} {scope.value} for {c.email}: research={c.research} public={c.public} "
                    f"friends={c.friends}")
-        if upload:
-            _upload_customer_records(where, lake, spool)
-    except CustomerError as exc:
-        _fail(str(exc))
-    finally:
-        spool.close()
