@@ -17,18 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloud_pipeline import jobs
+from cloud_pipeline import jobs, reconcile
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
-from cloud_pipeline.landing import RULES, accepted, parse_landing, quarantined
+from cloud_pipeline.landing import accepted, parse_landing, quarantined
 from cloud_pipeline.schemas import table_schema
 from cloud_pipeline.store import ENTITIES, STAGING_FOLDER, PipelineStore, empty_state
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -48,49 +47,6 @@ class RunResult:
     @property
     def balanced(self) -> bool:
         return all(r["balanced"] for r in self.record["reconciliation"].values())
-
-
-RULE_PREFIX = "rule:"
-ACCEPTED = "accepted"
-ROWS = "rows"
-
-
-def _count_rows(df: DataFrame, table: str, key: Column, landing: Column | None = None) -> DataFrame:
-    """(table, key, landing, kept): one row per input row, summed in the run's single count action."""
-    from pyspark.sql import functions as F
-
-    return df.select(
-        F.lit(table).alias("table"),
-        key.alias("key"),
-        (landing if landing is not None else F.lit(1)).cast("long").alias("landing"),
-        F.lit(1).cast("long").alias("kept"),
-    )
-
-
-def _reconcile(table: str, sums: dict[tuple[str, str], tuple[int, int]], weighted: bool) -> dict[str, Any]:
-    """Landing rows of one table split into exactly one category each; ``balanced`` checks the sum."""
-    landing = sum(n for (t, k), (n, _kept) in sums.items() if t == table)
-    rules = {r: sums.get((table, RULE_PREFIX + r), (0, 0))[0] for r in RULES}
-    fates: dict[str, int] = {}
-    for (t, key), (n, kept) in sums.items():
-        if t != f"{table}:fate":
-            continue
-        if key == jobs.TRUSTED and weighted:
-            # A kept row stands for n landing rows: n - 1 of them were exact duplicates.
-            fates[jobs.TRUSTED] = kept
-            fates[jobs.DUPLICATE] = n - kept
-        else:
-            fates[key] = n
-    accounted = sum(fates.values()) + sum(rules.values())
-    accepted_rows = sums.get((table, ACCEPTED), (0, 0))[0]
-    return {
-        "landing": landing,
-        **dict(sorted(fates.items())),
-        "quarantined": sum(rules.values()),
-        "quarantined_by_rule": rules,
-        # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
-        "balanced": accounted == landing and sum(fates.values()) == accepted_rows,
-    }
 
 
 class PipelineRun:
@@ -115,8 +71,11 @@ class PipelineRun:
         self.run_id = new_run_id()
         self.previous = store.load_state()
         self.state = copy.deepcopy(self.previous)
+        # Lakes staged before per-batch counts were kept (see ``staged_counts``).
+        self.state.setdefault("counts", {e: {} for e in ENTITIES})
         self.new_files: dict[str, int] = {}
         self._cached: list[DataFrame] = []
+        self.reconciliation: dict[str, dict[str, Any]] = {}
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -136,6 +95,7 @@ class PipelineRun:
         from pyspark.sql import functions as F
 
         parsed = []
+        staged_now = []
         for entity in ENTITIES:
             table = TABLES_BY_NAME[f"{entity}_landing"]
             current = {o.key: o.etag for o in self.store.landing_files(entity)}
@@ -148,6 +108,7 @@ class PipelineRun:
                 self.state["files"][entity] = seen
                 self.state["staging"][entity] = []
                 self.state["quarantine"][entity] = []
+                self.state["counts"][entity] = {}
             todo = sorted(k for k in current if k not in seen)
             self.new_files[entity] = len(todo)
             if not todo:
@@ -156,41 +117,56 @@ class PipelineRun:
             lines = self.store.read_landing_lines(self.spark, todo)
             parsed.append(parse_landing(lines, table, self.run_id).withColumn("entity", F.lit(entity)))
             self.state["staging"][entity].append(self.run_id)
+            staged_now.append(entity)
             seen.update({k: current[k] for k in todo})
             log.info("%s: staging %d new landing file(s) as batch %s", entity, len(todo), self.run_id)
         if not parsed:
             return
         self.progress("stage new landing files")
-        batch = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parsed)
+        batch, observed = reconcile.observe(
+            reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parsed),
+            "staging",
+            reconcile.staging_metrics(staged_now),
+        )
         batch.write.mode("overwrite").partitionBy("entity").parquet(
             self.store.batch_path(STAGING_FOLDER, self.run_id)
         )
+        counts = {entity: reconcile.staging_counts(observed.get, entity) for entity in staged_now}
+        for entity, by_rule in counts.items():
+            self.state["counts"][entity][self.run_id] = by_rule
+        # Only entities with rejected lines get a quarantine batch: clean data costs no extra write.
+        dirty = [e for e, by_rule in counts.items() if sum(by_rule.values()) > by_rule[reconcile.ACCEPTED]]
+        if not dirty:
+            return
         self.progress("quarantine")
         rejected = []
-        for entity in ENTITIES:
+        for entity in dirty:
             staged = self.store.read_staging(self.spark, entity, [self.run_id])
-            if staged is not None and self.run_id in self.state["staging"][entity]:
+            if staged is not None:
                 rejected.append(quarantined(staged, TABLES_BY_NAME[f"{entity}_landing"]))
-        if rejected:
-            union = reduce(lambda a, b: a.unionByName(b), rejected)
-            union.write.mode("overwrite").partitionBy("table").parquet(
-                self.store.batch_path(QUARANTINE_FOLDER, self.run_id)
-            )
-        for entity in ENTITIES:
-            if Path(self.store.quarantine_path(entity, self.run_id)).is_dir():
-                self.state["quarantine"][entity].append(self.run_id)
+        union = reduce(lambda a, b: a.unionByName(b), rejected)
+        union.write.mode("overwrite").partitionBy("table").parquet(
+            self.store.batch_path(QUARANTINE_FOLDER, self.run_id)
+        )
+        for entity in dirty:
+            self.state["quarantine"][entity].append(self.run_id)
 
-    def count_frames(self) -> list[DataFrame]:
-        """Rows per rule of every entity's staging, as (table, key, landing, kept) rows to sum."""
+    def staged_counts(self, entity: str) -> dict[str, dict[str, int]]:
+        """Rows per rule of each staging batch of an entity, as stored when each batch was staged.
+
+        Lakes staged before counts were kept in the state get them counted once, here.
+        """
         from pyspark.sql import functions as F
 
-        frames = []
-        for entity in ENTITIES:
-            staged = self.store.read_staging(self.spark, entity, self.state["staging"][entity])
-            if staged is not None:
-                key = F.coalesce(F.concat(F.lit(RULE_PREFIX), F.col("_rule")), F.lit(ACCEPTED))
-                frames.append(_count_rows(staged, f"{entity}_landing", key))
-        return frames
+        known = self.state["counts"][entity]
+        missing = [b for b in self.state["staging"][entity] if b not in known]
+        staged = self.store.read_staging(self.spark, entity, missing) if missing else None
+        if staged is not None:
+            log.info("%s: counting %d staging batch(es) staged before counts were kept", entity, len(missing))
+            key = F.coalesce(F.col("_rule"), F.lit(reconcile.ACCEPTED))
+            for row in staged.groupBy("_run", key.alias("key")).count().collect():
+                known.setdefault(row["_run"], {})[row["key"]] = int(row["count"])
+        return {b: known.get(b, {}) for b in self.state["staging"][entity]}
 
     def landing(self, entity: str) -> DataFrame:
         table = TABLES_BY_NAME[f"{entity}_landing"]
@@ -207,31 +183,44 @@ class PipelineRun:
         return df
 
     def _write(self, job: str, df: DataFrame) -> DataFrame:
-        """Write a job's table as a new version; returns it read back from the written files."""
+        """Write a job's table as a new version, counting its rows on the way; returns it read back."""
         name = JOB_OUTPUT[job]
-        version = self.store.write_table(df, name, self.run_id, self.options.format)
-        self.state["tables"][name] = {"version": version, "format": self.options.format, "run_id": self.run_id}
+        counted, rows = reconcile.observe(df, f"rows of {name}", reconcile.rows_metric())
+        version = self.store.write_table(counted, name, self.run_id, self.options.format)
+        self.state["tables"][name] = {
+            "version": version,
+            "format": self.options.format,
+            "run_id": self.run_id,
+            "rows": int(rows.get[reconcile.ROWS]),
+        }
         self.after_job(job)
         # Later jobs read the written files: cheaper than recomputing the lineage that made them.
         return self.store.read_table(self.spark, name, self.state)
+
+    def _write_classified(self, job: str, classified: DataFrame, columns: tuple[str, ...], weighted: bool) -> DataFrame:
+        """Write a landing job's trusted rows, counting every row's fate in the same pass."""
+        observed, fates = reconcile.observe(classified, f"fates of {job}", reconcile.fate_metrics(weighted))
+        written = self._write(job, jobs.trusted_rows(observed, columns))
+        entity = job.split("_landing_to_")[0]
+        self.reconciliation[f"{entity}_landing"] = reconcile.reconcile(
+            self.staged_counts(entity), fates.get, weighted
+        )
+        return written
 
     def _table(self, job: str) -> DataFrame:
         """The output of a job that is not part of this run: its current version."""
         return self.store.read_table(self.spark, JOB_OUTPUT[job], self.state)
 
-    def run_jobs(self) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-        """Run the selected jobs; returns the reconciliation and rows per table.
+    def run_jobs(self) -> dict[str, dict[str, Any]]:
+        """Run the selected jobs in order; returns the reconciliation of the landing jobs that ran.
 
-        Each job's table is written once; the counts for the reconciliation and the summary are
-        taken at the end in a single Spark action over cached classifications and written tables.
+        Each job's table is written once, and every count the reconciliation and the summary
+        need is observed while it is written: no job's data is scanned twice for counting.
         """
         from pyspark.sql import functions as F
 
         selected = set(self.options.jobs)
         consent = self.options.consent
-        counts = self.count_frames()
-        written: dict[str, DataFrame] = {}
-        reconciled: list[tuple[str, bool]] = []
 
         # Every landing job needs each customer's latest record, so customers are always classified.
         customers = self._cache(jobs.classify_customers(self.landing("customer")))
@@ -240,23 +229,15 @@ class PipelineRun:
         job = "customer_landing_to_trusted"
         if job in selected:
             self.progress(job)
-            customer_trusted = self._write(job, jobs.trusted_rows(customers, jobs.CUSTOMER_COLUMNS))
-            counts.append(_count_rows(customers, "customer_landing:fate", F.col(jobs.FATE)))
-            reconciled.append(("customer_landing", False))
+            customer_trusted = self._write_classified(job, customers, jobs.CUSTOMER_COLUMNS, weighted=False)
         else:
             customer_trusted = self._table(job)
 
         job = "accelerometer_landing_to_trusted"
         if job in selected:
             self.progress(job)
-            accel = self._cache(
-                jobs.classify_accelerometer(self.landing("accelerometer"), customer_latest, consent)
-            )
-            accelerometer_trusted = self._write(job, jobs.trusted_rows(accel, jobs.ACCELEROMETER_COLUMNS))
-            counts.append(
-                _count_rows(accel, "accelerometer_landing:fate", F.col(jobs.FATE), F.col(jobs.COUNT))
-            )
-            reconciled.append(("accelerometer_landing", True))
+            accel = jobs.classify_accelerometer(self.landing("accelerometer"), customer_latest, consent)
+            accelerometer_trusted = self._write_classified(job, accel, jobs.ACCELEROMETER_COLUMNS, weighted=True)
         else:
             accelerometer_trusted = self._table(job)
 
@@ -271,16 +252,8 @@ class PipelineRun:
         job = "step_trainer_landing_to_trusted"
         if job in selected:
             self.progress(job)
-            steps = self._cache(
-                jobs.classify_step_trainer(
-                    self.landing("step_trainer"), customer_latest, customer_curated, consent
-                )
-            )
-            step_trainer_trusted = self._write(job, jobs.trusted_rows(steps, jobs.STEP_TRAINER_COLUMNS))
-            counts.append(
-                _count_rows(steps, "step_trainer_landing:fate", F.col(jobs.FATE), F.col(jobs.COUNT))
-            )
-            reconciled.append(("step_trainer_landing", True))
+            steps = jobs.classify_step_trainer(self.landing("step_trainer"), customer_latest, customer_curated, consent)
+            step_trainer_trusted = self._write_classified(job, steps, jobs.STEP_TRAINER_COLUMNS, weighted=True)
         else:
             step_trainer_trusted = self._table(job)
 
@@ -295,30 +268,7 @@ class PipelineRun:
                 tolerance_ms=self.options.tolerance_ms,
             )
             self._write(job, ml)
-
-        for job in self.options.jobs:
-            name = JOB_OUTPUT[job]
-            written[name] = self.store.read_table(self.spark, name, self.state)
-            counts.append(_count_rows(written[name], name, F.lit(ROWS)))
-
-        self.progress("reconcile")
-        sums = self._sum_counts(counts)
-        reconciliation = {t: _reconcile(t, sums, weighted) for t, weighted in reconciled}
-        rows = {name: sums.get((name, ROWS), (0, 0))[0] for name in written}
-        for name, n in rows.items():
-            self.state["tables"][name]["rows"] = n
-        return reconciliation, rows
-
-    def _sum_counts(self, frames: list[DataFrame]) -> dict[tuple[str, str], tuple[int, int]]:
-        from functools import reduce
-
-        from pyspark.sql import functions as F
-
-        if not frames:
-            return {}
-        union = reduce(lambda a, b: a.unionByName(b), frames)
-        result = union.groupBy("table", "key").agg(F.sum("landing").alias("landing"), F.sum("kept").alias("kept"))
-        return {(r["table"], r["key"]): (int(r["landing"]), int(r["kept"])) for r in result.collect()}
+        return self.reconciliation
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -331,7 +281,7 @@ class PipelineRun:
             self.state = fresh
         try:
             self.stage()
-            reconciliation, _rows = self.run_jobs()
+            reconciliation = self.run_jobs()
         finally:
             for df in self._cached:
                 df.unpersist()

@@ -48,6 +48,8 @@ def empty_state() -> dict[str, Any]:
         "files": {e: {} for e in ENTITIES},
         "staging": {e: [] for e in ENTITIES},
         "quarantine": {e: [] for e in ENTITIES},
+        # Rows per quarantine rule (and "accepted") of each staging batch, counted when staged.
+        "counts": {e: {} for e in ENTITIES},
         "tables": {},
     }
 
