@@ -19,6 +19,7 @@ from typing import Any
 
 from firmware.board import stedi_protocol as proto
 from gateway.ble import BleBackend
+from gateway.clock import SystemClock, WallClock
 from gateway.ingest import Ingest
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ def _set_event(event: asyncio.Event, _client: Any) -> None:
 
 SERIAL_NUMBER_UUID = proto.uuid16_str(proto.SERIAL_NUMBER_CHAR)  # Device Information, 0x2A25
 FRAME_QUEUE = 1024  # frames waiting for the spool; more are dropped and come again via RESUME
+#: A wall-clock step larger than this between two status polls (against the monotonic clock)
+#: is a jump of the phone's clock: the board is re-synced at once.
+CLOCK_JUMP_MS = 2000
 
 
 @dataclass
@@ -68,8 +72,10 @@ class Central:
         scan_s: float = 3.0,
         max_boards: int = 7,
         on_status: Any = None,
+        clock: WallClock | None = None,
     ):
         self.ingest = ingest
+        self.clock: WallClock = clock or SystemClock()
         self.backend = backend
         self.resync_s = resync_s
         self.status_s = status_s
@@ -218,9 +224,9 @@ class Central:
             log.info("board %s disconnected", serial)
 
     async def _time_sync(self, client: Any, state: BoardState) -> None:
-        t0 = time.time()
-        await client.write_gatt_char(proto.CONTROL_UUID, proto.encode_time_sync(int(t0 * 1000)), response=True)
-        state.sync_rtt_ms = (time.time() - t0) * 1000
+        t0 = time.monotonic()
+        await client.write_gatt_char(proto.CONTROL_UUID, proto.encode_time_sync(self.clock.now_ms()), response=True)
+        state.sync_rtt_ms = (time.monotonic() - t0) * 1000
         state._lateness.clear()
         state.clock_offset_ms = None
         log.info("board %s: clock set (write took %.1f ms)", state.serial, state.sync_rtt_ms)
@@ -230,7 +236,7 @@ class Central:
         resume_asked: tuple[int, float] | None = None  # (seq, when) of the last RESUME written
         while True:
             data = await frames.get()
-            received = int(time.time() * 1000)
+            received = self.clock.now_ms()
             try:
                 boot, first, readings = proto.decode_batch(data)
             except ValueError as exc:
@@ -284,13 +290,24 @@ class Central:
 
     async def _keep_status(self, client: Any, state: BoardState) -> None:
         last_sync = time.monotonic()
+        wall, mono = self.clock.now_ms(), time.monotonic()
         while True:
             await asyncio.sleep(self.status_s)
             status = proto.decode_status(await client.read_gatt_char(proto.STATUS_UUID))
             self._apply_status(state, status)
             if self.on_status is not None:
                 self.on_status(state, status)
-            if time.monotonic() - last_sync >= self.resync_s:
+            # The phone's clock may jump (NTP, the user): readings are stamped by the board from
+            # the last sync, so the board follows the phone's clock at once, not at the next re-sync.
+            now_wall, now_mono = self.clock.now_ms(), time.monotonic()
+            jump = (now_wall - wall) - (now_mono - mono) * 1000
+            wall, mono = now_wall, now_mono
+            if abs(jump) > CLOCK_JUMP_MS:
+                log.warning("board %s: the wall clock jumped by %+.1f s: re-syncing the board's clock",
+                            state.serial, jump / 1000)
+                await self._time_sync(client, state)
+                last_sync = time.monotonic()
+            elif time.monotonic() - last_sync >= self.resync_s:
                 log.info("board %s: clock offset before re-sync %s ms", state.serial, state.clock_offset_ms)
                 await self._time_sync(client, state)
                 last_sync = time.monotonic()

@@ -45,6 +45,8 @@ class GatewayConfig:
     status_s: float = 5.0
     scan_s: float = 3.0
     max_boards: int = 7
+    clock: str = "system"  # system | offset-file:PATH (gateway/clock.py)
+    spool_commit_delay_s: float = 0.0  # fault tests only: hold each spool transaction open this long
 
     def validate(self) -> GatewayConfig:
         if self.accel_mode not in ("interpolate", "nearest"):
@@ -55,6 +57,10 @@ class GatewayConfig:
             raise ConfigError("kms_key_id needs sse = 'aws:kms'")
         if self.spool_sync.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError("spool_sync must be FULL, NORMAL or EXTRA")
+        if not 0 <= self.spool_commit_delay_s <= 10:
+            raise ConfigError("spool_commit_delay_s must be between 0 and 10 (seconds)")
+        if self.clock != "system" and not (self.clock.startswith("offset-file:") and len(self.clock) > 12):
+            raise ConfigError("clock must be 'system' or 'offset-file:PATH'")
         if self.batch_bytes < 1024 or self.batch_age_s <= 0 or self.spool_max_readings < 1:
             raise ConfigError("batch_bytes >= 1024, batch_age_s > 0 and spool_max_readings >= 1 are required")
         return self

@@ -22,6 +22,7 @@ from typing import Any
 from gateway.accel import open_source
 from gateway.ble import resolve
 from gateway.central import BoardState, Central
+from gateway.clock import open_clock
 from gateway.config import GatewayConfig
 from gateway.ingest import Ingest
 from gateway.spool import Spool, now_ms
@@ -51,7 +52,8 @@ class Gateway:
     def __init__(self, home: Path, config: GatewayConfig):
         self.home = home
         self.config = config
-        self.spool = Spool(home, max_readings=config.spool_max_readings, synchronous=config.spool_sync.upper())
+        self.spool = Spool(home, max_readings=config.spool_max_readings, synchronous=config.spool_sync.upper(),
+                           commit_delay_s=config.spool_commit_delay_s)
         self.id = gateway_id(self.spool)
         self.lake = open_gateway_lake(config.lake)
         self.uploader = Uploader(self.spool, self.lake, upload_settings(config))
@@ -67,7 +69,7 @@ class Gateway:
                              hold_unconsented=config.hold_unconsented)
         self.central = Central(self.ingest, resolve(config.ble), resync_s=config.resync_s,
                                status_s=config.status_s, scan_s=config.scan_s, max_boards=config.max_boards,
-                               on_status=self._board_status)
+                               on_status=self._board_status, clock=open_clock(config.clock))
         self.stop_readings = asyncio.Event()
         self.flush = asyncio.Event()
         self.abort = asyncio.Event()

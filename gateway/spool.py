@@ -122,8 +122,13 @@ def now_ms() -> int:
 class Spool:
     """The gateway's durable queue.  One connection, used from one thread."""
 
-    def __init__(self, home: str | Path, *, max_readings: int = 1_000_000, synchronous: str = "FULL"):
+    def __init__(
+        self, home: str | Path, *, max_readings: int = 1_000_000, synchronous: str = "FULL", commit_delay_s: float = 0.0
+    ):
         self.home = Path(home).expanduser()
+        #: Fault tests only (config ``spool_commit_delay_s``): keep each frame's transaction open
+        #: this long before COMMIT, so that a SIGKILL can be aimed at a commit in progress.
+        self.commit_delay_s = commit_delay_s
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / SPOOL_FILE
         self.max_readings = max_readings
@@ -172,6 +177,9 @@ class Spool:
 
     def add_readings(self, serial: str, boot: int, rows: Sequence[Row], *, held: bool = False) -> IngestResult:
         """Commit one frame's readings; only then may the board be acknowledged."""
+        # The commit's begin and end are logged (DEBUG): the fault suite tells from the log
+        # whether a SIGKILL landed inside a commit.
+        log.debug("spool commit begins: %s boot %d, %d readings", serial, boot, len(rows))
         self.db.execute("BEGIN IMMEDIATE")
         try:
             bid = self._board_id(serial)
@@ -197,12 +205,15 @@ class Spool:
                 "ON CONFLICT(board, boot) DO UPDATE SET last_seq = excluded.last_seq",
                 (bid, boot, top),
             )
+            if self.commit_delay_s:
+                time.sleep(self.commit_delay_s)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
         self._watermarks[key] = top
+        log.debug("spool commit done: %s boot %d up to seq %d", serial, boot, top)
         if not held:
             self._pending += len(fresh)
             if key not in self._unbatched or self._unbatched[key] == 0:

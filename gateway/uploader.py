@@ -131,8 +131,16 @@ class Uploader:
         return [(step_key, encode(steps, self.settings.gzip)), (accel_key, encode(accel, self.settings.gzip))]
 
     def send(self, objects: list[tuple[str, bytes]]) -> None:
+        # Each put's begin and end are logged (DEBUG): the fault suite tells from the log
+        # whether a SIGKILL landed while an upload was in flight.
         for key, data in objects:
-            self.lake.put(key, data, sse=self.settings.sse, kms_key_id=self.settings.kms_key_id)
+            log.debug("put begins: %s", key)
+            try:
+                self.lake.put(key, data, sse=self.settings.sse, kms_key_id=self.settings.kms_key_id)
+            except Exception:
+                log.debug("put failed: %s", key)
+                raise
+            log.debug("put done: %s", key)
 
     def finish(self, batch: Batch, objects: int) -> None:
         self.spool.batch_uploaded(batch, objects)

@@ -12,6 +12,11 @@ del sys.modules["config"]  # the defaults table is not needed any more
 gc.collect()
 ring = ringbuf.ReadingRing(cfg["buffer_readings"])
 
+import asyncio  # noqa: E402
+
 import app  # noqa: E402
 
-app.main(cfg, ring)
+# A global, not a local of app.main(): after Ctrl-C the REPL can still inspect the board
+# (board.boot_id, board.ring.next, board.ring.oldest), e.g. just before a reset.
+board = app.start(config=cfg, ring=ring)
+asyncio.run(board.run())

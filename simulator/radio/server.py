@@ -104,8 +104,10 @@ class Radio:
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.port = 0
-        #: Counters for tests and the log: frames relayed, lost, links made and dropped.
-        self.stats: dict[str, int] = {"adv": 0, "notify": 0, "lost": 0, "links": 0, "drops": 0}
+        #: Counters for tests and the log: frames relayed, lost (of them notifications), links
+        #: made and dropped (of them by the random-disconnect fault).
+        self.stats: dict[str, int] = {"adv": 0, "notify": 0, "lost": 0, "lost_notify": 0, "links": 0, "drops": 0,
+                                      "fault_drops": 0}
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -301,6 +303,7 @@ class Radio:
             return  # the link dropped while the frame was in flight: lost, like on air
         self.stats["notify"] += 1
         if self._lost(f"notification on conn {link.conn}"):
+            self.stats["lost_notify"] += 1
             return
         self._send(link.central, {"t": "notify", "conn": link.conn, "h": f["h"], "d": f.get("d", "")})
 
@@ -452,6 +455,7 @@ class Radio:
                 for link in list(self._links.values()):
                     if self._rng.random() < p:
                         log.warning("fault: random disconnect of link %d", link.conn)
+                        self.stats["fault_drops"] += 1
                         self._drop(link, "supervision timeout (random fault)")
             scanners = [n for n in self._nodes if n.scanning]
             for p_node in self._nodes:
