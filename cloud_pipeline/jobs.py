@@ -93,15 +93,17 @@ def classify_accelerometer(
             F.col("email").alias("_email"), F.col("shareWithResearchAsOfDate").alias("_consent")
         )
     )
-    joined = accelerometer_landing.join(owners, accelerometer_landing["user"] == owners["_email"], "left")
+    # Duplicates are removed before the owner is looked up: a row's fate depends only on its own
+    # columns, and the shuffle that finds duplicates then carries no fate column.
+    distinct = accelerometer_landing.groupBy(*ACCELEROMETER_COLUMNS).agg(F.count(F.lit(1)).alias(COUNT))
+    joined = distinct.join(owners, distinct["user"] == owners["_email"], "left")
     fate = (
         F.when(F.col("_email").isNull(), F.lit(UNKNOWN_CUSTOMER))
         .when(F.col("_consent").isNull(), F.lit(EXCLUDED_CONSENT))
         .when(F.lit(consent == "as-of") & (F.col("timestamp") < F.col("_consent")), F.lit(BEFORE_CONSENT))
         .otherwise(F.lit(TRUSTED))
     )
-    with_fate = joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE))
-    return with_fate.groupBy(*ACCELEROMETER_COLUMNS, FATE).agg(F.count(F.lit(1)).alias(COUNT))
+    return joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE), COUNT)
 
 
 def accelerometer_landing_to_trusted(
@@ -159,9 +161,8 @@ def classify_step_trainer(
             ),
         )
     )
-    joined = step_trainer_landing.join(
-        F.broadcast(serials), step_trainer_landing["serialNumber"] == serials["_serial"], "left"
-    )
+    distinct = step_trainer_landing.groupBy(*STEP_TRAINER_COLUMNS).agg(F.count(F.lit(1)).alias(COUNT))
+    joined = distinct.join(F.broadcast(serials), distinct["serialNumber"] == serials["_serial"], "left")
     fate = (
         F.when(F.col("_serial").isNull(), F.lit(UNKNOWN_CUSTOMER))
         .when(~F.col("_any_consent"), F.lit(EXCLUDED_CONSENT))
@@ -171,8 +172,7 @@ def classify_step_trainer(
         )
         .otherwise(F.lit(TRUSTED))
     )
-    with_fate = joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE))
-    return with_fate.groupBy(*STEP_TRAINER_COLUMNS, FATE).agg(F.count(F.lit(1)).alias(COUNT))
+    return joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE), COUNT)
 
 
 def step_trainer_landing_to_trusted(

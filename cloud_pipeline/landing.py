@@ -93,7 +93,9 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         *[F.col(f"r.{f.name}").alias(f.name) for f in table.fields],
         rule.alias("_rule"),
         reason.alias("_reason"),
-        F.col("_source"),
+        # Only rejected lines name their file: the quarantine needs it, and the decoding of the
+        # file name is then done for a few lines instead of every line.
+        F.when(rule.isNotNull(), F.col("_source")).alias("_source"),
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
         F.when(rule.isNotNull(), F.make_valid_utf8(F.col("value"))).alias("_raw"),
         F.lit(run_id).alias("_run"),

@@ -9,7 +9,6 @@ classification per fate; each table write counts its rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline import jobs
@@ -48,22 +47,18 @@ def observe(df: DataFrame, name: str, metrics: list[Column]) -> tuple[DataFrame,
     return df.observe(observation, *metrics), observation
 
 
-def staging_metrics(entities: Iterable[str]) -> list[Column]:
-    """Rows per entity that passed every rule, and rows per entity and rule."""
+def staging_metrics() -> list[Column]:
+    """Rows of a staging batch that passed every rule, and rows per rule."""
     from pyspark.sql import functions as F
 
-    metrics = []
-    for entity in entities:
-        mine = F.col("entity") == entity
-        metrics.append(F.count_if(mine & F.col("_rule").isNull()).alias(entity + _SEP + ACCEPTED))
-        metrics.extend(F.count_if(mine & (F.col("_rule") == rule)).alias(entity + _SEP + rule) for rule in RULES)
-    return metrics
+    return [F.count_if(F.col("_rule").isNull()).alias(ACCEPTED)] + [
+        F.count_if(F.col("_rule") == rule).alias(rule) for rule in RULES
+    ]
 
 
-def staging_counts(observed: dict[str, Any], entity: str) -> dict[str, int]:
-    """One entity's share of ``staging_metrics``: {"accepted": n, <rule>: n, ...}."""
-    prefix = entity + _SEP
-    return {k[len(prefix):]: int(v) for k, v in observed.items() if k.startswith(prefix)}
+def staging_counts(observed: dict[str, Any]) -> dict[str, int]:
+    """``staging_metrics`` as {"accepted": n, <rule>: n, ...}."""
+    return {k: int(v) for k, v in observed.items()}
 
 
 def fate_metrics(weighted: bool) -> list[Column]:

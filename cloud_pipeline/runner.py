@@ -23,7 +23,7 @@ from cloud_pipeline import jobs, reconcile
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
 from cloud_pipeline.landing import accepted, parse_landing, quarantined
 from cloud_pipeline.schemas import table_schema
-from cloud_pipeline.store import ENTITIES, STAGING_FOLDER, PipelineStore, empty_state
+from cloud_pipeline.store import ENTITIES, PipelineStore, empty_state
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -89,13 +89,10 @@ class PipelineRun:
     # --- staging ---------------------------------------------------------------------------
 
     def stage(self) -> None:
-        """Parse unseen landing files of every entity into one new staging batch (one Spark write)."""
+        """Parse unseen landing files of every entity into one new staging batch."""
         from functools import reduce
 
-        from pyspark.sql import functions as F
-
-        parsed = []
-        staged_now = []
+        parsed: list[tuple[str, DataFrame]] = []
         for entity in ENTITIES:
             table = TABLES_BY_NAME[f"{entity}_landing"]
             current = {o.key: o.etag for o in self.store.landing_files(entity)}
@@ -115,25 +112,20 @@ class PipelineRun:
                 log.info("%s: no new landing files", entity)
                 continue
             lines = self.store.read_landing_lines(self.spark, todo)
-            parsed.append(parse_landing(lines, table, self.run_id).withColumn("entity", F.lit(entity)))
+            parsed.append((entity, parse_landing(lines, table, self.run_id)))
             self.state["staging"][entity].append(self.run_id)
-            staged_now.append(entity)
             seen.update({k: current[k] for k in todo})
             log.info("%s: staging %d new landing file(s) as batch %s", entity, len(todo), self.run_id)
         if not parsed:
             return
         self.progress("stage new landing files")
-        batch, observed = reconcile.observe(
-            reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parsed),
-            "staging",
-            reconcile.staging_metrics(staged_now),
-        )
-        batch.write.mode("overwrite").partitionBy("entity").parquet(
-            self.store.batch_path(STAGING_FOLDER, self.run_id)
-        )
-        counts = {entity: reconcile.staging_counts(observed.get, entity) for entity in staged_now}
-        for entity, by_rule in counts.items():
-            self.state["counts"][entity][self.run_id] = by_rule
+        counts = {}
+        for entity, rows in parsed:
+            # One write per entity: a union would give every entity's files the others' columns.
+            observed_rows, observed = reconcile.observe(rows, f"staging {entity}", reconcile.staging_metrics())
+            observed_rows.write.mode("overwrite").parquet(self.store.staging_path(entity, self.run_id))
+            counts[entity] = reconcile.staging_counts(observed.get)
+            self.state["counts"][entity][self.run_id] = counts[entity]
         # Only entities with rejected lines get a quarantine batch: clean data costs no extra write.
         dirty = [e for e, by_rule in counts.items() if sum(by_rule.values()) > by_rule[reconcile.ACCEPTED]]
         if not dirty:

@@ -44,6 +44,9 @@ def local_session(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", java_options)
+        # Landing folders hold thousands of files: list them in the driver, not with a Spark job
+        # per read (the parallel listing is meant for remote stores with slow calls).
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
         # Many small landing files: pack them into few tasks.
         .config("spark.sql.files.openCostInBytes", str(1024 * 1024))
         # Staging writes one folder per entity: concurrent writers spare the sort a partitioned write needs.
