@@ -8,13 +8,14 @@ Rules, in the order they are checked:
 
 - ``non_utf8``: the line is not valid UTF-8.
 - ``malformed_json``: the line is not a JSON object (truncated, garbage, an array...).
-- ``wrong_type``: a field has a value of the wrong JSON type (e.g. ``"timestamp": "soon"``),
-  or ``birthDay`` is not ``YYYY-MM-DD``.
+- ``wrong_type``: a field has a value of the wrong JSON type (e.g. ``"timestamp": "soon"`` or
+  ``"user": 5``), or ``birthDay`` is not ``YYYY-MM-DD``.
 - ``missing_required``: a required field is absent or null.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from cloud_pipeline.schemas import CORRUPT_COLUMN, landing_parse_schema
@@ -30,6 +31,8 @@ RULE_MISSING_REQUIRED = "missing_required"
 RULES = (RULE_NON_UTF8, RULE_MALFORMED_JSON, RULE_WRONG_TYPE, RULE_MISSING_REQUIRED)
 
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+#: What from_json makes of a number, boolean, object or array in a string field.
+_NON_STRING_TEXT = r"^(-?[0-9]|true$|false$|\{|\[)"
 
 
 def _fields_where(names_and_conditions: list[tuple[str, Column]]) -> Column:
@@ -56,9 +59,25 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         F.from_json(F.col("value"), schema, options).alias("r"),
     )
 
+    # from_json turns any JSON value into a string for a string field ({"user": 5} gives "5"), so a
+    # string field is checked against the line itself.  Only values that could be such a
+    # conversion (a number, true/false, an object or array) pay for the regular expression.
+    mistyped_strings = {
+        f.name: F.col(f"r.{f.name}").rlike(_NON_STRING_TEXT)
+        & ~F.col("value").rlike('"' + re.escape(f.name) + r'"\s*:\s*"')
+        for f in table.fields
+        if f.type in ("string", "date_string")
+    }
+    any_mistyped_string = F.lit(False)
+    for cond in mistyped_strings.values():
+        any_mistyped_string = any_mistyped_string | cond
     wrong_typed = _fields_where(
         [
-            (f.name, F.get_json_object(F.col("value"), f"$.{f.name}").isNotNull() & F.col(f"r.{f.name}").isNull())
+            (
+                f.name,
+                (F.get_json_object(F.col("value"), f"$.{f.name}").isNotNull() & F.col(f"r.{f.name}").isNull())
+                | mistyped_strings.get(f.name, F.lit(False)),
+            )
             for f in table.fields
         ]
     )
@@ -78,14 +97,14 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     rule = (
         F.when(~valid_utf8, F.lit(RULE_NON_UTF8))
         .when(not_object, F.lit(RULE_MALFORMED_JSON))
-        .when(corrupt | bad_date, F.lit(RULE_WRONG_TYPE))
+        .when(corrupt | any_mistyped_string | bad_date, F.lit(RULE_WRONG_TYPE))
         .when(any_missing, F.lit(RULE_MISSING_REQUIRED))
     )
     date_names = ", ".join(bad_dates)
     reason = (
         F.when(~valid_utf8, F.lit("line is not valid UTF-8"))
         .when(not_object, F.lit("line is not a JSON object (truncated or malformed)"))
-        .when(corrupt, F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
+        .when(corrupt | any_mistyped_string, F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
         .when(bad_date, F.lit(f"not a YYYY-MM-DD date: {date_names}"))
         .when(any_missing, F.concat(F.lit("missing required field(s): "), missing))
     )

@@ -54,3 +54,19 @@ def test_birthday_must_be_a_date(spark) -> None:
     staged = parse_landing(lines, CUSTOMER_LANDING, "r")
     [row] = quarantined(staged, CUSTOMER_LANDING).collect()
     assert (row.rule, row.reason) == ("wrong_type", "not a YYYY-MM-DD date: birthDay")
+
+
+def test_a_non_string_value_in_a_string_field_is_a_wrong_type(spark) -> None:
+    # from_json would silently turn 5, true or {...} into the strings "5", "true", "{...}".
+    lines = _lines(spark, [
+        b'{"user": 5, "timestamp": 1, "x": 0.1, "y": 0.2, "z": 0.3}',
+        b'{"user":true,"timestamp":2,"x":0.1,"y":0.2,"z":0.3}',
+        b'{"user":{"email":"a@x"},"timestamp":3,"x":0.1,"y":0.2,"z":0.3}',
+        b'{"user" : "5", "timestamp": 4, "x": 0.1, "y": 0.2, "z": 0.3}',
+        b'{"user":"[not an array]","timestamp":5,"x":0.1,"y":0.2,"z":0.3}',
+    ])
+    staged = parse_landing(lines, ACCELEROMETER_LANDING, "r")
+    good = sorted((r.user, r.timestamp) for r in accepted(staged, ACCELEROMETER_LANDING).collect())
+    assert good == [("5", 4), ("[not an array]", 5)]  # real strings stay, whatever they look like
+    bad = [(r.rule, r.reason) for r in quarantined(staged, ACCELEROMETER_LANDING).collect()]
+    assert bad == [("wrong_type", "wrong JSON type for field(s): user")] * 3
