@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -237,3 +238,34 @@ def query(
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     Console().print(table)
+
+
+@app.command("warm-up")
+def warm_up(
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when this Java and PySpark already have an archive."),
+) -> None:
+    """Record the JVM classes a pipeline run loads, so later Spark sessions start faster.
+
+    Runs a small pipeline in a child JVM that writes a class-data-sharing archive under
+    STEDI_HOME/cache (about 150 MB, 20-40 s once).  Every later local session maps it: start-up
+    drops from about 2.8 s to 1.5 s here.  Safe to repeat; a new Java or PySpark needs a new one.
+    """
+    import time
+
+    from cloud_pipeline import class_archive
+
+    started = time.monotonic()
+    existing = class_archive.archive_path()
+    if if_missing and existing is not None and existing.is_file():
+        typer.echo(f"class archive: {existing} (already recorded)")
+        return
+    try:
+        path = class_archive.record()
+    except subprocess.CalledProcessError as exc:
+        detail = exc.stderr.decode(errors="replace").strip().splitlines()[-5:] if exc.stderr else []
+        typer.echo("error: the warm-up run failed:\n" + "\n".join(detail), err=True)
+        raise typer.Exit(1) from None
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        typer.echo(f"error: no class archive recorded: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"class archive: {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f}s")

@@ -5,7 +5,8 @@ Start-up dominates small runs (a local session takes seconds before any data is 
 uses the serial collector (far less JIT and GC work on a laptop's few cores), whole-stage code
 generation is off (compiling each plan costs more than it saves on small data) and adaptive query
 execution is off (re-planning small stages costs more than it saves).  Large lakes get the full
-optimising JVM and planner.  ``quick_start_for`` picks by landing size.
+optimising JVM and planner.  ``quick_start_for`` picks by landing size.  Every session maps the
+class archive that ``stedi pipeline warm-up`` records, when there is one (``class_archive``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,18 @@ def local_session(
     cores: int | str = "*",
     shuffle_partitions: int | None = None,
     quick_start: bool = True,
+    archive_options: str | None = None,
 ) -> SparkSession:
     """A local Spark session tuned for laptop-sized lakes: few shuffle partitions, no UI."""
     from pyspark.sql import SparkSession
 
+    from cloud_pipeline import class_archive
+
     java_options = "-Dlog4j2.level=ERROR"
+    # The class archive (cloud_pipeline.class_archive) when recorded; its warm-up passes its own options.
+    archive = class_archive.java_options() if archive_options is None else archive_options
+    if archive:
+        java_options += " " + archive
     if quick_start:
         java_options += " -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     partitions = shuffle_partitions or (2 if quick_start else 8)
