@@ -7,6 +7,8 @@ For each scale a clean fleet (956 customers x scale) is written, then in each re
 - floor:       a fresh process creates the pipeline's local Spark session (its quick-start tuning and
                the class archive of ``stedi pipeline warm-up`` when recorded), counts one row, stops;
 - stock-floor: the same with Spark as it comes (no tuning, no archive), for reference;
+- io-floor:    the pipeline's session reads the three landing tables and writes five Parquet tables
+               with no logic: the I/O any Spark version of the five jobs does at least;
 - pipeline:    ``stedi pipeline run --full-refresh`` in a fresh process;
 - incremental: 1% more customers arrive as new files, then ``stedi pipeline run`` (incremental);
 - naive:       the straightforward port: one process and session per job, schemas inferred on
@@ -146,6 +148,24 @@ def stock_floor_main() -> None:
     spark.stop()
 
 
+def io_floor_main(lake: str, out: str) -> None:
+    """The least any Spark version of the five jobs does: read the three landing tables (explicit
+    schemas) and write five Parquet tables, with no logic at all, in the pipeline's session."""
+    from cloud_pipeline.schemas import table_schema
+    from cloud_pipeline.session import local_session, quick_start_for
+    from stedi.contract import TABLES_BY_NAME
+
+    size = sum(f.stat().st_size for d in LANDING_DIRS.values() for f in (Path(lake) / d).iterdir())
+    spark = local_session("io-floor", quick_start=quick_start_for(size))
+    frames = {name: spark.read.schema(table_schema(TABLES_BY_NAME[name])).json(f"{lake}/{folder}")
+              for name, folder in LANDING_DIRS.items()}
+    outputs = ["customer_landing", "accelerometer_landing", "customer_landing", "step_trainer_landing",
+               "accelerometer_landing"]
+    for i, name in enumerate(outputs):
+        frames[name].write.mode("overwrite").parquet(f"{out}/{i}-{name}")
+    spark.stop()
+
+
 def naive_job_main(table: str, lake: str, out: str) -> None:
     """One job of the straightforward port: its own session, inferred schemas, JSON in and out."""
     from pyspark.sql import SparkSession
@@ -231,6 +251,8 @@ def bench_scale(workdir: Path, scale: int, repeats: int, variants: list[str]) ->
                 t, m = run_measured([PY, this, "floor"], env)
             elif variant == "stock-floor":
                 t, m = run_measured([PY, this, "stock-floor"], env)
+            elif variant == "io-floor":
+                t, m = run_measured([PY, this, "io-floor", str(lake), str(out / "io-floor")], env)
             elif variant == "pipeline":
                 t, m = run_measured([STEDI, "pipeline", "run", "--lake", str(lake), "--full-refresh"], env)
             elif variant == "incremental":
@@ -259,6 +281,11 @@ def report(results: dict[int, dict[str, dict[str, float]]]) -> list[str]:
         if "floor" in med and "pipeline" in med:
             ratio = med["pipeline"] / med["floor"]
             lines.append(f"  pipeline / floor = {ratio:.2f} (goal at 1x: <= 1.3) {'MET' if ratio <= 1.3 else 'NOT MET'}")
+        if "io-floor" in med and "floor" in med:
+            lines.append(f"  Spark I/O floor / floor = {med['io-floor'] / med['floor']:.2f} (read 3 landing tables, "
+                         "write 5 Parquet tables, no logic: below this no Spark version of the jobs can go)")
+        if "io-floor" in med and "duckdb" in med:
+            lines.append(f"  Spark I/O floor / DuckDB = {med['io-floor'] / med['duckdb']:.2f}")
         if "stock-floor" in med and "pipeline" in med:
             lines.append(f"  pipeline / stock Spark floor = {med['pipeline'] / med['stock-floor']:.2f} (for reference: "
                          "the goal's floor above uses the pipeline's own tuned session)")
@@ -282,7 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1,10", help="comma-separated multiples of the original 956 customers")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="floor,stock-floor,pipeline,incremental,naive,duckdb")
+    parser.add_argument("--variants", default="floor,stock-floor,io-floor,pipeline,incremental,naive,duckdb")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/stedi-bench"))
     args = parser.parse_args()
     results: dict[int, dict[str, dict[str, float]]] = {}
@@ -299,6 +326,8 @@ if __name__ == "__main__":
         floor_main()
     elif len(sys.argv) > 1 and sys.argv[1] == "stock-floor":
         stock_floor_main()
+    elif len(sys.argv) > 1 and sys.argv[1] == "io-floor":
+        io_floor_main(*sys.argv[2:4])
     elif len(sys.argv) > 1 and sys.argv[1] == "naive-job":
         naive_job_main(*sys.argv[2:5])
     elif len(sys.argv) > 1 and sys.argv[1] == "duckdb":
