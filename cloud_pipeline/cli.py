@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cloud_pipeline.runner import RunResult
+    from cloud_pipeline.s3_cache import Need
     from cloud_pipeline.store import PipelineStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,14 @@ app.command("deploy")(aws_cli.deploy)
 _JOBS_OPTION = typer.Option(
     None, "--jobs", help=f"Jobs to run (repeat or comma-separate) [default: all: {', '.join(JOB_ORDER)}]."
 )
-_LAKE_HELP = "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake]."
+_LAKE_HELP = (
+    "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake].  An S3 lake is synced "
+    "into a local cache (STEDI_CACHE or ~/.stedi/cache, by ETag) and Spark works there."
+)
+_SSE_OPTION = typer.Option(
+    None, "--sse", help="S3 lakes: encrypt what this command uploads: AES256 (SSE-S3) or aws:kms."
+)
+_KMS_OPTION = typer.Option(None, "--kms-key-id", help="S3 lakes: the KMS key for --sse aws:kms.")
 
 
 class _Spark:
@@ -59,13 +67,15 @@ class _Spark:
             self.session.stop()
 
 
-def _open(lake: str | None) -> PipelineStore:
-    """The lake's pipeline store, or a clear error (not a traceback) when it cannot be opened."""
-    from cloud_pipeline.store import PipelineStore
+def _open(lake: str | None, need: Need = "run", sse: str | None = None, kms_key_id: str | None = None) -> PipelineStore:
+    """The lake's pipeline store, or a clear error (not a traceback) when it cannot be opened.
+
+    An S3 lake is synced into its local cache as far as ``need`` requires."""
+    from cloud_pipeline.s3_cache import open_store
     from stedi.lake import LakeError
 
     try:
-        return PipelineStore.open(lake or default_lake())
+        return open_store(lake or default_lake(), need, sse=sse, kms_key_id=kms_key_id)
     except LakeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -114,6 +124,8 @@ def run(
     consent: str = typer.Option("all", "--consent", help="all: every reading of a consenting customer; as-of: only readings taken at or after the consent date."),
     tolerance_ms: int = typer.Option(0, "--tolerance-ms", min=0, help="Pair step and accelerometer readings within N ms (0: exact timestamps)."),
     fmt: str = typer.Option("parquet", "--format", help="Format of trusted and curated tables: parquet or json (JSON lines)."),
+    sse: str = _SSE_OPTION,
+    kms_key_id: str = _KMS_OPTION,
 ) -> None:
     """Build the trusted and curated zones from the landing zone, incrementally and atomically.
 
@@ -121,10 +133,14 @@ def run(
     whole, so the result equals a full run.  Lines that break the contract go to the quarantine
     table.  Prints rows per table and the reconciliation (also stored under _pipeline/runs/).
     Exits with status 1 if a table does not reconcile.
+
+    On an s3:// lake the run works on a local cache: changed landing objects (by ETag), the state
+    and the current tables are fetched; the new versions are uploaded, then the state file and
+    the _CURRENT pointers are switched, then old versions are deleted (docs/aws.md).
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from cloud_pipeline.runner import run_pipeline
+    from cloud_pipeline.runner import PipelineRun
 
     if consent not in ("all", "as-of"):
         raise typer.BadParameter("--consent must be 'all' or 'as-of'")
@@ -140,12 +156,13 @@ def run(
         jobs=_jobs(jobs),
     )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("starting Spark", total=None)
-        store = _open(lake)
+        task = bar.add_task("syncing the lake" if (lake or "").startswith("s3://") else "starting Spark", total=None)
+        store = _open(lake, "run", sse, kms_key_id)
+        bar.update(task, description="starting Spark")
         with _Spark(store) as spark:
-            result = run_pipeline(
-                spark, store.lake.url, options, progress=lambda step: bar.update(task, description=step)
-            )
+            result = PipelineRun(
+                spark, store, options, progress=lambda step: bar.update(task, description=step)
+            ).run()
     _summary(result)
     if not result.balanced:
         typer.echo("reconciliation failed: see the table above", err=True)
@@ -156,19 +173,26 @@ def run(
 def erase(
     email: str = typer.Option(..., "--email", help="The customer's email (the key across the lake)."),
     lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+    sse: str = _SSE_OPTION,
+    kms_key_id: str = _KMS_OPTION,
 ) -> None:
     """Remove one customer from every zone, landing included, and log it.
 
     Landing lines of the customer are removed from their files; trusted, curated, staging and
-    quarantine are then rebuilt by a full-refresh run that deletes every older version.
+    quarantine are then rebuilt by a full-refresh run that deletes every older version.  On an
+    s3:// lake the rewritten landing objects are uploaded (keeping their encryption unless --sse
+    is given) and emptied ones deleted before the run.
     """
     from cloud_pipeline.erase import erase_landing, record_erase
-    from cloud_pipeline.runner import run_pipeline
+    from cloud_pipeline.runner import PipelineRun
+    from cloud_pipeline.s3_cache import CachedStore
 
-    store = _open(lake)
+    store = _open(lake, "run", sse, kms_key_id)
     salt = salt_from_env()
     report = erase_landing(store, email, salt)
     log.info("erased customer %s from landing: %s", report.customer_key[:12], report.lines_removed)
+    if isinstance(store, CachedStore):
+        store.cache.push_landing()
     run_id = None
     state = store.load_state()
     if state["last_run"] is not None:
@@ -181,7 +205,7 @@ def erase(
             full_refresh=True,
         )
         with _Spark(store) as spark:
-            run_id = run_pipeline(spark, store.lake.url, options).run_id
+            run_id = PipelineRun(spark, store, options).run().run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
     typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,
@@ -191,7 +215,7 @@ def erase(
 @app.command("status")
 def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
     """Show the lake's pipeline state: current table versions and the last run's reconciliation."""
-    store = _open(lake)
+    store = _open(lake, "status")
     state = store.load_state()
     runs = sorted((r for r in store.runs() if "run_id" in r), key=lambda r: r["run_id"])
     out: dict[str, Any] = {"last_run": state["last_run"], "tables": state["tables"]}
@@ -214,7 +238,7 @@ def query(
     """
     from cloud_pipeline.catalog import register_tables
 
-    store = _open(lake)
+    store = _open(lake, "query")
     with _Spark(store) as spark:
         register_tables(spark, store)
         try:

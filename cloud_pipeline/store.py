@@ -1,6 +1,7 @@
 """All lake I/O of the pipeline in one place: landing files, staging, zones, state, runs.
 
-Works on a folder lake (Spark reads and writes local paths).  Zones are versioned: a run writes
+Works on a folder lake (Spark reads and writes local paths); an S3 lake is opened as a local
+cache that publishes back (``cloud_pipeline/s3_cache.py``).  Zones are versioned: a run writes
 each table to a new folder ``<entity>/<zone>/v-<run id>/`` and the run commits by replacing one
 small JSON file, ``_pipeline/state/pipeline.json``, which names the current version of every
 table.  A run that fails or is killed before that point leaves the previous state, and so every
@@ -70,9 +71,10 @@ class PipelineStore:
     def open(cls, url: str) -> PipelineStore:
         lake = open_lake(url)
         if not isinstance(lake, FolderLake):
-            raise LakeError(
-                f"the pipeline runs on folder lakes for now; {url} is an S3 lake (S3 support: issue #7)"
-            )
+            # An S3 lake runs on a local cache that commits by publishing (cloud_pipeline/s3_cache.py).
+            from cloud_pipeline.s3_cache import open_store
+
+            return open_store(url)
         return cls(lake)
 
     def path(self, key: str) -> str:
