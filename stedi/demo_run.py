@@ -96,7 +96,7 @@ def demo_customers(count: int, seed: int) -> list[DemoCustomer]:
 @dataclass
 class DemoResult:
     lake: str  # where the gateway landed the data
-    pipeline_lake: str  # where the pipeline ran
+    pipeline_lake: str  # where the pipeline ran (for an S3 lake: its local cache)
     customers: list[DemoCustomer]
     boards: list[BoardCount]
     reconciliation: Reconciliation
@@ -240,28 +240,17 @@ def mirror_down(lake_url: str, folder: Path) -> int:
     return len(objects)
 
 
-def mirror_up(folder: Path, lake_url: str) -> int:
-    """Copy the pipeline's output (every object outside the landing zone) back to the S3 lake."""
-    from stedi.lake import open_lake
-
-    src, dst = open_lake(folder), open_lake(lake_url)
-    sent = 0
-    for obj in src.list(""):
-        if "/landing/" in f"/{obj.key}" or obj.key == MARKER:
-            continue
-        dst.put(obj.key, src.get(obj.key))
-        sent += 1
-    return sent
-
-
 def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
-             progress: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, int], int]:
-    """Run the five jobs in a local Spark session; count every table as ``stedi query`` sees it."""
+             progress: Callable[[str], None], cache_root: Path | None = None,
+             ) -> tuple[dict[str, Any], dict[str, int], int]:
+    """Run the five jobs in a local Spark session; count every table as ``stedi query`` sees it.
+
+    An S3 lake is synced into a cache under ``cache_root`` and the run publishes back to S3."""
     from cloud_pipeline.catalog import table_frames
     from cloud_pipeline.config import SALT_ENV, PipelineOptions
-    from cloud_pipeline.runner import run_pipeline
+    from cloud_pipeline.runner import PipelineRun
+    from cloud_pipeline.s3_cache import open_store
     from cloud_pipeline.session import local_session
-    from cloud_pipeline.store import PipelineStore
 
     salt = os.environ.get(SALT_ENV) or DEMO_SALT
     # Spark's driver on loopback like every other server of the demo (and no hostname warning).
@@ -269,10 +258,11 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     spark = local_session(app_name="stedi-demo", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        result = run_pipeline(spark, lake_url, PipelineOptions(consent="as-of" if consent == "as-of" else "all",
-                                                               salt=salt), progress=progress)
+        store = open_store(lake_url, "run", cache_root=cache_root)
+        options = PipelineOptions(consent="as-of" if consent == "as-of" else "all", salt=salt)
+        result = PipelineRun(spark, store, options, progress=progress).run()
         progress("counting every table")
-        frames = table_frames(spark, PipelineStore.open(lake_url))
+        frames = table_frames(spark, store)
         zones = {t.name: int(frames[t.name].count()) for t in TABLES}
         leaks = 0
         if no_consent_serials:
@@ -320,23 +310,17 @@ def run_demo(opts: DemoOptions, steps: Steps) -> DemoResult:
         recon = reconcile_lake(lake, counts)
         pipeline_url = lake_url
         if opts.s3:
-            steps.step("copying the S3 lake to a folder for the pipeline")
-            from cloud_pipeline.store import PipelineStore
-            from stedi.lake import LakeError
+            from cloud_pipeline.s3_cache import cache_folder
+            from stedi.lake import S3Lake
 
-            try:
-                PipelineStore.open(lake_url)
-            except LakeError:
-                n = mirror_down(lake_url, folder)
-                log.info("the pipeline runs on folder lakes (S3: issue #7): copied %d objects to %s", n, folder)
-                pipeline_url = str(folder)
+            # The pipeline runs on the S3 lake itself, through a local cache kept in --lake
+            # (queryable as a folder lake once moto is gone); it publishes back to S3.
+            assert isinstance(lake, S3Lake)
+            pipeline_url = str(cache_folder(lake, folder) / "lake")
         steps.step("pipeline: landing -> trusted -> curated (Spark)")
         no_consent = [c.serial for c in customers if c.consent == "no"]
-        recon_pipeline, zones, leaks = pipeline(pipeline_url, opts.consent, no_consent,
-                                                lambda s: steps.step(f"pipeline: {s}"))
-        if pipeline_url != lake_url:
-            n = mirror_up(folder, lake_url)
-            log.info("copied %d pipeline objects back to %s", n, lake_url)
+        recon_pipeline, zones, leaks = pipeline(lake_url, opts.consent, no_consent,
+                                                lambda s: steps.step(f"pipeline: {s}"), cache_root=folder)
         result = DemoResult(lake_url, pipeline_url, customers, counts, recon, recon_pipeline, zones, leaks,
                             {"streaming": streamed, "catch_up": caught})
         result.seconds = time.monotonic() - started
