@@ -49,8 +49,9 @@ class OffsetFileClock:
         self.name = f"offset-file:{self.path}"
         self.offset_ms = 0
         self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
+        self._refresh(first=True)
 
-    def _refresh(self) -> None:
+    def _refresh(self, first: bool = False) -> None:
         try:
             st = os.stat(self.path)
         except OSError:
@@ -68,9 +69,11 @@ class OffsetFileClock:
             except (OSError, ValueError) as exc:
                 log.warning("clock offset file %s unreadable (%s): keeping %d ms", self.path, exc, self.offset_ms)
                 return
-        if offset != self.offset_ms:
+        if first:
+            log.info("wall clock: the system clock %+d ms (offset file %s)", offset, self.path)
+        elif offset != self.offset_ms:
             log.warning("wall clock jumps by %+d ms (offset file %s)", offset - self.offset_ms, self.path)
-            self.offset_ms = offset
+        self.offset_ms = offset
 
     def now_ms(self) -> int:
         self._refresh()
