@@ -43,7 +43,7 @@ from stedi.contract import (
     TABLES_BY_NAME,
     is_landing_file,
 )
-from stedi.lake import FolderLake, LakeError, S3Lake, open_lake
+from stedi.lake import FolderLake, LakeError, LakeObject, S3Lake, open_lake
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class S3Cache:
         except FileNotFoundError:
             return None
 
-    def _fresh(self, key: str, etag: str) -> bool:
+    def fresh(self, key: str, etag: str) -> bool:
         """The cached copy is the S3 object with this ETag and nobody changed it locally since."""
         entry, st = self.index.get(key), self._stat(key)
         return (entry is not None and st is not None and entry["etag"] == etag
@@ -167,7 +167,7 @@ class S3Cache:
         for key in sorted(local - remote.keys()):
             self._drop_local(key)
             self.stats.removed += 1
-        todo = [o for o in remote.values() if not self._fresh(o.key, o.etag)]
+        todo = [o for o in remote.values() if not self.fresh(o.key, o.etag)]
         self.stats.reused += len(remote) - len(todo)
 
         def fetch(key: str) -> int:
@@ -350,6 +350,16 @@ class CachedStore(PipelineStore):
     @property
     def url(self) -> str:
         return self.cache.remote.url
+
+    def landing_files(self, entity: str) -> list[LakeObject]:
+        # S3's ETags, not the cached files' mtimes: the state then names landing files the same
+        # way whichever cache (or laptop) ran last, and a fresh cache re-stages nothing.
+        out = []
+        for obj in super().landing_files(entity):
+            entry = self.cache.index.get(obj.key)
+            fresh = entry is not None and self.cache.fresh(obj.key, entry["etag"])
+            out.append(LakeObject(obj.key, obj.size, entry["etag"]) if entry is not None and fresh else obj)
+        return out
 
     def commit(self, state: dict[str, Any]) -> None:
         if self.need != "run":

@@ -174,9 +174,11 @@ def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path:
     for name in [*ZONE_TABLES, QUARANTINE_TABLE]:
         assert during[name] == before[name], name
 
-    # The next run publishes the new rows and removes what the killed one left behind.
-    after = PipelineRun(spark, open_store(url, "run", cache_root=cache), OPTIONS).run()
-    assert after.record["new_landing_files"]["customer"] == 1
+    # The next run, from another laptop's (empty) cache, publishes the new rows and removes what
+    # the killed one left behind.  The state names landing files by S3 ETag, so that cache too
+    # stages only the new delivery.
+    after = PipelineRun(spark, open_store(url, "run", cache_root=tmp_path / "laptop-2"), OPTIONS).run()
+    assert after.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
     assert not lake.list(orphan) and not lake.list(f"_pipeline/staging/{run.run_id}/")
     now = _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader"))
     assert len(now["customer_trusted"]) > len(before["customer_trusted"])
