@@ -51,6 +51,7 @@ class BoardState:
     readings: int = 0
     duplicates: int = 0
     bad_frames: int = 0
+    stale_frames: int = 0  # well-formed frames of another boot than the connected one: not stored
     gaps: int = 0
     resumes: int = 0
     connects: int = 0
@@ -245,6 +246,7 @@ class Central:
                             state.bad_frames, exc)
                 continue
             if boot != state.boot_id:
+                state.stale_frames += 1
                 log.warning("board %s: frame of boot %d while connected to boot %s: ignored",
                             state.serial, boot, state.boot_id)
                 continue
