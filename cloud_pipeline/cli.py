@@ -212,6 +212,42 @@ def erase(
                            "files_rewritten": report.files_rewritten, "rebuilt_by_run": run_id}))
 
 
+@app.command("report")
+def report(
+    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+    out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
+    max_points: int = typer.Option(2000, "--max-points", min=10, help="Points of the sample customer's signal drawn at most."),
+) -> None:
+    """Write one self-contained HTML report of the lake (no external requests; open it anywhere).
+
+    Rows per table and zone (the eight tables and quarantine), the last run's reconciliation,
+    quarantine counts per rule with example reasons, and three matplotlib plots: a sample
+    customer's distance signal with the accelerometer magnitude (from machine_learning_curated,
+    by customerKey), readings per customer, and consent over time.  Aggregates are computed in
+    Spark; only small results reach this process.  Needs at least landing data.
+    """
+    from pathlib import Path
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from cloud_pipeline.report_html import write_report
+    from stedi.lake import LakeError
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("syncing the lake" if (lake or "").startswith("s3://") else "starting Spark", total=None)
+        store = _open(lake, "query")
+        bar.update(task, description="starting Spark")
+        try:
+            with _Spark(store) as spark:
+                written = write_report(spark, store, Path(out), max_points, lambda s: bar.update(task, description=s))
+        except LakeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    drawn = [k for k, p in written.plots.items() if p is not None]
+    typer.echo(f"report: {out} ({len(written.html) / 1024:.0f} KB; run {written.data.last_run or 'none'}; "
+               f"plots: {', '.join(drawn) or 'none'})")
+
+
 @app.command("status")
 def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
     """Show the lake's pipeline state: current table versions and the last run's reconciliation."""

@@ -18,6 +18,7 @@ from tests.parts import (
     AWS_TEST_ENV,
     MicroPython,
     Server,
+    chromium,  # noqa: F401 - a fixture: importing it here registers it
     micropython_binary,
     missing_part,
     mosquitto_binary,

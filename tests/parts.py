@@ -149,3 +149,34 @@ def start_mosquitto(binary: str, workdir: Path) -> Server:
     # No pid_file: as root mosquitto drops to the mosquitto user and could not write it.
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     return Server([binary, "-c", str(conf)], port, log=workdir / "mosquitto.log")
+
+
+def chromium_binary() -> str | None:
+    """Debian's ``chromium`` (scripts/setup.sh installs it as root), or another Chromium on PATH."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def screenshot(binary: str, page: Path, png: Path, size: tuple[int, int] = (1280, 2400), timeout: float = 60.0) -> None:
+    """Render ``page`` in headless Chromium into ``png``: no network use, a throw-away profile."""
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={size[0]},{size[1]}",
+                page.resolve().as_uri()]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or not png.is_file():
+        raise AssertionError(f"chromium exited with {proc.returncode} and no screenshot:\n{proc.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of a headless-capable Chromium (Debian package ``chromium``)."""
+    binary = chromium_binary()
+    if binary is None:
+        missing_part("chromium (apt-get install chromium)")
+    assert binary is not None
+    return binary

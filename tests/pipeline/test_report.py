@@ -1,0 +1,243 @@
+"""`stedi pipeline report`: the HTML page's figures equal the tables', and its plots hold the data.
+
+A small dirty fleet is built once per module.  Expected values are recomputed here in plain
+Python from collected rows (a different route than the report's Spark aggregates), then compared
+with what the page says and with the series the matplotlib figures actually hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections import Counter
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_pipeline.catalog import table_frames
+from cloud_pipeline.config import PipelineOptions
+from cloud_pipeline.report import EmptyLakeError, histogram_of
+from cloud_pipeline.report_html import Report, write_report
+from cloud_pipeline.report_plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR
+from cloud_pipeline.runner import run_pipeline
+from cloud_pipeline.store import PipelineStore
+from simulator.fleet import generate_fleet
+from stedi.contract import QUARANTINE_TABLE, TABLES
+from stedi.lake import FolderLake
+from tests.parts import screenshot
+from tests.pipeline.helpers import SALT
+
+DAY_MS = 86_400_000
+
+
+class _Page(HTMLParser):
+    """The report's machine-readable parts: rows per table, reconciliation cells, quarantine, images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table_rows: dict[str, list[str]] = {}
+        self.quarantine: dict[tuple[str, str], list[str]] = {}
+        self.cells: dict[tuple[str, str], str] = {}
+        self.images: dict[str, str] = {}
+        self._row: tuple[str, Any] | None = None
+        self._cell: tuple[str, str] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "tr" and "data-table" in a:
+            key = (a["data-table"], a["data-rule"]) if "data-rule" in a else a["data-table"]
+            self._row = ("quarantine" if "data-rule" in a else "tables", key)
+            (self.quarantine if "data-rule" in a else self.table_rows)[key] = []  # type: ignore[index]
+        elif tag == "td":
+            self._text = []
+            if "data-category" in a:
+                self._cell = (a["data-table"], a["data-category"])
+        elif tag == "img":
+            self.images[a["data-plot"]] = a["src"]
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        text = "".join(self._text).strip()
+        if tag == "td":
+            if self._cell is not None:
+                self.cells[self._cell] = text
+                self._cell = None
+            elif self._row is not None:
+                kind, key = self._row
+                (self.quarantine if kind == "quarantine" else self.table_rows)[key].append(text)
+        elif tag == "tr":
+            self._row = None
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def built(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Report]:  # type: ignore[no-untyped-def]
+    lake = tmp_path_factory.mktemp("report") / "lake"
+    generate_fleet(FolderLake(lake), customers=20, seed=1, dirty=True)
+    record = run_pipeline(spark, str(lake), PipelineOptions(salt=SALT)).record
+    report = write_report(spark, PipelineStore.open(str(lake)), lake.parent / "report.html")
+    return lake, record, report
+
+
+def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[no-untyped-def]
+    lake, record, report = built
+    page = _Page()
+    page.feed((lake.parent / "report.html").read_text(encoding="utf-8"))
+    frames = table_frames(spark, PipelineStore.open(str(lake)))
+
+    # Rows per table and zone: every contract table and the quarantine, each equal to its count.
+    assert set(page.table_rows) == {t.name for t in TABLES} | {QUARANTINE_TABLE}
+    for name, cells in page.table_rows.items():
+        assert _int(cells[3]) == frames[name].count(), name
+    assert all(_int(page.table_rows[t.name][3]) > 0 for t in TABLES)
+
+    # The last run's reconciliation, cell by cell, and it balances.
+    recon = record["reconciliation"]
+    assert page.cells and {t for t, _ in page.cells} == set(recon)
+    for table, r in recon.items():
+        assert _int(page.cells[(table, "landing")]) == r["landing"] == frames[table].count()
+        for category in ("trusted", "superseded", "duplicate", "excluded_no_consent", "quarantined"):
+            assert _int(page.cells[(table, category)]) == r.get(category, 0), (table, category)
+        for rule, n in r["quarantined_by_rule"].items():
+            assert _int(page.cells[(table, f"quarantined/{rule}")]) == n
+        assert page.cells[(table, "balanced")] == "yes"
+
+    # Quarantine per table and rule, recounted from the rows.
+    rejected = Counter((r["table"], r["rule"]) for r in frames[QUARANTINE_TABLE].collect())
+    assert rejected and {k: _int(v[2]) for k, v in page.quarantine.items()} == dict(rejected)
+    assert all(v[3] for v in page.quarantine.values())  # each group shows an example reason
+
+    # No personal data on the page: no email, name or phone of any customer record.
+    text = report.html
+    for c in frames["customer_landing"].where("email IS NOT NULL").collect():
+        assert c["email"] not in text and c["phone"] not in text and c["customerName"] not in text
+    assert report.data.lake == str(lake) and report.data.last_run == record["run_id"] in text
+
+
+def _png_pixels(data: bytes) -> tuple[tuple[int, int], Counter[tuple[int, int, int]]]:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    rgb = image.convert("RGB")
+    found = rgb.getcolors(maxcolors=rgb.size[0] * rgb.size[1]) or []
+    return rgb.size, Counter({colour: n for n, colour in found})
+
+
+def _has_colour(colours: Counter[tuple[int, int, int]], hex_colour: str, tolerance: int = 12) -> bool:
+    want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return any(all(abs(c - w) <= tolerance for c, w in zip(rgb, want, strict=True)) for rgb in colours)
+
+
+def test_plots_hold_the_data_spark_holds(spark, built) -> None:  # type: ignore[no-untyped-def]
+    lake, _, report = built
+    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    page = _Page()
+    page.feed(report.html)
+    assert set(page.images) == {"signal", "readings", "consent"}
+    colour_of = {"signal": MAGNITUDE_COLOUR, "readings": DISTANCE_COLOUR, "consent": CONSENT_COLOUR}
+    for key, src in page.images.items():
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        data = base64.b64decode(src[len(prefix):])
+        assert data == report.plots[key].png  # type: ignore[union-attr]
+        size, colours = _png_pixels(data)
+        assert size == (1000, 400) and len(colours) > 50, key
+        assert _has_colour(colours, colour_of[key]), key  # the data series were drawn, not only axes
+
+    # (a) The sample: the customerKey with the most ML rows, its rows in time order.
+    ml = [r.asDict() for r in frames["machine_learning_curated"].collect()]
+    per_key = Counter(r["customerKey"] for r in ml)
+    key = min(per_key, key=lambda k: (-per_key[k], k))
+    mine = sorted((r for r in ml if r["customerKey"] == key), key=lambda r: (r["sensorReadingTime"], r["timestamp"]))
+    assert len(mine) > 5
+    t0 = mine[0]["sensorReadingTime"]
+    signal = report.plots["signal"].series  # type: ignore[union-attr]
+    assert signal["distanceFromObject"] == ([(r["sensorReadingTime"] - t0) / 1000 for r in mine],
+                                            [r["distanceFromObject"] for r in mine])
+    xs, ys = signal["accelerometer |a| (g)"]
+    assert xs == [(r["timestamp"] - t0) / 1000 for r in mine]
+    assert ys == pytest.approx([math.sqrt(r["x"] ** 2 + r["y"] ** 2 + r["z"] ** 2) for r in mine])
+    assert report.data.signal is not None and report.data.signal.customer_key == key
+
+    # (b) Readings per customer / step trainer, most first.
+    readings = report.plots["readings"].series  # type: ignore[union-attr]
+    for table, owner in (("accelerometer_trusted", "user"), ("step_trainer_trusted", "serialNumber")):
+        counts = sorted(Counter(r[owner] for r in frames[table].collect()).values(), reverse=True)
+        assert len(counts) > 3
+        assert readings[table] == ([float(i) for i in range(1, len(counts) + 1)], counts)
+
+    # (c) Consent over time: cumulative per UTC day.
+    latest: dict[str, Any] = {}
+    for r in frames["customer_landing"].where("email IS NOT NULL AND lastUpdateDate IS NOT NULL").collect():
+        if r["email"] not in latest or r["lastUpdateDate"] > latest[r["email"]]["lastUpdateDate"]:
+            latest[r["email"]] = r
+    registered = Counter(r["registrationDate"] // DAY_MS for r in latest.values())
+    consented = Counter(r["shareWithResearchAsOfDate"] // DAY_MS for r in frames["customer_trusted"].collect())
+    days = sorted(set(registered) | set(consented))
+    consent = report.plots["consent"].series  # type: ignore[union-attr]
+    (reg_x, reg_y), = [v for k, v in consent.items() if k.startswith("registered")]
+    (con_x, con_y), = [v for k, v in consent.items() if k.startswith("research consent")]
+    assert reg_x == con_x == [date(1970, 1, 1) + timedelta(days=d) for d in days]
+    assert reg_y == [sum(registered[d] for d in days[: i + 1]) for i in range(len(days))]
+    assert con_y == [sum(consented[d] for d in days[: i + 1]) for i in range(len(days))]
+    assert reg_y[-1] == len(latest) == 20 and 0 < con_y[-1] == frames["customer_trusted"].count() < 20
+
+
+def test_many_owners_are_binned_in_spark(spark) -> None:  # type: ignore[no-untyped-def]
+    per_owner = {f"o{i}": 1 + (i * 7) % 23 for i in range(30)}
+    df = spark.createDataFrame([(o,) for o, n in per_owner.items() for _ in range(n)], "user string")
+    h = histogram_of(df, "user", "t", "customer", max_bins=5, max_ranked=10)
+    assert not h.ranked and h.owners == 30 and h.readings == sum(per_owner.values())
+    assert h.lows[0] == min(per_owner.values()) and h.highs[-1] >= max(per_owner.values())
+    expected = [sum(1 for n in per_owner.values() if lo <= n <= hi) for lo, hi in zip(h.lows, h.highs, strict=True)]
+    assert h.counts == expected and sum(h.counts) == 30 and len(h.counts) <= 5
+
+
+def test_unbuilt_and_empty_lakes(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from stedi.cli import app
+
+    empty = tmp_path / "empty"
+    with pytest.raises(EmptyLakeError, match="nothing to report"):
+        write_report(spark, PipelineStore.open(str(empty)), tmp_path / "never.html")
+    result = CliRunner().invoke(app, ["pipeline", "report", "--lake", str(empty), "--out", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and "nothing to report" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.html").exists()
+
+    # Landing data but no run: an honest page, landing counted, zones "not built", no plots of them.
+    landing_only = tmp_path / "landing"
+    generate_fleet(FolderLake(landing_only), customers=4, seed=2)
+    out = tmp_path / "landing.html"
+    result = CliRunner().invoke(app, ["pipeline", "report", "--lake", str(landing_only), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    assert page.table_rows["customer_landing"][3] != "0"
+    assert all(page.table_rows[t.name][3] == "not built" for t in TABLES if t.zone != "landing")
+    assert "No pipeline run has been committed" in out.read_text() and "No data: machine_learning_curated" in out.read_text()
+    assert set(page.images) == {"consent"}  # registrations exist; nothing is trusted
+
+
+def test_report_renders_in_chromium(chromium: str, built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lake, _, report = built
+    png = tmp_path / "report.png"
+    screenshot(chromium, lake.parent / "report.html", png, size=(1280, 2400))
+    size, colours = _png_pixels(png.read_bytes())
+    assert size == (1280, 2400)
+    # A blank or unstyled page has a handful of colours; this one has text, zone colours and plots.
+    assert len(colours) > 1000
+    assert colours.most_common(1)[0][1] < 0.9 * size[0] * size[1]
+    for colour in (DISTANCE_COLOUR, MAGNITUDE_COLOUR):  # the signal plot is inside the first 2400 px
+        assert _has_colour(colours, colour), colour
