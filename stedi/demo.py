@@ -83,6 +83,8 @@ def _summary(console: Console, result: DemoResult) -> None:
         f"consent in trusted/curated: {result.consent_leaks}.  Lake: {result.lake}.  "
         f"Wall time {result.seconds:.0f} s."
     )
+    if result.report:
+        console.print(f"pipeline report (open in a browser): {result.report}")
 
 
 def demo(

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 #: A file marking a folder as the demo's own lake, so a re-run may clear it (and nothing else).
 MARKER = ".stedi-demo-lake"
 REPORT_KEY = "_demo/report.json"
+#: The pipeline report (``stedi pipeline report``), written inside the --lake folder.
+REPORT_HTML = "_demo/report.html"
 #: Longest wait for the catch-up run to spool every board's last reading.
 CATCH_UP_S = 90.0
 #: The customer-key salt when STEDI_CUSTOMER_KEY_SALT is unset (demo data only).
@@ -105,6 +107,7 @@ class DemoResult:
     consent_leaks: int  # rows of non-consenting customers' boards in trusted/curated step tables
     gateway: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    report: str | None = None  # the HTML pipeline report, if it was written
 
     @property
     def ok(self) -> bool:
@@ -121,7 +124,7 @@ class DemoResult:
             "boards": r.per_board,
             "pipeline_balanced": all(x.get("balanced") for x in self.pipeline.values()),
             "consent_leaks": self.consent_leaks,
-            "lake": self.lake, "pipeline_lake": self.pipeline_lake,
+            "lake": self.lake, "pipeline_lake": self.pipeline_lake, "report": self.report,
             "seconds": round(self.seconds, 1), "ok": self.ok,
         }
 
@@ -241,9 +244,10 @@ def mirror_down(lake_url: str, folder: Path) -> int:
 
 
 def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
-             progress: Callable[[str], None], cache_root: Path | None = None,
+             progress: Callable[[str], None], cache_root: Path | None = None, report: Path | None = None,
              ) -> tuple[dict[str, Any], dict[str, int], int]:
-    """Run the five jobs in a local Spark session; count every table as ``stedi query`` sees it.
+    """Run the five jobs in a local Spark session; count every table as ``stedi query`` sees it;
+    write the HTML report to ``report`` in the same session.
 
     An S3 lake is synced into a cache under ``cache_root`` and the run publishes back to S3."""
     from cloud_pipeline.catalog import table_frames
@@ -268,6 +272,15 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
         if no_consent_serials:
             for name in ("step_trainer_trusted", "machine_learning_curated"):
                 leaks += int(frames[name].where(frames[name]["serialNumber"].isin(no_consent_serials)).count())
+        if report is not None:
+            from cloud_pipeline.report_html import write_report
+            from stedi.lake import LakeError
+
+            progress("writing the report")
+            try:
+                write_report(spark, store, report)
+            except (LakeError, OSError) as exc:  # the demo's figures stand without the page
+                log.warning("the pipeline report was not written: %s", exc)
     finally:
         spark.stop()
     return result.record["reconciliation"], zones, leaks
@@ -319,10 +332,13 @@ def run_demo(opts: DemoOptions, steps: Steps) -> DemoResult:
             pipeline_url = str(cache_folder(lake, folder) / "lake")
         steps.step("pipeline: landing -> trusted -> curated (Spark)")
         no_consent = [c.serial for c in customers if c.consent == "no"]
+        report = folder / REPORT_HTML
         recon_pipeline, zones, leaks = pipeline(lake_url, opts.consent, no_consent,
-                                                lambda s: steps.step(f"pipeline: {s}"), cache_root=folder)
+                                                lambda s: steps.step(f"pipeline: {s}"), cache_root=folder,
+                                                report=report)
         result = DemoResult(lake_url, pipeline_url, customers, counts, recon, recon_pipeline, zones, leaks,
-                            {"streaming": streamed, "catch_up": caught})
+                            {"streaming": streamed, "catch_up": caught},
+                            report=str(report) if report.is_file() else None)
         result.seconds = time.monotonic() - started
         lake.put(REPORT_KEY, (json.dumps(result.as_json(), indent=1) + "\n").encode())
         log.info("demo report written to %s/%s", lake_url, REPORT_KEY)

@@ -84,6 +84,10 @@ def test_demo_accounts_for_every_reading_and_matches_stedi_query(tmp_path: Path)
     report = json.loads((lake / "_demo" / "report.json").read_text())
     assert {k: report[k] for k in ("produced", "landed", "lost", "duplicated", "zones")} == {
         k: out[k] for k in ("produced", "landed", "lost", "duplicated", "zones")}
+    # The pipeline report beside it: the page with all three plots (tests/pipeline/test_report.py checks it).
+    assert out["report"] == str(lake / "_demo" / "report.html") and "pipeline report (open in a browser)" in run.stdout
+    page = Path(out["report"]).read_text(encoding="utf-8")
+    assert "STEDI pipeline report" in page and page.count('src="data:image/png;base64,') == 3
 
 
 def test_a_folder_that_is_not_a_demo_lake_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -129,6 +133,7 @@ def test_s3_demo_lands_in_moto_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     assert out["lost"] == 0 and out["duplicated"] == 0 and out["landed"] == out["produced"] > 0
     assert all(n > 0 for n in out["zones"].values()), out["zones"]
     assert "moto S3 server stopped" in run.stderr
+    assert Path(out["report"]).is_file() and out["report"].startswith(str(tmp_path / "lake") + "/")
 
     # Ctrl-C while streaming: exit 130, and the boards' interpreters and moto are gone.
     log = tmp_path / "interrupted.log"
