@@ -99,6 +99,43 @@ def _hidden(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(".")
 
 
+def unnamed_objects(lake: S3Lake, state: dict[str, Any]) -> list[str]:
+    """Keys of table versions, staging and quarantine batches (or parts) ``state`` does not name.
+
+    The S3 twin of ``PipelineStore.cleanup``: same rules, by listing instead of walking folders.
+    """
+    doomed: list[str] = []
+    for table in TABLES_BY_NAME.values():
+        if table.zone == "landing":
+            continue
+        current = state["tables"].get(table.name, {}).get("version")
+        for obj in lake.list(table.folder):
+            rest = obj.key[len(table.folder):]
+            head = rest.split("/", 1)[0]
+            if "/" in rest and head.startswith("v-") and head != current:
+                doomed.append(obj.key)
+    for base, listed in ((STAGING_FOLDER, state["staging"]), (QUARANTINE_FOLDER, state["quarantine"])):
+        for obj in lake.list(base):
+            parts = obj.key[len(base):].split("/")
+            users = [e for e, batches in listed.items() if parts[0] in batches]
+            if not users:
+                doomed.append(obj.key)
+            elif len(parts) > 2 and not any(parts[1] in (f"entity={e}", f"table={e}_landing") for e in users):
+                doomed.append(obj.key)  # a part of an entity that re-staged since
+    return doomed
+
+
+def delete_objects(lake: S3Lake, keys: list[str]) -> int:
+    """Delete keys of the lake, a thousand per request; returns how many."""
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        lake.client.delete_objects(
+            Bucket=lake.bucket,
+            Delete={"Objects": [{"Key": lake.prefix + k} for k in chunk], "Quiet": True},
+        )
+    return len(keys)
+
+
 def _landing_file_of(folder: str) -> Callable[[str], bool]:
     # The files the pipeline reads from a landing folder (see PipelineStore.landing_files).
     return lambda key: is_landing_file(key) and _is_visible(key[len(folder):])
@@ -266,36 +303,14 @@ class S3Cache:
         return uploaded
 
     def _delete_remote(self, keys: list[str]) -> int:
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start:start + 1000]
-            self.remote.client.delete_objects(
-                Bucket=self.remote.bucket,
-                Delete={"Objects": [{"Key": self.remote.prefix + k} for k in chunk], "Quiet": True},
-            )
-        return len(keys)
+        return delete_objects(self.remote, keys)
 
     def cleanup_remote(self, state: dict[str, Any]) -> int:
         """Delete from S3 every table version, staging and quarantine batch ``state`` does not name.
 
         Runs only after the switch, so it also removes what a killed publish left behind.
         """
-        doomed: list[str] = []
-        for table in TABLES_BY_NAME.values():
-            if table.zone == "landing":
-                continue
-            current = state["tables"].get(table.name, {}).get("version")
-            for obj in self.remote.list(table.folder):
-                head = obj.key[len(table.folder):].split("/", 1)[0]
-                if "/" in obj.key[len(table.folder):] and head.startswith("v-") and head != current:
-                    doomed.append(obj.key)
-        for base, listed in ((STAGING_FOLDER, state["staging"]), (QUARANTINE_FOLDER, state["quarantine"])):
-            for obj in self.remote.list(base):
-                parts = obj.key[len(base):].split("/")
-                users = [e for e, batches in listed.items() if parts[0] in batches]
-                if not users:
-                    doomed.append(obj.key)
-                elif len(parts) > 2 and not any(parts[1] in (f"entity={e}", f"table={e}_landing") for e in users):
-                    doomed.append(obj.key)  # a part of an entity that re-staged since
+        doomed = unnamed_objects(self.remote, state)
         if doomed:
             log.info("deleting %d object(s) of old or orphaned versions and batches from %s", len(doomed),
                      self.remote.url)

@@ -154,8 +154,16 @@ class PipelineStore:
         # Spark names the file as a URI (file:/root/key, percent-encoded): decode it back to the
         # lake key ("+" is protected first, or the decoder would turn it into a space).
         uri = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), r"\+", "%2B"))
-        source = F.regexp_replace(uri, r"^file:/*\Q" + str(self.root).lstrip("/") + r"\E/", "")
+        source = F.regexp_replace(uri, self.source_pattern(), "")
         return lines.select(F.col("value"), source.alias("_source"))
+
+    def source_pattern(self) -> str:
+        """What to strip from the decoded URI Spark gives a file to get its lake key (a regex)."""
+        return r"^file:/*\Q" + str(self.root).lstrip("/") + r"\E/"
+
+    def folder_exists(self, path: str) -> bool:
+        # A hook: the S3 store of a cluster (cloud_pipeline/s3_cluster.py) asks S3 instead.
+        return Path(path).is_dir()
 
     def batch_path(self, base: str, batch: str) -> str:
         return self.path(f"{base}{batch}")
@@ -169,7 +177,7 @@ class PipelineStore:
 
     def read_staging(self, spark: SparkSession, entity: str, batches: list[str]) -> DataFrame | None:
         paths = [self.staging_path(entity, b) for b in batches]
-        paths = [p for p in paths if Path(p).is_dir()]
+        paths = [p for p in paths if self.folder_exists(p)]
         if not paths:
             return None
         schema = staging_schema(TABLES_BY_NAME[f"{entity}_landing"])
@@ -185,7 +193,7 @@ class PipelineStore:
         file_schema = type(schema)([f for f in schema.fields if f.name != "table"])
         for entity in ENTITIES:
             paths = [self.quarantine_path(entity, b) for b in state["quarantine"].get(entity, [])]
-            paths = [p for p in paths if Path(p).is_dir()]
+            paths = [p for p in paths if self.folder_exists(p)]
             if paths:
                 df = spark.read.schema(file_schema).parquet(*paths)
                 parts.append(df.select(F.lit(f"{entity}_landing").alias("table"), *file_schema.fieldNames()))

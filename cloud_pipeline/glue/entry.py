@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions, salt_from_env
 from cloud_pipeline.runner import PipelineRun, RunResult
+from cloud_pipeline.s3_cluster import open_for_spark, split_s3_url
 from cloud_pipeline.schemas import table_schema
-from cloud_pipeline.store import PipelineStore
 from stedi.contract import TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Glue-style ``--KEY value`` arguments; extra arguments (Glue's own) are tolerated."""
     parser = argparse.ArgumentParser(description="Run one STEDI pipeline job (Glue or spark-submit).")
     parser.add_argument("--JOB_NAME", required=True, help="Glue passes the job's name.")
-    parser.add_argument("--lake", required=True, help="Lake folder or s3://bucket/prefix.")
+    parser.add_argument("--lake", required=True, help="Lake folder, s3://bucket/prefix or s3a://bucket/prefix.")
     parser.add_argument("--consent", default="all", choices=("all", "as-of"))
     parser.add_argument("--tolerance_ms", type=int, default=0)
     parser.add_argument("--format", default="parquet", choices=("parquet", "json"))
@@ -64,7 +64,8 @@ class OneJobRun(PipelineRun):
 
 
 def run_job(spark: SparkSession, lake: str, options: PipelineOptions) -> RunResult:
-    return OneJobRun(spark, PipelineStore.open(lake), options).run()
+    # An S3 lake is read by Spark itself where it can (Glue, EMR, S3A jars), else via a local cache.
+    return OneJobRun(spark, open_for_spark(spark, lake), options).run()
 
 
 def _glue() -> Any | None:
@@ -118,7 +119,8 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     if args.database:
         from cloud_pipeline.deploy import refresh_tables
 
-        refresh_tables(args.lake, args.database, [JOB_OUTPUT[job]])
+        s3 = split_s3_url(args.lake)
+        refresh_tables(f"s3://{s3[1]}/{s3[2]}" if s3 else args.lake, args.database, [JOB_OUTPUT[job]])
     if glue_job is not None:
         glue_job.commit()
     log.info("job %s committed run %s: %s", job, result.run_id, result.tables)
