@@ -87,7 +87,8 @@ def report(f: Figures, plan: FaultPlan) -> str:
         f"frames dropped (air)   {f.frames_dropped}  (readings notifications; {f.packets_lost} packets lost in all)",
         f"gateway SIGKILLs       {len(f.kills)}  by phase: "
         + (", ".join(f"{k} {v}" for k, v in sorted(f.kills_by_phase.items())) or "-"),
-        f"gateway restarts       {f.restarts}",
+        f"gateway restarts       {f.restarts}"
+        + (f"  (exited on their own: {f.gateway_exits})" if f.gateway_exits else ""),
         f"S3 outages             {len(f.outages_s)}, total {sum(f.outages_s):.0f} s, longest {max(f.outages_s, default=0):.0f} s",
         f"board resets           {f.resets}",
         f"phone clock jumps      {', '.join(f'{j:+.0f} s' for j in f.clock_jumps_s) or '-'}",

@@ -127,6 +127,7 @@ class Figures:
     resets: int = 0
     clock_jumps_s: list[float] = field(default_factory=list)
     restarts: int = 0
+    gateway_exits: list[int] = field(default_factory=list)  # exit codes of runs that ended on their own
     boots: list[dict[str, Any]] = field(default_factory=list)
     curated: dict[str, Any] | None = None
     seconds: float = 0.0
@@ -448,6 +449,11 @@ def run_faults(plan: FaultPlan, progress: Callable[[str], None] = lambda _m: Non
                         proxy.on()
                         progress(f"{now:5.1f}s  S3 back")
                 if not gw.alive:
+                    # Not killed by us: the gateway ended on its own (a crash or exit 3): say so.
+                    code = gw.proc.returncode if gw.proc is not None else -1
+                    figures.gateway_exits.append(int(code))
+                    progress(f"{now:5.1f}s  the gateway exited on its own with status {code} "
+                             f"(log {gw.log_path}); restarting")
                     figures.restarts += 1
                     gw.start()
                 while pending and pending[0].at <= now:

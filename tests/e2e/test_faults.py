@@ -70,6 +70,7 @@ def _exact(f: Figures) -> None:
     assert f.produced > 0
     assert (f.lost, f.duplicated, f.unexpected, f.unreadable, f.board_dropped) == (0, 0, 0, 0, 0), f.as_json()
     assert f.landed == f.produced - f.lost_on_board_reset, f.as_json()
+    assert f.gateway_exits == []  # every gateway run ended by the harness's own signal
 
 
 @pytest.mark.slow
