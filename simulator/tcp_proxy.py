@@ -1,7 +1,6 @@
 """A TCP proxy on loopback that can be switched off and on: an S3 outage without losing
 moto's in-memory state (the gateway tests, the fault suite).  Off: new connections are
-closed at once and open ones are cut.  ``delay_s`` makes a slow link; ``in_flight`` counts
-requests sent through it whose response has not started yet."""
+closed at once and open ones are cut.  ``delay_s`` makes a slow link."""
 
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ class TcpProxy:
         self.delay_s = 0.0  # added before each chunk is forwarded (a slow link)
         self.connections = 0
         self.put_seen = threading.Event()  # set when a PUT request passes towards the server
-        self.in_flight = 0  # requests forwarded whose response has not come back yet
-        self.outages = 0
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -57,7 +54,6 @@ class TcpProxy:
         with self._lock:
             self._open.update((client, upstream))
         peers = {client: upstream, upstream: client}
-        waiting = False  # this connection has a request out and no response yet
         try:
             while self.enabled and not self._closed:
                 ready, _, _ = select.select(list(peers), [], [], 0.2)
@@ -67,23 +63,12 @@ class TcpProxy:
                         return
                     if sock is client and data.startswith(b"PUT "):
                         self.put_seen.set()
-                    if sock is client and not waiting and data[:4] in (b"PUT ", b"GET ", b"POST", b"HEAD", b"DELE"):
-                        waiting = True
-                        with self._lock:
-                            self.in_flight += 1
-                    elif sock is upstream and waiting:
-                        waiting = False
-                        with self._lock:
-                            self.in_flight -= 1
                     if self.delay_s:
                         time.sleep(self.delay_s)
                     peers[sock].sendall(data)
         except OSError:
             return
         finally:
-            if waiting:
-                with self._lock:
-                    self.in_flight -= 1
             for s in (client, upstream):
                 with contextlib.suppress(OSError):
                     s.close()
@@ -91,8 +76,6 @@ class TcpProxy:
                 self._open.difference_update((client, upstream))
 
     def off(self) -> None:
-        if self.enabled:
-            self.outages += 1
         self.enabled = False
         with self._lock:
             for s in list(self._open):
