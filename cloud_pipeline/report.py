@@ -12,6 +12,7 @@ never the rejected line (it may hold an email or a name).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.store import PipelineStore
-from stedi.contract import QUARANTINE_TABLE, TABLES
+from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES
 from stedi.lake import LakeError
 
 if TYPE_CHECKING:
@@ -237,10 +238,17 @@ def lake_url(store: PipelineStore) -> str:
 
 def latest_run(store: PipelineStore, last_run: str | None) -> dict[str, Any] | None:
     """The record of the committed run (the state names it), else the newest run record."""
+    from cloud_pipeline.s3_cache import CachedStore
+
+    if last_run is not None:
+        key = f"{RUNS_FOLDER}{last_run}.json"
+        if isinstance(store, CachedStore):
+            # A cache synced for queries holds no run records: fetch just this one.
+            store.cache.mirror(key)
+        if store.lake.exists(key):
+            record: dict[str, Any] = json.loads(store.lake.get(key))
+            return record
     runs = [r for r in store.runs() if "run_id" in r]
-    for r in runs:
-        if r["run_id"] == last_run:
-            return r
     return max(runs, key=lambda r: r["run_id"]) if runs else None
 
 
@@ -273,11 +281,15 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         histogram_of(frames["step_trainer_trusted"], "serialNumber", "step_trainer_trusted", "step trainer"),
     ]
     consent = consent_of(frames["customer_landing"], frames["customer_trusted"])
+    run = latest_run(store, state["last_run"])
+    if run is not None and run["run_id"] != state["last_run"]:
+        notes.append(f"The committed run {state['last_run']} left no run record (killed after its commit?): "
+                     f"the reconciliation shown is of run {run['run_id']}.")
     return ReportData(
         lake=lake_url(store),
         generated_at=datetime.now(UTC),
         last_run=state["last_run"],
-        run=latest_run(store, state["last_run"]),
+        run=run,
         tables=tables,
         quarantine=quarantine_of(frames[QUARANTINE_TABLE]),
         signal=signal,

@@ -241,3 +241,29 @@ def test_report_renders_in_chromium(chromium: str, built, tmp_path: Path) -> Non
     assert colours.most_common(1)[0][1] < 0.9 * size[0] * size[1]
     for colour in (DISTANCE_COLOUR, MAGNITUDE_COLOUR):  # the signal plot is inside the first 2400 px
         assert _has_colour(colours, colour), colour
+
+
+def test_report_of_an_s3_lake(built, s3_bucket: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same lake uploaded to moto's S3: the report reads it through the local cache."""
+    import boto3
+    from typer.testing import CliRunner
+
+    from stedi.cli import app
+    from stedi.lake import S3Lake
+
+    lake, _, report = built
+    monkeypatch.setenv("STEDI_CACHE", str(tmp_path / "cache"))
+    remote = S3Lake(s3_bucket, "lakes/report", client=boto3.client("s3"))
+    for path in lake.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):  # Spark's .crc side files
+            remote.put(path.relative_to(lake).as_posix(), path.read_bytes())
+    out = tmp_path / "s3.html"
+    url = f"s3://{s3_bucket}/lakes/report"
+    result = CliRunner().invoke(app, ["pipeline", "report", "--lake", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    folder_page, s3_page = _Page(), _Page()
+    folder_page.feed(report.html)
+    s3_page.feed(out.read_text(encoding="utf-8"))
+    assert s3_page.table_rows == folder_page.table_rows and s3_page.cells == folder_page.cells
+    assert s3_page.quarantine == folder_page.quarantine and set(s3_page.images) == {"signal", "readings", "consent"}
+    assert f"<code>{url}</code>" in out.read_text(encoding="utf-8")
