@@ -19,7 +19,7 @@ from stedi.settings import default_lake
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from cloud_pipeline.runner import RunResult
+    from cloud_pipeline.runner import PipelineRun, RunResult
     from cloud_pipeline.s3_cache import Need
     from cloud_pipeline.store import PipelineStore
 
@@ -76,6 +76,17 @@ def _open(lake: str | None, need: Need = "run", sse: str | None = None, kms_key_
 
     try:
         return open_store(lake or default_lake(), need, sse=sse, kms_key_id=kms_key_id)
+    except LakeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(pipeline_run: PipelineRun) -> RunResult:
+    """Run, turning a lake that cannot be written (an S3 publish that failed) into a clear error."""
+    from stedi.lake import LakeError
+
+    try:
+        return pipeline_run.run()
     except LakeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -160,9 +171,7 @@ def run(
         store = _open(lake, "run", sse, kms_key_id)
         bar.update(task, description="starting Spark")
         with _Spark(store) as spark:
-            result = PipelineRun(
-                spark, store, options, progress=lambda step: bar.update(task, description=step)
-            ).run()
+            result = _run(PipelineRun(spark, store, options, progress=lambda step: bar.update(task, description=step)))
     _summary(result)
     if not result.balanced:
         typer.echo("reconciliation failed: see the table above", err=True)
@@ -205,7 +214,7 @@ def erase(
             full_refresh=True,
         )
         with _Spark(store) as spark:
-            run_id = PipelineRun(spark, store, options).run().run_id
+            run_id = _run(PipelineRun(spark, store, options)).run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
     typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,

@@ -285,18 +285,33 @@ class S3Cache:
             old = {b for batches in before[kind].values() for b in batches}
             new = {b for batches in after[kind].values() for b in batches}
             folders += [f"{base}{b}/" for b in sorted(new - old)]
-        uploaded = self.upload(k for folder in folders for k in self._files(folder))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        run = after.get("last_run")
+        try:
+            uploaded = self.upload(k for folder in folders for k in self._files(folder))
+        except (BotoCoreError, ClientError, LakeError) as exc:
+            raise LakeError(f"publishing run {run} to {self.remote.url} failed before the switch ({exc}); "
+                            "readers still see the previous run, the next run removes what was uploaded") from exc
         log.info("uploaded %d new version/batch folder(s): %d object(s)", len(folders), len(uploaded))
         if before_switch is not None:
             before_switch()
         # The commit point: from this put on, readers of the state see the new run.
         state_bytes = json.dumps(after, indent=2, sort_keys=True).encode()
-        uploaded[STATE_KEY] = self.remote.put(STATE_KEY, state_bytes, **self._put_kwargs()).etag
-        for name, info in sorted(after["tables"].items()):
-            key = TABLES_BY_NAME[name].folder + POINTER_NAME
-            uploaded[key] = self.remote.put(key, (info["version"] + "\n").encode(), **self._put_kwargs()).etag
-        self.stats.uploaded += 1 + len(after["tables"])
-        self.stats.deleted_remote += self.cleanup_remote(after)
+        try:
+            uploaded[STATE_KEY] = self.remote.put(STATE_KEY, state_bytes, **self._put_kwargs()).etag
+        except (BotoCoreError, ClientError, LakeError) as exc:
+            raise LakeError(f"switching {self.remote.url} to run {run} failed ({exc}); if the state "
+                            "was not replaced readers still see the previous run; run again") from exc
+        try:
+            for name, info in sorted(after["tables"].items()):
+                key = TABLES_BY_NAME[name].folder + POINTER_NAME
+                uploaded[key] = self.remote.put(key, (info["version"] + "\n").encode(), **self._put_kwargs()).etag
+            self.stats.uploaded += 1 + len(after["tables"])
+            self.stats.deleted_remote += self.cleanup_remote(after)
+        except (BotoCoreError, ClientError, LakeError) as exc:
+            raise LakeError(f"run {run} is committed in {self.remote.url} (state switched), but updating the "
+                            f"_CURRENT pointers or deleting old versions failed ({exc}); the next run finishes it") from exc
         log.info("published to %s in %.1fs: %d object(s) up, %d bytes; %d old object(s) deleted",
                  self.remote.url, time.monotonic() - started, self.stats.uploaded, self.stats.bytes_up,
                  self.stats.deleted_remote)

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
@@ -144,7 +145,8 @@ class PublishKilled(RuntimeError):
     pass
 
 
-def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     lake = _lake(s3_bucket)
     url = f"s3://{s3_bucket}/lakes/one"
     generate_fleet(lake, customers=6, seed=2, customers_per_file=3)
@@ -173,6 +175,16 @@ def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path:
     assert len(during["customer_landing"]) == len(before["customer_landing"]) + 3
     for name in [*ZONE_TABLES, QUARANTINE_TABLE]:
         assert during[name] == before[name], name
+
+    # S3 refusing the uploads is a clear error that says readers are unaffected, not a traceback.
+    def refuse(self, key: str, data: bytes, **kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(S3Lake, "put", refuse)
+    with pytest.raises(LakeError, match="failed before the switch"):
+        PipelineRun(spark, open_store(url, "run", cache_root=cache), OPTIONS).run()
+    monkeypatch.undo()
+    assert lake.get(STATE_KEY) == state_before
 
     # The next run, from another laptop's (empty) cache, publishes the new rows and removes what
     # the killed one left behind.  The state names landing files by S3 ETag, so that cache too
