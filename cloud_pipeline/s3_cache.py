@@ -22,6 +22,7 @@ or the pointers, so until step 2 they see the previous run, after it the new one
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import logging
@@ -69,6 +70,25 @@ def cache_folder(lake: S3Lake, root: Path | None = None) -> Path:
     readable = re.sub(r"[^A-Za-z0-9._=-]+", "_", prefix).strip("._") or "_root"
     digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
     return (root or default_cache_root()).expanduser().resolve() / lake.bucket / f"{readable}-{digest}"
+
+
+#: Cache folders this process holds the lock of (held until the process ends).
+_LOCKED: dict[Path, int] = {}
+
+
+def lock_cache(folder: Path) -> None:
+    """One process at a time per cache: another command's sync would delete the versions a run
+    is writing (they are not in S3's state yet).  Re-entrant within a process."""
+    if folder in _LOCKED:
+        return
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LakeError(f"the cache {folder} is in use by another stedi command: wait for it, or give this "
+                        f"one its own cache with {CACHE_ENV}=<folder>") from None
+    _LOCKED[folder] = fd
 
 
 def check_sse(sse: str | None, kms_key_id: str | None) -> None:
@@ -150,6 +170,7 @@ class S3Cache:
         self.remote = remote
         self.folder = cache_folder(remote, root)
         (self.folder / "lake").mkdir(parents=True, exist_ok=True)
+        lock_cache(self.folder)
         self.local = FolderLake(self.folder / "lake")
         self.index_path = self.folder / INDEX_NAME
         self.sse = sse
@@ -276,11 +297,12 @@ class S3Cache:
                 before_switch: Callable[[], None] | None = None) -> dict[str, str]:
         """Publish a run committed locally as ``after`` over S3's ``before``; returns key -> ETag."""
         started = time.monotonic()
-        folders = [
+        versions = [
             f"{TABLES_BY_NAME[name].folder}{info['version']}/"
             for name, info in sorted(after["tables"].items())
             if before["tables"].get(name, {}).get("version") != info["version"]
         ]
+        folders = list(versions)
         for base, kind in ((STAGING_FOLDER, "staging"), (QUARANTINE_FOLDER, "quarantine")):
             old = {b for batches in before[kind].values() for b in batches}
             new = {b for batches in after[kind].values() for b in batches}
@@ -288,6 +310,11 @@ class S3Cache:
         from botocore.exceptions import BotoCoreError, ClientError
 
         run = after.get("last_run")
+        for folder in versions:
+            # Spark writes _SUCCESS last: without it the version is not whole (a killed write, or
+            # a folder another command's sync removed).
+            if not self.local.exists(f"{folder}_SUCCESS"):
+                raise LakeError(f"{folder} is incomplete in the cache {self.local.root}: not publishing run {run}")
         try:
             uploaded = self.upload(k for folder in folders for k in self._files(folder))
         except (BotoCoreError, ClientError, LakeError) as exc:

@@ -15,7 +15,7 @@ from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import PipelineRun, run_pipeline
 from cloud_pipeline.s3_cache import CachedStore, S3Cache, cache_folder, check_sse, open_store
-from cloud_pipeline.store import STATE_KEY, PipelineStore
+from cloud_pipeline.store import STATE_KEY, PipelineStore, empty_state
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES, TABLES_BY_NAME
 from stedi.lake import FolderLake, LakeError, S3Lake
@@ -85,6 +85,30 @@ def test_mirror_fetches_by_etag_and_drops_deleted_objects(s3_bucket: str, tmp_pa
     assert not (third.local.root / "customer/landing/c0.json").exists()
     assert third.local.get("customer/landing/c1.json") == b"changed\n"
     assert third.local.get("customer/landing/c2.json") == b'{"email": "a@b"}\n' * 3
+
+
+def test_one_process_per_cache_and_no_publish_of_a_partial_version(s3_bucket: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lake = _lake(s3_bucket)
+    cache = S3Cache(lake, tmp_path)
+    S3Cache(lake, tmp_path)  # the same process may open it again
+    code = ("import sys; from pathlib import Path; from cloud_pipeline.s3_cache import S3Cache; "
+            "from stedi.lake import S3Lake, LakeError\n"
+            f"try: S3Cache(S3Lake({s3_bucket!r}, 'lakes/one', client=object()), Path({str(tmp_path)!r}))\n"
+            "except LakeError as e: sys.exit(str(e))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 1 and "in use by another stedi command" in other.stderr
+
+    # A version folder without Spark's _SUCCESS marker (a write that did not finish) is refused.
+    before = empty_state()
+    after = empty_state()
+    after["tables"]["customer_trusted"] = {"version": "v-r1", "format": "parquet", "run_id": "r1", "rows": 1}
+    cache.local.put(f"{TABLES_BY_NAME['customer_trusted'].folder}v-r1/part-0.parquet", b"PAR1")
+    with pytest.raises(LakeError, match="incomplete"):
+        cache.publish(before, after)
+    assert lake.list("") == []
 
 
 # --- the pipeline on an S3 lake ---------------------------------------------------------------
