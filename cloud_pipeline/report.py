@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.catalog import table_frames
@@ -38,6 +38,11 @@ MAX_BINS = 20
 MAX_RANKED = 40
 #: Example reasons shown per quarantine rule and table.
 EXAMPLES = 3
+#: Time buckets of the consent curve, finest first: a demo's customers all register within a
+#: minute, the original data's over a year.
+BUCKET_NAMES = {1000: "second", 60_000: "minute", 3_600_000: "hour", DAY_MS: "day"}
+BUCKETS = tuple(BUCKET_NAMES)
+MAX_STEPS = 1000
 
 
 class EmptyLakeError(LakeError):
@@ -94,11 +99,19 @@ class Histogram:
 
 @dataclass(frozen=True)
 class ConsentCurve:
-    """Cumulative customers registered and consenting to research, per UTC day."""
+    """Cumulative customers registered and consenting to research, per time bucket (UTC).
 
-    days: list[date]
+    The curve starts one bucket before the first event at zero and ends one bucket after the
+    last, so even events that all fall in one bucket draw a visible step."""
+
+    bucket_ms: int  # one of BUCKETS: the finest that keeps the curve within MAX_STEPS buckets
+    starts_ms: list[int]  # bucket starts, epoch ms
     registered: list[int]
     consented: list[int]
+
+    @property
+    def bucket_name(self) -> str:
+        return BUCKET_NAMES[self.bucket_ms]
 
 
 @dataclass
@@ -196,35 +209,52 @@ def histogram_of(df: DataFrame, owner: str, table: str, per: str, max_bins: int 
     )
 
 
-def _per_day(df: DataFrame, column: str) -> dict[int, int]:
+def _per_bucket(df: DataFrame, column: str, bucket_ms: int) -> dict[int, int]:
     from pyspark.sql import functions as F
 
-    # Epoch days by integer division: UTC whatever the session's time zone.
-    day = F.floor(F.col(column) / DAY_MS).alias("day")
-    return {int(r["day"]): int(r["n"]) for r in
-            df.where(F.col(column).isNotNull()).groupBy(day).agg(F.count(F.lit(1)).alias("n")).collect()}
+    # Integer division of epoch ms: UTC whatever the session's time zone.
+    bucket = F.floor(F.col(column) / bucket_ms).alias("b")
+    return {int(r["b"]): int(r["n"]) for r in
+            df.where(F.col(column).isNotNull()).groupBy(bucket).agg(F.count(F.lit(1)).alias("n")).collect()}
 
 
-def consent_of(customer_landing: DataFrame, customer_trusted: DataFrame) -> ConsentCurve:
+def _span(df: DataFrame, column: str) -> tuple[int, int] | None:
+    from pyspark.sql import functions as F
+
+    row = df.agg(F.min(column).alias("lo"), F.max(column).alias("hi")).first()
+    return None if row is None or row["lo"] is None else (int(row["lo"]), int(row["hi"]))
+
+
+def consent_of(customer_landing: DataFrame, customer_trusted: DataFrame) -> ConsentCurve | None:
     """Registered: each email's latest landing record's registrationDate.  Consented: the
-    shareWithResearchAsOfDate of customer_trusted (latest records that still consent)."""
+    shareWithResearchAsOfDate of customer_trusted (latest records that still consent).
+    None when there is no registration or consent date at all."""
     from pyspark.sql import functions as F
 
     latest = (customer_landing.where(F.col("email").isNotNull() & F.col("lastUpdateDate").isNotNull())
               .groupBy("email")
-              .agg(F.max_by("registrationDate", "lastUpdateDate").alias("registrationDate")))
-    registered = _per_day(latest, "registrationDate")
-    consented = _per_day(customer_trusted, "shareWithResearchAsOfDate")
-    days = sorted(set(registered) | set(consented))
+              .agg(F.max_by("registrationDate", "lastUpdateDate").alias("registrationDate"))).cache()
+    try:
+        spans = [s for s in (_span(latest, "registrationDate"), _span(customer_trusted, "shareWithResearchAsOfDate"))
+                 if s is not None]
+        if not spans:
+            return None
+        span = max(hi for _, hi in spans) - min(lo for lo, _ in spans)
+        bucket_ms = next((b for b in BUCKETS if span // b <= MAX_STEPS), DAY_MS)
+        registered = _per_bucket(latest, "registrationDate", bucket_ms)
+    finally:
+        latest.unpersist()
+    consented = _per_bucket(customer_trusted, "shareWithResearchAsOfDate", bucket_ms)
+    buckets = sorted(set(registered) | set(consented))
+    buckets = [buckets[0] - 1, *buckets, buckets[-1] + 1]
     reg_total, con_total = 0, 0
     reg_curve, con_curve = [], []
-    for d in days:
-        reg_total += registered.get(d, 0)
-        con_total += consented.get(d, 0)
+    for b in buckets:
+        reg_total += registered.get(b, 0)
+        con_total += consented.get(b, 0)
         reg_curve.append(reg_total)
         con_curve.append(con_total)
-    epoch = date(1970, 1, 1)
-    return ConsentCurve([epoch + timedelta(days=d) for d in days], reg_curve, con_curve)
+    return ConsentCurve(bucket_ms, [b * bucket_ms for b in buckets], reg_curve, con_curve)
 
 
 # --- the whole report -----------------------------------------------------------------------
@@ -294,6 +324,6 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         quarantine=quarantine_of(frames[QUARANTINE_TABLE]),
         signal=signal,
         histograms=histograms,
-        consent=consent if consent.days else None,
+        consent=consent,
         notes=notes,
     )

@@ -177,7 +177,7 @@ def render(data: ReportData, plots: dict[str, Plot | None]) -> str:
         "How many trusted readings each customer has: accelerometer readings per customer (<code>user</code>) and "
         "step-trainer readings per <code>serialNumber</code>, counted and binned in Spark; no customer is named.")
     consent_caption = (
-        "Cumulative customers by UTC day: registered (<code>registrationDate</code> of each email's latest "
+        f"Cumulative customers by UTC {_e(data.consent.bucket_name if data.consent else 'day')}: registered (<code>registrationDate</code> of each email's latest "
         "<code>customer_landing</code> record) and consenting to research (<code>shareWithResearchAsOfDate</code> "
         "of <code>customer_trusted</code>, so withdrawn consent is not counted).")
     return f"""<!DOCTYPE html>

@@ -135,26 +135,29 @@ def readings_plot(histograms: list[Histogram]) -> Plot:
 
 
 def consent_plot(curve: ConsentCurve) -> Plot:
-    """Cumulative customers registered and consenting to research, per UTC day."""
+    """Cumulative customers registered and consenting to research, per UTC time bucket."""
     import matplotlib.dates as mdates
     from matplotlib.ticker import MaxNLocator
 
-    days = np.array(curve.days, dtype="datetime64[D]")
+    starts = np.array(curve.starts_ms, dtype="datetime64[ms]")
     fig = _figure()
     ax = fig.add_subplot()
-    ax.step(days, curve.registered, where="post", color=REGISTERED_COLOUR, linewidth=1.6,
+    ax.step(starts, curve.registered, where="post", color=REGISTERED_COLOUR, linewidth=1.6,
             label="registered (registrationDate, latest landing record)")
-    ax.step(days, curve.consented, where="post", color=CONSENT_COLOUR, linewidth=1.6,
+    ax.step(starts, curve.consented, where="post", color=CONSENT_COLOUR, linewidth=1.6,
             label="research consent (shareWithResearchAsOfDate, customer_trusted)")
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylabel("customers (cumulative)")
-    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"UTC, counted per {curve.bucket_name}")
+    # Head room above the curves for the legend.
+    ax.set_ylim(0, max(curve.registered[-1], curve.consented[-1]) * 1.3 + 0.5)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left")
     title = (f"Consent over time: {curve.consented[-1]:,} of {curve.registered[-1]:,} registered customers "
              "share with research")
     ax.set_title(title)
-    alt = f"Step chart of cumulative registered ({curve.registered[-1]}) and consenting ({curve.consented[-1]}) customers by day"
+    alt = (f"Step chart of cumulative registered ({curve.registered[-1]}) and consenting "
+           f"({curve.consented[-1]}) customers by {curve.bucket_name}")
     return _finish("consent", title, alt, fig)

@@ -11,7 +11,7 @@ import base64
 import io
 import math
 from collections import Counter
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,16 @@ import pytest
 
 from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
-from cloud_pipeline.report import EmptyLakeError, histogram_of
+from cloud_pipeline.report import EmptyLakeError, consent_of, histogram_of
 from cloud_pipeline.report_html import Report, write_report
-from cloud_pipeline.report_plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR
+from cloud_pipeline.report_plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR, consent_plot
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.store import PipelineStore
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, TABLES
 from stedi.lake import FolderLake
 from tests.parts import screenshot
-from tests.pipeline.helpers import SALT
+from tests.pipeline.helpers import SALT, T0, customer, frame
 
 DAY_MS = 86_400_000
 
@@ -177,7 +177,8 @@ def test_plots_hold_the_data_spark_holds(spark, built) -> None:  # type: ignore[
         assert len(counts) > 3
         assert readings[table] == ([float(i) for i in range(1, len(counts) + 1)], counts)
 
-    # (c) Consent over time: cumulative per UTC day.
+    # (c) Consent over time: cumulative per UTC day (the fleet registers over about a year).
+    assert report.data.consent is not None and report.data.consent.bucket_ms == DAY_MS
     latest: dict[str, Any] = {}
     for r in frames["customer_landing"].where("email IS NOT NULL AND lastUpdateDate IS NOT NULL").collect():
         if r["email"] not in latest or r["lastUpdateDate"] > latest[r["email"]]["lastUpdateDate"]:
@@ -185,13 +186,36 @@ def test_plots_hold_the_data_spark_holds(spark, built) -> None:  # type: ignore[
     registered = Counter(r["registrationDate"] // DAY_MS for r in latest.values())
     consented = Counter(r["shareWithResearchAsOfDate"] // DAY_MS for r in frames["customer_trusted"].collect())
     days = sorted(set(registered) | set(consented))
+    days = [days[0] - 1, *days, days[-1] + 1]  # from zero before the first to the total after the last
     consent = report.plots["consent"].series  # type: ignore[union-attr]
     (reg_x, reg_y), = [v for k, v in consent.items() if k.startswith("registered")]
     (con_x, con_y), = [v for k, v in consent.items() if k.startswith("research consent")]
-    assert reg_x == con_x == [date(1970, 1, 1) + timedelta(days=d) for d in days]
+    assert reg_x == con_x == [datetime(1970, 1, 1) + timedelta(days=d) for d in days]
     assert reg_y == [sum(registered[d] for d in days[: i + 1]) for i in range(len(days))]
     assert con_y == [sum(consented[d] for d in days[: i + 1]) for i in range(len(days))]
+    assert reg_y[0] == con_y[0] == 0
     assert reg_y[-1] == len(latest) == 20 and 0 < con_y[-1] == frames["customer_trusted"].count() < 20
+
+
+def test_consent_within_a_minute_is_drawn_per_second(spark) -> None:  # type: ignore[no-untyped-def]
+    """A demo's customers register within seconds: the curve must still show every step."""
+    def registered_at(name: str, at: int, consent: int | None, updated: int = T0) -> dict[str, Any]:
+        return {**customer(name, f"S-{name}", consent, updated=updated), "registrationDate": at}
+
+    landing = frame(spark, "customer_landing", [
+        registered_at("ann", T0, T0 + 30_000),
+        registered_at("bob", T0 + 5_000, None),
+        registered_at("cat", T0 - DAY_MS, None, updated=T0 - 1),  # an older record: the latest one counts
+        registered_at("cat", T0 + 20_000, None, updated=T0 + 1),
+    ])
+    trusted = frame(spark, "customer_trusted", [registered_at("ann", T0, T0 + 30_000)])
+    curve = consent_of(landing, trusted)
+    assert curve is not None and curve.bucket_ms == 1000 and curve.bucket_name == "second"
+    assert curve.starts_ms == [T0 + ms for ms in (-1000, 0, 5000, 20_000, 30_000, 31_000)]
+    assert curve.registered == [0, 1, 2, 3, 3, 3] and curve.consented == [0, 0, 0, 0, 1, 1]
+    drawn = consent_plot(curve).series
+    assert drawn[next(k for k in drawn if k.startswith("registered"))][1] == curve.registered
+    assert consent_of(frame(spark, "customer_landing", []), frame(spark, "customer_trusted", [])) is None
 
 
 def test_many_owners_are_binned_in_spark(spark) -> None:  # type: ignore[no-untyped-def]
