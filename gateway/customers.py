@@ -95,7 +95,10 @@ class Customers:
         old = self.get(email)
         customer = Customer(
             email=email, name=name.strip(), phone=phone.strip(), birthday=birthday, serial=serial.strip(),
-            registration=old.registration if old else now, last_update=now,
+            # Later than the record it replaces even if the clock stepped back: the pipeline
+            # keeps the record with the greatest lastUpdateDate (a withdrawal must not lose).
+            registration=old.registration if old else now,
+            last_update=max(now, old.last_update + 1) if old else now,
             research=old.research if old else None, public=old.public if old else None,
             friends=old.friends if old else None,
         )
