@@ -128,7 +128,8 @@ def readings_plot(histograms: list[Histogram]) -> Plot:
             ax.set_ylabel(f"{h.per}s")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{h.table}: {h.readings:,} readings, {h.owners:,} {h.per}s")
+        # Two lines: side by side, one line of this length is wider than half the figure.
+        ax.set_title(f"{h.table}\n{h.readings:,} readings, {h.owners:,} {h.per}s", fontsize=11)
     alt = "Histograms of readings per customer: " + "; ".join(
         f"{h.table} ({h.owners} {h.per}s, {h.readings} readings)" for h in drawn)
     return _finish("readings", "Readings per customer (trusted zone)", alt, fig)
