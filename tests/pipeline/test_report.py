@@ -117,8 +117,12 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     assert rejected and {k: _int(v[2]) for k, v in page.quarantine.items()} == dict(rejected)
     assert all(v[3] for v in page.quarantine.values())  # each group shows an example reason
 
-    # No personal data on the page: no email, name or phone of any customer record.
+    # Self-contained: no script, no URL to fetch; every image is inline.
     text = report.html
+    assert "<script" not in text and "http://" not in text and "https://" not in text and " url(" not in text
+    assert text.count('src="') == text.count('src="data:image/png;base64,') == 3
+
+    # No personal data on the page: no email, name or phone of any customer record.
     for c in frames["customer_landing"].where("email IS NOT NULL").collect():
         assert c["email"] not in text and c["phone"] not in text and c["customerName"] not in text
     assert report.data.lake == str(lake) and report.data.last_run == record["run_id"] in text
