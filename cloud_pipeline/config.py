@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cloud_pipeline.jobs import ConsentMode
@@ -50,7 +50,8 @@ class PipelineOptions:
     consent: ConsentMode = "all"
     tolerance_ms: int = 0
     format: TableFormat = "parquet"
-    salt: str = DEFAULT_SALT
+    # Out of the repr: the runner logs the options of every run, and the salt is a secret.
+    salt: str = field(default=DEFAULT_SALT, repr=False)
     full_refresh: bool = False
     jobs: tuple[str, ...] = JOB_ORDER
 

@@ -26,6 +26,13 @@ DEFAULT_BATCH_BYTES = 5 * 1024 * 1024
 DEFAULT_BATCH_AGE_S = 60.0
 
 
+#: Libraries whose debug lines carry secrets or personal data: botocore logs request headers
+#: (the AWS access key id, the session token) and bodies (customer records), py4j every command
+#: sent to Spark's JVM with its string arguments (the customer-key salt).  ``-v`` leaves them at
+#: INFO; STEDI_LOG can still ask for one by name, knowingly.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "py4j")
+
+
 def setup_logging(verbose: bool = False) -> None:
     """One log format for every part: time, level, component, message."""
     logging.basicConfig(
@@ -33,6 +40,9 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if verbose:
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.INFO)
     # STEDI_LOG="gateway.spool=DEBUG,gateway.uploader=DEBUG": one component's debug lines
     # without every library's (the fault suite reads the gateway's commits and puts this way).
     for item in os.environ.get("STEDI_LOG", "").split(","):
