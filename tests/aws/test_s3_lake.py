@@ -254,17 +254,23 @@ def test_cli_on_s3_with_sse_erase_query_status(spark, s3_bucket: str, tmp_path: 
     readings = cli.invoke(app, ["query", "--lake", url, "--json", sql.format(email)])
     assert json.loads(readings.output.strip().splitlines()[-1])["n"] > 0
 
+    # A gateway uploaded the customer's accelerometer files with SSE-S3: rewritten, they keep it.
+    theirs = [o.key for o in lake.list("accelerometer/landing/") if email.encode() in lake.get(o.key)]
+    assert theirs
+    for key in theirs:
+        lake.put(key, lake.get(key), sse="AES256")
     erased = cli.invoke(app, ["pipeline", "erase", "--lake", url, "--email", email])
     assert erased.exit_code == 0, erased.output
     assert json.loads(erased.output.strip().splitlines()[-1])["files_rewritten"] > 0
     for obj in lake.list(""):
         if obj.key.endswith((".json", ".jsonl")) and not obj.key.startswith("_pipeline/"):
             assert email.encode() not in lake.get(obj.key), obj.key
-    landing = lake.list("customer/landing/")
-    assert all(
-        client.head_object(Bucket=s3_bucket, Key=f"lakes/one/{o.key}").get("ServerSideEncryption") is None
-        for o in landing
-    ), "rewritten landing objects keep the encryption they had (none here)"
+    rewritten = [o.key for o in lake.list("accelerometer/landing/") if o.key in theirs]
+    assert rewritten, "the files still hold other customers' readings"
+    for key in rewritten:
+        assert client.head_object(Bucket=s3_bucket, Key=f"lakes/one/{key}").get("ServerSideEncryption") == "AES256"
+    for obj in lake.list("customer/landing/"):  # these had none, and get none
+        assert client.head_object(Bucket=s3_bucket, Key=f"lakes/one/{obj.key}").get("ServerSideEncryption") is None
     gone = cli.invoke(app, ["query", "--lake", url, "--json", sql.format(email)])
     assert gone.exit_code == 0, gone.output
     assert json.loads(gone.output.strip().splitlines()[-1])["n"] == 0
