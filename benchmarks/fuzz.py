@@ -10,6 +10,7 @@ Targets:
 - pipeline landing lines: generated landing lakes through the real pipeline on local Spark.
 
 Run: .venv/bin/python benchmarks/fuzz.py [--examples 20000] [--pipeline-examples 3] [--no-pipeline]
+     [--targets gateway,firmware,pipeline]
 Prints inputs tried, bad inputs and rejections counted by the target per target, and seconds.
 Exits non-zero if any check fails (the failing input is printed by hypothesis).
 """
@@ -132,15 +133,22 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=20000, help="examples per decoder target (others scale)")
     parser.add_argument("--pipeline-examples", type=int, default=3, help="generated lakes run through the pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the (slow) pipeline target")
+    parser.add_argument("--targets", default="gateway,firmware,pipeline",
+                        help="comma-separated subset of gateway, firmware, pipeline")
     args = parser.parse_args()
+    targets = set(args.targets.split(","))
+    if args.no_pipeline:
+        targets.discard("pipeline")
     # Every refused frame is logged as a warning by the gateway: a flood here, not news.
     logging.getLogger("gateway").setLevel(logging.ERROR)
     started = time.monotonic()
-    print("fuzzing the gateway's decoder and frame path", flush=True)
-    gateway_targets(args.examples)
-    print("fuzzing the firmware under MicroPython", flush=True)
-    micropython_targets(args.examples)
-    if not args.no_pipeline:
+    if "gateway" in targets:
+        print("fuzzing the gateway's decoder and frame path", flush=True)
+        gateway_targets(args.examples)
+    if "firmware" in targets:
+        print("fuzzing the firmware under MicroPython", flush=True)
+        micropython_targets(args.examples)
+    if "pipeline" in targets:
         print("fuzzing the pipeline with generated landing lakes", flush=True)
         pipeline_target(args.pipeline_examples)
     print(f"\n{'target':45} {'inputs':>9} {'bad':>9} {'counted':>9}")
