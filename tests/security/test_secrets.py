@@ -25,6 +25,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from gateway.spool import SPOOL_FILE
 from tests.gateway.simboard import SimRig, sim_rig, write_config  # noqa: F401 - sim_rig is a fixture
 from tests.parts import REPO, Server, free_port, missing_part, mosquitto_binary
 from tests.security.people import fill_lake
@@ -119,7 +120,7 @@ def test_gateway_at_debug_level_says_no_secret(
     assert " DEBUG " in str(said["run output"]), str(said["run output"])[-2000:]
     assert any(t.endswith("/readings") for t in telemetry) and any(t.endswith("/status") for t in telemetry)
     assert any(k.startswith("s3 lake/step_trainer/landing/") for k in said)
-    assert any(k.endswith("spool.db") or "spool" in k for k in said if k.startswith(str(home)))
+    assert str(home / SPOOL_FILE) in said and said[str(home / SPOOL_FILE)]  # the spool was searched
     assert_no_secret(said)
 
 
