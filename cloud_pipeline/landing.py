@@ -51,7 +51,13 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     from pyspark.sql import functions as F
 
     schema = landing_parse_schema(table)
-    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+    # Strict JSON: NaN/Infinity tokens and single-quoted strings are not JSON and go to quarantine.
+    options = {
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT_COLUMN,
+        "allowNonNumericNumbers": "false",
+        "allowSingleQuotes": "false",
+    }
     nonblank = lines.filter(F.trim(F.col("value")) != "")
     parsed_rows = nonblank.select(
         F.col("value"),
@@ -93,18 +99,29 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     valid_utf8 = F.is_valid_utf8(F.col("value"))
     corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
     # Only lines the parser flagged are looked at twice: good lines cost one from_json.
-    not_object = corrupt & F.json_object_keys(F.col("value")).isNull()
+    # from_json reads the first value of a line and ignores the rest: a line with a second record
+    # or trailing text would silently lose it.  As an array element the line must be one value.
+    one_value = F.json_array_length(F.concat(F.lit("["), F.col("value"), F.lit("]"))) == 1
+    not_object = (corrupt & F.json_object_keys(F.col("value")).isNull()) | ~F.coalesce(one_value, F.lit(False))
+    # A number beyond a double's range (1e400) parses as infinity: not a reading.
+    non_finite = F.lit(False)
+    for f in table.fields:
+        if f.type == "double":
+            x = F.col(f"r.{f.name}")
+            non_finite = non_finite | F.isnan(x) | (F.abs(x) == float("inf"))
+    non_finite = F.coalesce(non_finite, F.lit(False))
     rule = (
         F.when(~valid_utf8, F.lit(RULE_NON_UTF8))
         .when(not_object, F.lit(RULE_MALFORMED_JSON))
-        .when(corrupt | any_mistyped_string | bad_date, F.lit(RULE_WRONG_TYPE))
+        .when(corrupt | any_mistyped_string | non_finite | bad_date, F.lit(RULE_WRONG_TYPE))
         .when(any_missing, F.lit(RULE_MISSING_REQUIRED))
     )
     date_names = ", ".join(bad_dates)
     reason = (
         F.when(~valid_utf8, F.lit("line is not valid UTF-8"))
-        .when(not_object, F.lit("line is not a JSON object (truncated or malformed)"))
+        .when(not_object, F.lit("line is not one JSON object (truncated, malformed or with more after it)"))
         .when(corrupt | any_mistyped_string, F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
+        .when(non_finite, F.lit("a number field is not finite (NaN or out of range)"))
         .when(bad_date, F.lit(f"not a YYYY-MM-DD date: {date_names}"))
         .when(any_missing, F.concat(F.lit("missing required field(s): "), missing))
     )

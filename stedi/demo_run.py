@@ -259,6 +259,10 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     salt = os.environ.get(SALT_ENV) or DEMO_SALT
     # Spark's driver on loopback like every other server of the demo (and no hostname warning).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    # A session already running in this process (a test's) is borrowed and left running.
+    borrowed = SparkSession.getActiveSession() is not None
     spark = local_session(app_name="stedi-demo", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:
@@ -282,7 +286,8 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
             except (LakeError, OSError) as exc:  # the demo's figures stand without the page
                 log.warning("the pipeline report was not written: %s", exc)
     finally:
-        spark.stop()
+        if not borrowed:
+            spark.stop()
     return result.record["reconciliation"], zones, leaks
 
 

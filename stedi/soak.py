@@ -343,6 +343,10 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
                 if consent.get(r["serial"]) is not None and r["t"] >= int(consent[r["serial"]] or 0)}
     excluded = len({(r["serial"], r["boot"], r["seq"]) for r in rows}) - len(expected)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    # A session already running in this process (a test's) is borrowed and left running.
+    borrowed = SparkSession.getActiveSession() is not None
     spark = local_session(app_name="stedi-faults", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:
@@ -361,7 +365,8 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
             exact = exact and figures["missing"] == 0 and figures["extra"] == 0 and figures["duplicated"] == 0
         out["exact"] = exact
     finally:
-        spark.stop()
+        if not borrowed:
+            spark.stop()
     return out
 
 

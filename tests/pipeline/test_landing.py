@@ -31,7 +31,7 @@ def test_each_rule_with_reason(spark) -> None:
     bad = {(r.rule, r.reason) for r in quarantined(staged, ACCELEROMETER_LANDING).collect()}
     assert bad == {
         ("wrong_type", "wrong JSON type for field(s): timestamp"),
-        ("malformed_json", "line is not a JSON object (truncated or malformed)"),
+        ("malformed_json", "line is not one JSON object (truncated, malformed or with more after it)"),
         ("missing_required", "missing required field(s): z"),
         ("missing_required", "missing required field(s): user"),
         ("non_utf8", "line is not valid UTF-8"),
