@@ -51,12 +51,11 @@ class _Spark:
         self.store = store
 
     def __enter__(self) -> SparkSession:
-        from pyspark.sql import SparkSession
 
-        from cloud_pipeline.session import local_session, quick_start_for
+        from cloud_pipeline.session import local_session, quick_start_for, session_running
         from cloud_pipeline.store import ENTITIES
 
-        self.borrowed = SparkSession.getActiveSession() is not None
+        self.borrowed = session_running()
         size = sum(o.size for e in ENTITIES for o in self.store.landing_files(e))
         self.session = local_session(quick_start=quick_start_for(size))
         self.session.sparkContext.setLogLevel("ERROR")

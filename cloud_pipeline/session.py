@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 QUICK_START_MAX_BYTES = 256 * 1024 * 1024
 
 
+def session_running() -> bool:
+    """Whether this process already runs Spark (a notebook's or a test's session).
+
+    Callers that find one borrow it and must leave it running.  Checked on the process-wide
+    SparkContext: the JVM's *active* session is per thread, so a session started in another
+    thread would look absent and be stopped under its owner.
+    """
+    from pyspark import SparkContext
+
+    return SparkContext._active_spark_context is not None
+
+
 def quick_start_for(landing_bytes: int) -> bool:
     return landing_bytes < QUICK_START_MAX_BYTES
 

@@ -254,15 +254,13 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     from cloud_pipeline.config import SALT_ENV, PipelineOptions
     from cloud_pipeline.runner import PipelineRun
     from cloud_pipeline.s3_cache import open_store
-    from cloud_pipeline.session import local_session
+    from cloud_pipeline.session import local_session, session_running
 
     salt = os.environ.get(SALT_ENV) or DEMO_SALT
     # Spark's driver on loopback like every other server of the demo (and no hostname warning).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
     # A session already running in this process (a test's) is borrowed and left running.
-    borrowed = SparkSession.getActiveSession() is not None
+    borrowed = session_running()
     spark = local_session(app_name="stedi-demo", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:

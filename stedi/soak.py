@@ -325,7 +325,7 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
     from cloud_pipeline.catalog import table_frames
     from cloud_pipeline.config import PipelineOptions
     from cloud_pipeline.runner import run_pipeline
-    from cloud_pipeline.session import local_session
+    from cloud_pipeline.session import local_session, session_running
     from cloud_pipeline.store import PipelineStore
     from stedi.demo_run import DEMO_SALT, mirror_down
     from stedi.lake import LakeError
@@ -343,10 +343,8 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
                 if consent.get(r["serial"]) is not None and r["t"] >= int(consent[r["serial"]] or 0)}
     excluded = len({(r["serial"], r["boot"], r["seq"]) for r in rows}) - len(expected)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
     # A session already running in this process (a test's) is borrowed and left running.
-    borrowed = SparkSession.getActiveSession() is not None
+    borrowed = session_running()
     spark = local_session(app_name="stedi-faults", quick_start=True)
     spark.sparkContext.setLogLevel("ERROR")
     try:
