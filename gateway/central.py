@@ -252,8 +252,9 @@ class Central:
                 continue
             mark = spool.watermark(state.serial, boot)
             expected = 0 if mark is None else (mark + 1) & proto.SEQ_MASK
-            if first > expected and mark is not None:
+            if first > expected:
                 # A gap: frames were lost on this side, or the board dropped them (full buffer).
+                # Also before anything of this boot is spooled: a lost first frame is a gap too.
                 if await self._board_dropped(client, expected):
                     state.gaps += 1
                     log.warning("board %s: seq %d-%d were dropped by the board", state.serial, expected, first - 1)
@@ -296,6 +297,10 @@ class Central:
         while True:
             await asyncio.sleep(self.status_s)
             status = proto.decode_status(await client.read_gatt_char(proto.STATUS_UUID))
+            if status["boot_id"] != state.boot_id:
+                # The board renewed its boot (its seqs ran out) or reset without the link noticing:
+                # reconnect, so that the session starts over with the new boot id.
+                raise ConnectionError(f"board now runs boot {status['boot_id']}, not {state.boot_id}")
             self._apply_status(state, status)
             if self.on_status is not None:
                 self.on_status(state, status)

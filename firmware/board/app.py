@@ -83,6 +83,19 @@ class Board:
         self._send_flag.set()
         return ok
 
+    def renew_boot(self):
+        """Carry on as a new boot once this one's seqs are used up and all acknowledged.
+
+        A new boot id and seqs from 0, as after a reset but with nothing lost: the ring is
+        empty.  The central is let go, so that it reconnects and reads the new boot id."""
+        old = self.boot_id
+        while self.boot_id == old:
+            self.boot_id = new_boot_id()
+        self.ring.reset()
+        self.streaming = False
+        self.link.disconnect()
+        self.update_status()
+
     def on_link(self):
         """Connect or disconnect (from the BLE IRQ, before any write of the new connection
         is handled): a new connection gets everything unacknowledged again, after its TIME_SYNC."""
@@ -180,6 +193,9 @@ class Board:
     async def status_task(self):
         period = self.config["status_ms"]
         while True:
+            ring = self.ring
+            if ring.used_up() and ring.fill() == 0:
+                self.renew_boot()
             self.battery_pct = self.read_battery()
             if self.battery_pct != p.BATTERY_UNKNOWN and self.battery_pct != self.battery_buf[0]:
                 self.battery_buf[0] = self.battery_pct

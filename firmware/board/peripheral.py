@@ -99,6 +99,11 @@ class Peripheral:
             if data[0] == self.conn:
                 self.mtu = data[1]
 
+    def disconnect(self):
+        """End the connection, if any (the IRQ then clears conn and advertises again)."""
+        if self.conn is not None:
+            self.ble.gap_disconnect(self.conn)
+
     def take_write(self):
         """The oldest queued control write, or None."""
         if self.writes:

@@ -17,6 +17,11 @@ except ImportError:
 
 SLOT_SIZE = const(6)
 SEQ_MASK = const(0xFFFFFFFF)
+# A boot gives seqs below this: they and next stay MicroPython small ints (31-bit signed on
+# 32-bit ports: a larger one would allocate in the sampling loop) and never reach the wire's
+# u32 wrap.  A board that gets here carries on as a new boot (app.Board.renew_boot): about
+# 620 days of sampling at 20 Hz, 250 days at 50 Hz.
+SEQ_LIMIT = const(0x3FFFFFFF)
 _BLOCK_SHIFT = const(8)  # 256 readings a block
 _BLOCK_MASK = const(0xFF)
 
@@ -38,6 +43,10 @@ class ReadingRing:
 
     def unsent(self):
         return self.next - self.cursor
+
+    def used_up(self):
+        """This boot has given its last seq: no reading may be pushed until a new boot."""
+        return self.next >= SEQ_LIMIT
 
     def push(self, ticks, distance):
         """Store a reading; returns its seq.  Drops the oldest when full."""

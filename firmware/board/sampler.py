@@ -19,6 +19,7 @@ class Sampler:
         self.samples = 0  # measurements attempted
         self.errors = 0  # sensor errors/timeouts (they take no sequence number)
         self.missed = 0  # schedule slots skipped because the loop was late
+        self.renewal_waits = 0  # slots not sampled: the boot's seqs are used up (Board.renew_boot)
         self.max_late_us = 0
         self._wake = ThreadSafeFlag()
         self.set_rate(rate_hz)
@@ -40,6 +41,10 @@ class Sampler:
         self.running = False
 
     def sample(self):
+        if self.ring.used_up():
+            # No seq to give: not measured at all, so no reading exists that could be lost.
+            self.renewal_waits += 1
+            return
         d = self.sensor.read()
         self.samples += 1
         if d < 0:

@@ -74,8 +74,6 @@ def _exact(f: Figures) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="OPEN FINDING (issue #8): in one full CI run on a loaded machine this case "
-                   "lost 41 of 673 readings (passes when run alone); not yet explained")
 def test_radio_loss_and_random_disconnects(micropython: MicroPython, tmp_path: Path) -> None:
     f = run_faults(FaultPlan(seconds=15, boards=2, seed=11, s3=False, loss=0.1, disconnect_per_s=0.1), keep=tmp_path)
     _exact(f)

@@ -47,8 +47,8 @@ def readings(board, ble):
 def status(board, ble):
     return p.decode_status(ble.gatts_read(board.link.h_status))
 
-def write(board, ble, data):
-    ble.central_write(board.link.h_control, data, 1)
+def write(board, ble, data, conn=1):
+    ble.central_write(board.link.h_control, data, conn)
 """
 
 STREAM = COMMON + r"""
@@ -235,6 +235,47 @@ fed_while_stuck, fed = asyncio.run(stuck())
 assert fed_while_stuck == 1 and fed >= 2, (fed_while_stuck, fed)
 print("SMALL OK")
 """
+
+
+RENEW = COMMON + r"""
+from ringbuf import SEQ_LIMIT
+
+board, ble = make()
+ring = board.ring
+ring.oldest = ring.next = ring.cursor = SEQ_LIMIT - 5  # a boot about to give its last seq
+old = board.boot_id
+
+async def scenario():
+    task = asyncio.create_task(board.run())
+    ble.central_connect(1)
+    ble.mtu_exchanged(247, 1)
+    write(board, ble, p.encode_time_sync(E0))
+    await asyncio.sleep_ms(700)
+    rs = readings(board, ble)
+    assert [r[0] for r in rs] == list(range(SEQ_LIMIT - 5, SEQ_LIMIT)), [r[0] for r in rs]
+    assert ring.used_up() and board.sampler.renewal_waits > 0, "no seq left: slots not sampled"
+    assert board.boot_id == old and 1 in ble.connected, "no renewal while readings are unacknowledged"
+    write(board, ble, p.encode_ack(SEQ_LIMIT - 1, old))
+    await asyncio.sleep_ms(450)  # the status task (200 ms) renews the boot
+    new = board.boot_id
+    assert new != old and 0 < ring.next < 30 and not ring.used_up(), (new, ring.next)
+    assert 1 not in ble.connected, "the central is let go, to reconnect to the new boot"
+    assert status(board, ble)["boot_id"] == new
+    ble.central_connect(2)
+    write(board, ble, p.encode_time_sync(E0 + 2000), conn=2)
+    await asyncio.sleep_ms(700)
+    rs = readings(board, ble)  # every frame of the new boot
+    assert rs and [r[0] for r in rs] == list(range(len(rs))), "the new boot streams from seq 0"
+    task.cancel()
+
+asyncio.run(scenario())
+print("RENEW OK")
+"""
+
+
+def test_board_renews_its_boot_when_seqs_run_out(micropython: MicroPython, built_dir: Path) -> None:
+    out = run_board_compiled(micropython, RENEW, timeout=30, board=built_dir)
+    assert "RENEW OK" in out, out
 
 
 def test_board_streams_over_fake_ble(micropython: MicroPython, built_dir: Path) -> None:

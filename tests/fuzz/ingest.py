@@ -21,10 +21,11 @@ SERIAL = "5e1f0a2b-0c3d-4e5f-8a9b-fuzzfuzzfuzz"
 
 class FakeLink:
     """A connected board as the central sees it: control writes are recorded (and must decode),
-    status says the board still holds everything, so a gap is asked for again."""
+    status says the board still holds everything from ``oldest`` on, so a gap is asked for again."""
 
-    def __init__(self, boot: int) -> None:
+    def __init__(self, boot: int, oldest: int = 0) -> None:
         self.boot = boot
+        self.oldest = oldest
         self.writes: list[tuple[int, int | None, int | None]] = []
 
     async def write_gatt_char(self, uuid: str, data: bytes, response: bool = False) -> None:
@@ -34,7 +35,7 @@ class FakeLink:
     async def read_gatt_char(self, uuid: str) -> bytes:
         assert uuid == proto.STATUS_UUID
         return proto.encode_status(
-            firmware_version=(1, 0, 0), boot_id=self.boot, next_seq=proto.SEQ_MASK, fill=proto.SEQ_MASK,
+            firmware_version=(1, 0, 0), boot_id=self.boot, next_seq=proto.SEQ_MASK, fill=proto.SEQ_MASK - self.oldest,
             capacity=6000, dropped=0, sensor_errors=0, malformed_writes=0, battery_pct=90, rate_hz=20,
             clock_synced=True, sampling=True,
         )
@@ -48,7 +49,7 @@ class StreamResult:
     counters_readings: int
 
 
-def run_stream(frames: list[bytes], boot: int) -> StreamResult:
+def run_stream(frames: list[bytes], boot: int, oldest: int = 0) -> StreamResult:
     """Feed ``frames`` through the central's commit task; raises whatever the task raised."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -61,7 +62,7 @@ def run_stream(frames: list[bytes], boot: int) -> StreamResult:
             replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
             central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
             state = BoardState(SERIAL, "AA:BB", boot_id=boot)
-            link = FakeLink(boot)
+            link = FakeLink(boot, oldest)
 
             async def scenario() -> None:
                 queue: asyncio.Queue[bytes] = asyncio.Queue()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from firmware.board import stedi_protocol as proto
 from gateway.accel import ReplaySource
 from gateway.ble import BleBackend
@@ -104,3 +106,56 @@ def test_full_spool_stops_acknowledging_and_asks_again_once_there_is_room(tmp_pa
     asyncio.run(scenario())
     assert link.writes == [(proto.OP_ACK, 9, BOOT), (proto.OP_RESUME, 10, BOOT), (proto.OP_ACK, 19, BOOT)]
     assert spool.watermark(SERIAL, BOOT) == 19 and central.ingest.counters.refused_frames == 1
+
+
+def test_a_lost_first_frame_of_a_boot_is_asked_for_again_not_skipped(tmp_path: Path) -> None:
+    # The first frame of a boot lost in the air: with nothing spooled yet for the boot, the next
+    # frame (10..19) used to be committed and acknowledged, and the board then let 0..9 go.
+    spool = Spool(tmp_path)
+    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
+    replay = tmp_path / "a.jsonl"
+    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
+    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
+    state = BoardState(SERIAL, "AA", boot_id=BOOT)
+    link = FakeLink()
+    link.status = {"next_seq": 20, "fill": 20}  # the board holds 0..19
+
+    async def scenario() -> None:
+        frames: asyncio.Queue[bytes] = asyncio.Queue()
+        task = asyncio.create_task(central._commit_frames(link, state, frames))
+        await frames.put(frame(10, 10))
+        await frames.put(frame(0, 10))
+        await frames.put(frame(10, 10))
+        await asyncio.sleep(0.2)
+        # Another boot whose board really dropped 0..29 before any gateway heard it.
+        link.status = {"next_seq": 40, "fill": 10}
+        state.boot_id = BOOT + 1
+        await frames.put(proto.encode_batch(BOOT + 1, 30, [(s, T0 + 50 * s, 250) for s in range(30, 40)]))
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert link.writes == [
+        (proto.OP_RESUME, 0, BOOT),
+        (proto.OP_ACK, 9, BOOT),
+        (proto.OP_ACK, 19, BOOT),
+        (proto.OP_ACK, 39, BOOT + 1),  # dropped by the board: accepted, the gap counted
+    ]
+    assert spool.watermark(SERIAL, BOOT) == 19 and state.readings == 30 and state.gaps == 1
+
+
+def test_a_board_on_a_new_boot_ends_the_session(tmp_path: Path) -> None:
+    # A board that renewed its boot (its seqs ran out) keeps the link: the status poll notices,
+    # and the session ends so that the reconnect starts over with the new boot.
+    spool = Spool(tmp_path)
+    replay = tmp_path / "a.jsonl"
+    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
+    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"), status_s=0.01)
+    state = BoardState(SERIAL, "AA", boot_id=BOOT + 1)
+    link = FakeLink()  # its status says boot BOOT
+
+    async def scenario() -> None:
+        await asyncio.wait_for(central._keep_status(link, state), 5)
+
+    with pytest.raises(ConnectionError, match=f"boot {BOOT}, not {BOOT + 1}"):
+        asyncio.run(scenario())

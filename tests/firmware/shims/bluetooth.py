@@ -125,6 +125,13 @@ class FakeBLE:
         self.connected.discard(conn)
         self.handler(_IRQ_CENTRAL_DISCONNECT, (conn, 0, b"\x00\x00\x00\x00\x00\x01"))
 
+    def gap_disconnect(self, conn):
+        # As the stack does: False if not connected, else the disconnect event follows.
+        if conn not in self.connected:
+            return False
+        self.central_disconnect(conn)
+        return True
+
     def mtu_exchanged(self, mtu, conn=0):
         self.handler(_IRQ_MTU_EXCHANGED, (conn, mtu))
 
