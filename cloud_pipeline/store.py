@@ -16,9 +16,11 @@ import json
 import logging
 import shutil
 import time
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_pipeline.damaged_files import check_gzip
 from cloud_pipeline.schemas import quarantine_schema, staging_schema, table_schema
 from stedi.contract import (
     LANDING_TABLES,
@@ -147,15 +149,33 @@ class PipelineStore:
     # --- staging and quarantine ------------------------------------------------------------
 
     def read_landing_lines(self, spark: SparkSession, keys: list[str]) -> DataFrame:
-        """Raw lines of the given landing files, with the key each came from."""
+        """Raw lines of the given landing files, with the key each came from and, for what could
+        be recovered of a damaged file, ``_damage`` (see ``cloud_pipeline/damaged_files.py``)."""
         from pyspark.sql import functions as F
+        from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
-        lines = spark.read.text([self.path(k) for k in keys])
-        # Spark names the file as a URI (file:/root/key, percent-encoded): decode it back to the
-        # lake key ("+" is protected first, or the decoder would turn it into a space).
-        uri = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), r"\+", "%2B"))
-        source = F.regexp_replace(uri, self.source_pattern(), "")
-        return lines.select(F.col("value"), source.alias("_source"))
+        damaged = {k: d for k in keys if k.endswith(".gz") and (d := check_gzip(self.lake.get(k))) is not None}
+        sound = [k for k in keys if k not in damaged]
+        parts = []
+        if sound:
+            lines = spark.read.text([self.path(k) for k in sound])
+            # Spark names the file as a URI (file:/root/key, percent-encoded): decode it back to the
+            # lake key ("+" is protected first, or the decoder would turn it into a space).
+            uri = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), r"\+", "%2B"))
+            source = F.regexp_replace(uri, self.source_pattern(), "")
+            parts.append(lines.select(F.col("value"), source.alias("_source"), F.lit(None).cast("string").alias("_damage")))
+        if damaged:
+            rows = []
+            for key, damage in damaged.items():
+                log.warning("landing file %s is damaged (%s): %d complete line(s) recovered, the rest quarantined",
+                            key, damage.problem, len(damage.lines))
+                rows += [(line, key, None) for line in damage.lines] + [(damage.cut, key, damage.problem)]
+            schema = StructType([StructField("b", BinaryType()), StructField("_source", StringType()),
+                                 StructField("_damage", StringType())])
+            # Bytes cast to a string keep invalid UTF-8 as it is, as Spark's text reader does.
+            recovered = spark.createDataFrame(rows, schema)
+            parts.append(recovered.select(F.col("b").cast("string").alias("value"), "_source", "_damage"))
+        return reduce(lambda a, b: a.unionByName(b), parts)
 
     def source_pattern(self) -> str:
         """What to strip from the decoded URI Spark gives a file to get its lake key (a regex)."""
@@ -232,4 +252,7 @@ class PipelineStore:
         keys = [o.key for o in self.landing_files(entity)]
         if not keys:
             return spark.createDataFrame([], table_schema(table))
-        return spark.read.schema(table_schema(table)).json([self.path(k) for k in keys])
+        # A damaged .json.gz file shows what Spark can read of it instead of failing the query;
+        # the pipeline's own read accounts for its rest (cloud_pipeline/damaged_files.py).
+        reader = spark.read.schema(table_schema(table)).option("ignoreCorruptFiles", "true")
+        return reader.json([self.path(k) for k in keys])

@@ -1,6 +1,5 @@
-"""Pipeline bugs the landing fuzzer found, one minimal test each.  They are marked xfail
-(strict) until the owner of cloud_pipeline/landing.py and store.py fixes them; a fix turns
-them into passes that must then lose the mark."""
+"""Pipeline bugs the landing fuzzer found, one minimal test each, kept as regression tests now
+that they are fixed."""
 
 from __future__ import annotations
 
@@ -44,9 +43,15 @@ def test_non_finite_numbers_are_quarantined(spark: Any) -> None:
 
 def test_a_line_with_more_than_one_json_value_is_quarantined(spark: Any) -> None:
     one = json.dumps(GOOD).encode()
-    staged = _staged(spark, [one + one.replace(b"0.5", b"0.75"), one + b" trailing"])
-    assert accepted(staged, ACCELEROMETER_LANDING).count() == 0
-    assert {r.rule for r in quarantined(staged, ACCELEROMETER_LANDING).collect()} == {"malformed_json"}
+    bad = [one + one.replace(b"0.5", b"0.75"), one + b" trailing", one + b"\f",
+           # As an array element, "[line]" closes early here: the check must not be fooled.
+           one + b"] " + one, one[:-1] + b', "extra": [{"q": 1}]}] ' + one]
+    nested = one[:-1] + b', "extra": {"q": [1, {"r": "}]"}]}}'  # valid: one object, nested values
+    staged = _staged(spark, bad + [nested])
+    assert [r.x for r in accepted(staged, ACCELEROMETER_LANDING).collect()] == [0.5]
+    rows = quarantined(staged, ACCELEROMETER_LANDING).collect()
+    assert sorted(r.line for r in rows) == sorted(b.decode() for b in bad)
+    assert {r.rule for r in rows} == {"malformed_json"}
 
 
 def test_single_quoted_pseudo_json_is_quarantined(spark: Any) -> None:
@@ -55,14 +60,37 @@ def test_single_quoted_pseudo_json_is_quarantined(spark: Any) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a truncated .json.gz landing file fails the whole run "
-                   "(Spark FAILED_READ_FILE) instead of being quarantined: fixed by the landing owner")
 def test_truncated_gzip_file_is_quarantined_not_fatal(spark: Any, lake_dir: Path) -> None:
     folder = lake_dir / "accelerometer" / "landing"
     folder.mkdir(parents=True)
     (folder / "good.jsonl").write_text(json.dumps(GOOD) + "\n")
-    packed = gzip.compress((json.dumps(dict(GOOD, timestamp=2)) + "\n").encode() * 200)
+    records = [json.dumps(dict(GOOD, timestamp=1_700_000_000_000 + 37 * i, x=i / 7)) for i in range(3000)]
+    packed = gzip.compress(("\n".join(records) + "\n").encode())
     (folder / "cut.json.gz").write_bytes(packed[: len(packed) // 2])
+    (folder / "not-gzip.json.gz").write_bytes(b"plain text under a .gz name\n")
+
     result = run_pipeline(spark, str(lake_dir), PipelineOptions(salt="s"))
+
     recon = result.record["reconciliation"]["accelerometer_landing"]
-    assert recon["balanced"] and recon["quarantined"] >= 1  # the cut file is on record, not fatal
+    assert recon["balanced"]
+    # Each damaged file is one quarantine record; the complete lines before the cut still count.
+    assert recon["quarantined_by_rule"]["damaged_file"] == 2
+    recovered = recon["landing"] - 1 - 2
+    assert 0 < recovered < len(records)
+    spark.catalog.clearCache()
+    from cloud_pipeline.store import PipelineStore
+
+    store = PipelineStore.open(str(lake_dir))
+    rows = store.read_quarantine(spark, store.load_state()).collect()
+    assert {(r.rule, r.source_file) for r in rows} == {
+        ("damaged_file", "accelerometer/landing/cut.json.gz"),
+        ("damaged_file", "accelerometer/landing/not-gzip.json.gz"),
+    }
+    reasons = {r.source_file: r.reason for r in rows}
+    assert "truncated" in reasons["accelerometer/landing/cut.json.gz"]
+    assert "corrupt" in reasons["accelerometer/landing/not-gzip.json.gz"]
+    # The cut record keeps the text of the line the truncation split, a prefix of a real record.
+    cut_line = next(r.line for r in rows if r.source_file.endswith("cut.json.gz"))
+    assert records[recovered].startswith(cut_line)
+    # `stedi query` over the landing table shows what can be read instead of failing.
+    assert store.read_landing_table(spark, "accelerometer").count() >= 1

@@ -95,6 +95,7 @@ def test_dirty_fleet_reconciles_through_the_pipeline(spark, tmp_path: Path) -> N
     assert recon["customer_landing"]["quarantined_by_rule"]["malformed_json"] == summary.dirty["customer.truncated"]
     accel = recon["accelerometer_landing"]
     assert accel["quarantined_by_rule"] == {
+        "damaged_file": 0,
         "non_utf8": summary.dirty["accelerometer.non_utf8"],
         "malformed_json": summary.dirty["accelerometer.truncated"],
         "wrong_type": summary.dirty["accelerometer.wrong_type"],
