@@ -32,8 +32,9 @@ class Damage:
     problem: str  # what is wrong, for the quarantine reason
 
 
-def _inflate(data: bytes) -> tuple[bytes, str | None]:
-    """Decompress every gzip member of ``data``; returns the text and what stopped it, if anything."""
+def _inflate(data: bytes, keep: bool) -> tuple[bytes, str | None]:
+    """Decompress every gzip member of ``data``; returns what stopped it, if anything, and the
+    text when ``keep`` (only damaged files need it: a sound one is not held in memory)."""
     out: list[bytes] = []
     member = 0
     while True:
@@ -42,7 +43,9 @@ def _inflate(data: bytes) -> tuple[bytes, str | None]:
         read = 0
         try:
             while read < len(data) and not stream.eof:
-                out.append(stream.decompress(data[read : read + _CHUNK]))
+                text = stream.decompress(data[read : read + _CHUNK])
+                if keep:
+                    out.append(text)
                 read += _CHUNK
         except zlib.error as error:
             return b"".join(out), f"gzip stream is corrupt (member {member}: {error})"
@@ -62,8 +65,9 @@ def check_gzip(data: bytes) -> Damage | None:
     """None when ``data`` is a sound gzip file; else what can be recovered of it."""
     if not data:
         return Damage([], b"", "file is empty: not even a gzip header")
-    text, problem = _inflate(data)
+    _, problem = _inflate(data, keep=False)
     if problem is None:
         return None
+    text, _ = _inflate(data, keep=True)
     *lines, cut = _LINE_END.split(text)
     return Damage(lines, cut, problem)

@@ -211,7 +211,9 @@ class Board:
         # Feed only while sampling makes progress (or is stopped on purpose), so a stuck
         # sampling loop resets the board.
         while True:
-            beats = self.sampler.samples
+            # A slot left out while the boot's seqs are used up is progress too: the board then
+            # waits for acknowledgements, and a reset would lose what it still holds.
+            beats = self.sampler.samples + self.sampler.renewal_waits
             if beats != self._beats_seen or not self.sampler.running:
                 self.wdt.feed()
             self._beats_seen = beats

@@ -254,6 +254,10 @@ async def scenario():
     rs = readings(board, ble)
     assert [r[0] for r in rs] == list(range(SEQ_LIMIT - 5, SEQ_LIMIT)), [r[0] for r in rs]
     assert ring.used_up() and board.sampler.renewal_waits > 0, "no seq left: slots not sampled"
+    # Waiting for the acknowledgements is progress: the watchdog must not reset the board now.
+    fed = machine.WDTS[-1].feeds
+    await asyncio.sleep_ms(2300)
+    assert machine.WDTS[-1].feeds >= fed + 2, (fed, machine.WDTS[-1].feeds)
     assert board.boot_id == old and 1 in ble.connected, "no renewal while readings are unacknowledged"
     write(board, ble, p.encode_ack(SEQ_LIMIT - 1, old))
     await asyncio.sleep_ms(450)  # the status task (200 ms) renews the boot

@@ -4,7 +4,6 @@ in ``stale_frames``, and no reading of a refused frame reaches the spool."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -41,16 +41,21 @@ class FakeLink:
         )
 
 
+def _central(spool: Spool, tmp_path: Path, status_s: float = 5.0) -> Central:
+    """A central serving the registered customer of SERIAL, its accelerometer a one-line replay."""
+    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
+    replay = tmp_path / "a.jsonl"
+    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
+    return Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"), status_s=status_s)
+
+
 def frame(first: int, n: int) -> bytes:
     return proto.encode_batch(BOOT, first, [(s, T0 + 50 * s, 250) for s in range(first, first + n)])
 
 
 def test_frames_are_committed_acknowledged_and_checked(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
-    replay = tmp_path / "a.jsonl"
-    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
-    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
+    central = _central(spool, tmp_path)
     state = BoardState(SERIAL, "AA", boot_id=BOOT)
     link = FakeLink()
     bad = bytearray(frame(10, 10))
@@ -82,10 +87,7 @@ def test_frames_are_committed_acknowledged_and_checked(tmp_path: Path) -> None:
 
 def test_full_spool_stops_acknowledging_and_asks_again_once_there_is_room(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_readings=15)
-    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
-    replay = tmp_path / "a.jsonl"
-    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
-    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
+    central = _central(spool, tmp_path)
     state = BoardState(SERIAL, "AA", boot_id=BOOT)
     link = FakeLink()
     link.status = {"next_seq": 40, "fill": 40}  # the board still holds everything not acknowledged
@@ -112,10 +114,7 @@ def test_a_lost_first_frame_of_a_boot_is_asked_for_again_not_skipped(tmp_path: P
     # The first frame of a boot lost in the air: with nothing spooled yet for the boot, the next
     # frame (10..19) used to be committed and acknowledged, and the board then let 0..9 go.
     spool = Spool(tmp_path)
-    Customers(spool).register(email="c@x.org", name="C", phone="1", birthday="1980-01-01", serial=SERIAL)
-    replay = tmp_path / "a.jsonl"
-    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
-    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"))
+    central = _central(spool, tmp_path)
     state = BoardState(SERIAL, "AA", boot_id=BOOT)
     link = FakeLink()
     link.status = {"next_seq": 20, "fill": 20}  # the board holds 0..19
@@ -148,9 +147,7 @@ def test_a_board_on_a_new_boot_ends_the_session(tmp_path: Path) -> None:
     # A board that renewed its boot (its seqs ran out) keeps the link: the status poll notices,
     # and the session ends so that the reconnect starts over with the new boot.
     spool = Spool(tmp_path)
-    replay = tmp_path / "a.jsonl"
-    replay.write_text('{"t": 0, "x": 0, "y": 0, "z": 1}\n')
-    central = Central(Ingest(spool, ReplaySource(replay)), BleBackend("bleak"), status_s=0.01)
+    central = _central(spool, tmp_path, status_s=0.01)
     state = BoardState(SERIAL, "AA", boot_id=BOOT + 1)
     link = FakeLink()  # its status says boot BOOT
 
