@@ -107,6 +107,9 @@ def _summary(result: RunResult) -> None:
     from rich.table import Table
 
     console = Console()
+    if "unchanged_since" in result.record:
+        console.print(f"nothing new since run {result.record['unchanged_since']}: every table stays as it "
+                      "built it (no new or changed landing files, same options and salt)")
     rows = Table(title=f"run {result.run_id}: rows per table")
     rows.add_column("table")
     rows.add_column("rows", justify="right")

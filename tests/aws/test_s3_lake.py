@@ -141,16 +141,16 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
     for name, info in state["tables"].items():
         assert lake.get(TABLES_BY_NAME[name].folder + "_CURRENT").decode().strip() == info["version"]
 
-    # Nothing new: nothing fetched, same rows (as new versions: every run rebuilds its tables),
-    # and the previous versions are gone from S3.
+    # Nothing new: nothing fetched, nothing rebuilt or uploaded but the run's record, same rows.
     second = run_pipeline(spark, url, OPTIONS)
     record = _run_record(lake, second.run_id)
-    assert record["s3"]["fetched"] == 0 and record["s3"]["reused"] > fleet.files
+    assert record["s3"]["fetched"] == 0 and record["s3"]["reused"] > fleet.files and record["s3"]["uploaded"] == 0
     assert second.record["new_landing_files"] == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
+    assert second.record["unchanged_since"] == first.run_id
     assert _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader")) == want
     versions = {o.key.split("/")[2] for name in ZONE_TABLES for o in lake.list(TABLES_BY_NAME[name].folder)
                 if o.key.split("/")[2].startswith("v-")}
-    assert versions == {f"v-{second.run_id}"}
+    assert versions == {f"v-{first.run_id}"}
 
     # One new delivery per entity: only those three objects are fetched.
     for target in (folder, lake):
@@ -159,6 +159,9 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
     record = _run_record(lake, third.run_id)
     assert record["s3"]["fetched"] == 3
     assert third.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
+    versions = {o.key.split("/")[2] for name in ZONE_TABLES for o in lake.list(TABLES_BY_NAME[name].folder)
+                if o.key.split("/")[2].startswith("v-")}
+    assert versions == {f"v-{third.run_id}"}  # the previous versions are gone from S3
     run_pipeline(spark, folder.url, OPTIONS)
     assert _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader")) == _table_rows(
         spark, PipelineStore.open(folder.url)

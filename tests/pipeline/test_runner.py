@@ -62,6 +62,34 @@ def test_run_reconciles_and_is_idempotent(spark, lake_dir: Path) -> None:
     assert emails == {"ann@example.com"}
 
 
+def test_a_run_with_nothing_new_leaves_the_tables_and_says_so(spark, lake_dir: Path) -> None:
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    before, state = _snapshot(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
+    assert SALT not in state  # only its fingerprint is kept
+
+    again = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert again.record["unchanged_since"] == first.run_id
+    assert again.record["reconciliation"] == first.record["reconciliation"] and again.tables == first.tables
+    assert (lake_dir / STATE_KEY).read_text() == state  # nothing written, nothing committed
+    assert (lake_dir / "_pipeline/runs" / f"{again.run_id}.json").exists()
+
+    def rebuilds(options: PipelineOptions) -> bool:
+        return "unchanged_since" not in run_pipeline(spark, str(lake_dir), options).record
+
+    # Whatever would change a table makes the next run rebuild them.
+    assert rebuilds(PipelineOptions(salt="another salt"))
+    assert rebuilds(OPTIONS)
+    assert not rebuilds(OPTIONS)
+    assert rebuilds(PipelineOptions(salt=SALT, consent="as-of"))
+    assert rebuilds(PipelineOptions(salt=SALT, format="json"))
+    assert rebuilds(PipelineOptions(salt=SALT, full_refresh=True))
+    assert _snapshot(spark, lake_dir) == before  # rebuilt from scratch: the same rows
+    write_jsonl(lake_dir, "customer/landing/c2.json", [customer("bob", "S-BOB", T0)])
+    assert rebuilds(OPTIONS)
+    assert not rebuilds(OPTIONS)
+
+
 def test_killed_run_leaves_previous_zone_intact(spark, lake_dir: Path) -> None:
     small_lake(lake_dir)
     run_pipeline(spark, str(lake_dir), OPTIONS)
