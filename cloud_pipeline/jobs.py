@@ -82,9 +82,10 @@ def customer_landing_to_trusted(customer_landing: DataFrame) -> DataFrame:
 def classify_accelerometer(
     accelerometer_landing: DataFrame, customer_latest: DataFrame, consent: ConsentMode = "all"
 ) -> DataFrame:
-    """Distinct accelerometer rows with their fate and ``_n``, how many landing rows each stands for.
+    """Accelerometer rows with their fate and ``_n``, how many landing rows each stands for.
 
-    One aggregation both removes exact duplicates and counts them (``_n - 1`` per kept row).
+    Trusted rows are distinct: one aggregation both removes exact duplicates and counts them
+    (``_n - 1`` per kept row).  See ``_distinct_trusted``.
     """
     from pyspark.sql import functions as F
 
@@ -93,17 +94,34 @@ def classify_accelerometer(
             F.col("email").alias("_email"), F.col("shareWithResearchAsOfDate").alias("_consent")
         )
     )
-    # Duplicates are removed before the owner is looked up: a row's fate depends only on its own
-    # columns, and the shuffle that finds duplicates then carries no fate column.
-    distinct = accelerometer_landing.groupBy(*ACCELEROMETER_COLUMNS).agg(F.count(F.lit(1)).alias(COUNT))
-    joined = distinct.join(owners, distinct["user"] == owners["_email"], "left")
+    joined = accelerometer_landing.join(owners, accelerometer_landing["user"] == owners["_email"], "left")
     fate = (
         F.when(F.col("_email").isNull(), F.lit(UNKNOWN_CUSTOMER))
         .when(F.col("_consent").isNull(), F.lit(EXCLUDED_CONSENT))
         .when(F.lit(consent == "as-of") & (F.col("timestamp") < F.col("_consent")), F.lit(BEFORE_CONSENT))
         .otherwise(F.lit(TRUSTED))
     )
-    return joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE), COUNT)
+    return _distinct_trusted(joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE)), ACCELEROMETER_COLUMNS)
+
+
+def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """Trusted rows made distinct, each with ``_n``, the landing rows it stands for; other rows
+    as they are, ``_n`` = 1.
+
+    A row's fate depends only on its own columns, so exact copies share it.  Only trusted rows are
+    kept, so only they go through the shuffle that removes copies; the excluded ones (about half
+    of a lake) are just counted.
+    """
+    from pyspark.sql import functions as F
+
+    trusted = (
+        classified.filter(F.col(FATE) == TRUSTED)
+        .groupBy(*columns)
+        .agg(F.count(F.lit(1)).alias(COUNT))
+        .select(*columns, F.lit(TRUSTED).alias(FATE), COUNT)
+    )
+    excluded = classified.filter(F.col(FATE) != TRUSTED).select(*columns, FATE, F.lit(1).cast("long").alias(COUNT))
+    return trusted.unionByName(excluded)
 
 
 def accelerometer_landing_to_trusted(
@@ -144,7 +162,7 @@ def classify_step_trainer(
     customer_curated: DataFrame,
     consent: ConsentMode = "all",
 ) -> DataFrame:
-    """Distinct step-trainer rows with their fate and ``_n`` (see ``classify_accelerometer``)."""
+    """Step-trainer rows with their fate and ``_n`` (see ``classify_accelerometer``)."""
     from pyspark.sql import functions as F
 
     curated = customer_curated.select(F.col("email").alias("_curated_email"))
@@ -161,8 +179,9 @@ def classify_step_trainer(
             ),
         )
     )
-    distinct = step_trainer_landing.groupBy(*STEP_TRAINER_COLUMNS).agg(F.count(F.lit(1)).alias(COUNT))
-    joined = distinct.join(F.broadcast(serials), distinct["serialNumber"] == serials["_serial"], "left")
+    joined = step_trainer_landing.join(
+        F.broadcast(serials), step_trainer_landing["serialNumber"] == serials["_serial"], "left"
+    )
     fate = (
         F.when(F.col("_serial").isNull(), F.lit(UNKNOWN_CUSTOMER))
         .when(~F.col("_any_consent"), F.lit(EXCLUDED_CONSENT))
@@ -172,7 +191,7 @@ def classify_step_trainer(
         )
         .otherwise(F.lit(TRUSTED))
     )
-    return joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE), COUNT)
+    return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS)
 
 
 def step_trainer_landing_to_trusted(
