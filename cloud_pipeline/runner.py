@@ -186,6 +186,10 @@ class PipelineRun:
             "format": self.options.format,
             "run_id": self.run_id,
             "rows": int(rows.get[reconcile.ROWS]),
+            # What the table was built with: a later run with nothing new may keep it only if
+            # these are still the same (``unchanged_since``).
+            "options": self._options_record(),
+            "salt_fingerprint": salt_fingerprint(self.options.salt),
         }
         self.after_job(job)
         # Later jobs read the written files: cheaper than recomputing the lineage that made them.
@@ -273,19 +277,22 @@ class PipelineRun:
     def unchanged_since(self) -> str | None:
         """The previous run, when it left exactly the tables this run would write; else None.
 
-        That is: no landing file is new, changed or gone (nothing was staged), the options and
-        the salt are the ones it ran with, and it built every table of the selected jobs.  Then
-        rebuilding would only write the same rows again (and upload them, on an S3 lake).
+        That is: no landing file is new, changed or gone (nothing was staged), and every table of
+        the selected jobs was built with the options, format and salt of this run (each table
+        records its own: a run of some jobs may have rebuilt only some tables).  Then rebuilding
+        would only write the same rows again (and upload them, on an S3 lake).
         """
         before = self.previous
         if self.options.full_refresh or before["last_run"] is None or any(self.new_files.values()):
             return None
-        wanted = [JOB_OUTPUT[j] for j in self.options.jobs]
+        built_as_now = {"format": self.options.format, "options": self._options_record(),
+                        "salt_fingerprint": salt_fingerprint(self.options.salt)}
         same = (
             self.state["staging"] == before["staging"]
-            and before.get("options") == self._options_record()
-            and before.get("salt_fingerprint") == salt_fingerprint(self.options.salt)
-            and all(before["tables"].get(t, {}).get("format") == self.options.format for t in wanted)
+            and all(
+                {k: before["tables"].get(JOB_OUTPUT[j], {}).get(k) for k in built_as_now} == built_as_now
+                for j in self.options.jobs
+            )
             and all(t in before.get("reconciliation", {}) for t in _landing_tables(self.options.jobs))
         )
         return before["last_run"] if same else None
@@ -330,7 +337,6 @@ class PipelineRun:
                 df.unpersist()
         self.state["last_run"] = self.run_id
         self.state["options"] = self._options_record()
-        self.state["salt_fingerprint"] = salt_fingerprint(self.options.salt)
         # Kept in the state so that a run with nothing new can report it without rebuilding.
         self.state["reconciliation"] = {**self.state.get("reconciliation", {}), **reconciliation}
         tables = {name: info.get("rows") for name, info in self.state["tables"].items()}

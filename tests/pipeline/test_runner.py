@@ -83,6 +83,9 @@ def test_a_run_with_nothing_new_leaves_the_tables_and_says_so(spark, lake_dir: P
     assert not rebuilds(OPTIONS)
     assert rebuilds(PipelineOptions(salt=SALT, consent="as-of"))
     assert rebuilds(PipelineOptions(salt=SALT, format="json"))
+    # A run of some jobs rebuilds only their tables: the others keep what they were built with.
+    assert rebuilds(PipelineOptions(salt="another salt", format="json", jobs=("customer_landing_to_trusted",)))
+    assert rebuilds(PipelineOptions(salt="another salt", format="json"))  # the ML table has the old salt
     assert rebuilds(PipelineOptions(salt=SALT, full_refresh=True))
     assert _snapshot(spark, lake_dir) == before  # rebuilt from scratch: the same rows
     write_jsonl(lake_dir, "customer/landing/c2.json", [customer("bob", "S-BOB", T0)])
