@@ -220,7 +220,9 @@ def erase(
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
     typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,
-                           "files_rewritten": report.files_rewritten, "rebuilt_by_run": run_id}))
+                           "files_rewritten": report.files_rewritten, "rebuilt_by_run": run_id,
+                           "unsearched_damaged_files": report.unsearched_files,
+                           "suspect_lines_dropped": report.suspect_lines_dropped}))
 
 
 @app.command("report")

@@ -2,7 +2,11 @@
 
 Landing files are rewritten without the customer's lines (customer records, accelerometer
 readings of their email, step readings of serial numbers only they own; unparseable lines that
-contain the email or such a serial go too).  Derived zones are then rebuilt by a full-refresh
+contain the email or such a serial go too).  Of a damaged ``.json.gz`` file, all the text that can
+be decoded is searched.  A damaged file with the customer's lines is rewritten as a sound one
+with its trusted lines only: lines decoded from a corrupt member are dropped with the customer's
+(counted and logged), or the rewrite would pass them off as sound.  A damaged file left as it is
+whose undecodable part could not be searched is named in the report.  Derived zones are then rebuilt by a full-refresh
 run, whose commit deletes every older version, staging batch and quarantine batch.  The erase is
 logged and recorded in ``_pipeline/runs/`` under the customer's salted key, never the email.
 """
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cloud_pipeline.damaged_files import Damage, check_gzip
 from cloud_pipeline.store import ENTITIES, PipelineStore
 
 log = logging.getLogger(__name__)
@@ -29,12 +34,21 @@ class EraseReport:
     shared_serials: list[str] = field(default_factory=list)
     lines_removed: dict[str, int] = field(default_factory=dict)
     files_rewritten: int = 0
+    #: Damaged files left as they are whose unreadable rest could not be searched for the customer.
+    unsearched_files: list[str] = field(default_factory=list)
+    #: Other customers' lines decoded from corrupt gzip members, dropped when their file was rewritten.
+    suspect_lines_dropped: int = 0
 
 
-def _lines(data: bytes, key: str) -> list[bytes]:
-    if key.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.splitlines()
+def _lines(data: bytes, key: str) -> tuple[list[bytes], Damage | None]:
+    """A landing file's lines and, for a damaged gzip file, what is wrong with it (its lines are
+    then all the text that could be decoded)."""
+    if not key.endswith(".gz"):
+        return data.splitlines(), None
+    damage = check_gzip(data)
+    if damage is None:
+        return gzip.decompress(data).splitlines(), None
+    return damage.lines + [line for line in damage.rest if line], damage
 
 
 def _encode(lines: list[bytes], key: str) -> bytes:
@@ -61,7 +75,7 @@ def erase_landing(store: PipelineStore, email: str, salt: str) -> EraseReport:
     serials: set[str] = set()
     others: set[str] = set()
     customer_files = {o.key: _lines(store.lake.get(o.key), o.key) for o in store.landing_files("customer")}
-    for lines in customer_files.values():
+    for lines, _ in customer_files.values():
         for line in lines:
             rec = _record(line)
             if rec is None or not isinstance(rec.get("serialNumber"), str):
@@ -87,17 +101,29 @@ def erase_landing(store: PipelineStore, email: str, salt: str) -> EraseReport:
     for entity in ENTITIES:
         removed = 0
         for obj in store.landing_files(entity):
-            content = customer_files.get(obj.key) if entity == "customer" else None
-            if content is None:
-                content = _lines(store.lake.get(obj.key), obj.key)
+            read = customer_files.get(obj.key) if entity == "customer" else None
+            content, damage = read if read is not None else _lines(store.lake.get(obj.key), obj.key)
             kept = [line for line in content if not doomed(entity, line)]
             if len(kept) != len(content):
                 removed += len(content) - len(kept)
+                if damage is not None and damage.suspect:
+                    trusted = [line for line in damage.lines if not doomed(entity, line)]
+                    report.suspect_lines_dropped += len(kept) - len(trusted)
+                    kept = trusted
                 if kept:
                     store.lake.put(obj.key, _encode(kept, obj.key))
                 else:
                     store.lake.delete(obj.key)
                 report.files_rewritten += 1
+                if damage is not None:
+                    log.warning("damaged landing file %s (%s) rewritten as a sound file without the customer's "
+                                "lines%s", obj.key, damage.problem,
+                                "; what could not be decoded, and what was decoded from a corrupt member, is "
+                                "gone too" if damage.unreadable else "")
+            elif damage is not None and damage.unreadable:
+                report.unsearched_files.append(obj.key)
+                log.warning("landing file %s is damaged (%s): the part that cannot be read was not searched for "
+                            "the customer and stays; delete the file if it may hold their data", obj.key, damage.problem)
         report.lines_removed[entity] = removed
     return report
 
@@ -111,6 +137,8 @@ def record_erase(store: PipelineStore, report: EraseReport, rebuilt_by: str | No
         "files_rewritten": report.files_rewritten,
         "serials_removed": len(report.serials) - len(report.shared_serials),
         "serials_kept_shared": len(report.shared_serials),
+        "unsearched_damaged_files": report.unsearched_files,
+        "suspect_lines_dropped": report.suspect_lines_dropped,
         "rebuilt_by_run": rebuilt_by,
     }
     return store.save_run(f"erase-{stamp}", record)

@@ -6,8 +6,9 @@ rejected it, a reason naming the fields, and the raw line.  Nothing is dropped s
 
 Rules, in the order they are checked:
 
-- ``damaged_file``: the rest of a landing file that could not be read (a truncated or corrupt
-  gzip stream): the line the damage cut, with what is wrong as the reason.
+- ``damaged_file``: the rest of a landing file that could not be read whole (a truncated or
+  corrupt gzip stream): the line a cut ended, or each line decoded from a corrupt member (not to
+  be trusted), with what is wrong as the reason.
 - ``non_utf8``: the line is not valid UTF-8.
 - ``malformed_json``: the line is not a JSON object (truncated, garbage, an array...).
 - ``wrong_type``: a field has a value of the wrong JSON type (e.g. ``"timestamp": "soon"`` or
@@ -69,8 +70,8 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     """Typed contract columns plus ``_rule``, ``_reason``, ``_source``, ``_raw``, ``_run`` for each line.
 
     ``lines`` has columns ``value`` (string) and ``_source`` (the landing key), and may have
-    ``_damage``: what is wrong with the file, on the one row that stands for a damaged file's
-    unreadable rest.  Blank lines are not records (JSON lines readers skip them too) and are left out.
+    ``_damage``: what is wrong with the file, on the rows that stand for a damaged file's rest.
+    Blank lines are not records (JSON lines readers skip them too) and are left out.
     """
     from pyspark.sql import functions as F
 

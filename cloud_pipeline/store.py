@@ -167,9 +167,9 @@ class PipelineStore:
         if damaged:
             rows = []
             for key, damage in damaged.items():
-                log.warning("landing file %s is damaged (%s): %d complete line(s) recovered, the rest quarantined",
-                            key, damage.problem, len(damage.lines))
-                rows += [(line, key, None) for line in damage.lines] + [(damage.cut, key, damage.problem)]
+                log.warning("landing file %s is damaged (%s): %d line(s) recovered, %d quarantined", key,
+                            damage.problem, len(damage.lines), len(damage.rest))
+                rows += [(line, key, None) for line in damage.lines] + [(r, key, damage.problem) for r in damage.rest]
             schema = StructType([StructField("b", BinaryType()), StructField("_source", StringType()),
                                  StructField("_damage", StringType())])
             # Bytes cast to a string keep invalid UTF-8 as it is, as Spark's text reader does.

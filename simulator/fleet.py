@@ -8,7 +8,8 @@ customers often carry the same timestamp (the trap a timestamp-only join falls i
 readings; some customers have an older record (consent given later, or withdrawn later).
 
 ``dirty=True`` adds what real landing zones hold: exact duplicates, truncated lines, wrong types,
-missing fields, a non-UTF-8 line, and readings of unknown users and serial numbers.
+missing fields, a non-UTF-8 line, readings of unknown users and serial numbers, and a ``.json.gz``
+file cut short the way a writer killed mid-file leaves it.
 
 Rows are generated with numpy and formatted per file, then stored with the lake's ``put`` (so a
 folder and an ``s3://`` lake both work).
@@ -17,6 +18,7 @@ folder and an ``s3://`` lake both work).
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +162,18 @@ def _dirty_lines(rng: np.random.Generator, accel: list[str], steps: list[str], t
     return out
 
 
+def _cut_gzip(complete: list[str], cut: str) -> bytes:
+    """A gzip file whose writer was killed mid-line: ``complete`` lines flushed whole, then the
+    start of ``cut``, and no end of stream (no last block, no trailer)."""
+    stream = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header (RFC 1952)
+    data = stream.compress("".join(line + "\n" for line in complete).encode()) + stream.flush(zlib.Z_FULL_FLUSH)
+    return data + stream.compress(cut[: len(cut) // 2].encode()) + stream.flush(zlib.Z_SYNC_FLUSH)
+
+
+#: The cut gzip file of a dirty fleet: readings of an unknown board, then a line cut short.
+CUT_GZIP_LINES = 2
+
+
 DIRTY_KINDS = {
     "accelerometer": {"duplicate": 3, "truncated": 1, "wrong_type": 1, "unknown_user": 1},
     "step_trainer": {"duplicate": 2, "unknown_serial": 1, "missing_required": 1},
@@ -211,6 +225,15 @@ def generate_fleet(
                      b'{"user":"Jos\xe9","timestamp":1,"x":0.0,"y":0.0,"z":0.0}\n')
             summary.files += 1
             summary.dirty["accelerometer.non_utf8"] = summary.dirty.get("accelerometer.non_utf8", 0) + 1
+            ghost = [
+                f'{{"sensorReadingTime":{EPOCH_2022_MS + i},"serialNumber":"0-cut-{seed}","distanceFromObject":{i}}}'
+                for i in range(CUT_GZIP_LINES + 1)
+            ]
+            lake.put(f"step_trainer/landing/fleet-s{seed}-{first:08d}-cut.json.gz",
+                     _cut_gzip(ghost[:CUT_GZIP_LINES], ghost[-1]))
+            summary.files += 1
+            summary.dirty["step_trainer.damaged_file"] = 1
+            summary.dirty["step_trainer.unknown_serial"] = summary.dirty.get("step_trainer.unknown_serial", 0) + CUT_GZIP_LINES
         if progress:
             progress(count)
     log.info("fleet of %d customers (seed %d) written to %s: %s", customers, seed, lake.url, summary.as_dict())

@@ -17,7 +17,7 @@ def fleet(
     lake: str = typer.Option(None, "--lake", help="Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake]."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same files."),
     consent_rate: float = typer.Option(0.5, "--consent-rate", min=0.0, max=1.0, help="Share of customers who consent to research."),
-    dirty: bool = typer.Option(False, "--dirty", help="Add duplicates, truncated lines, wrong types and unknown users."),
+    dirty: bool = typer.Option(False, "--dirty", help="Add duplicates, truncated lines, wrong types, unknown users and a gzip file cut short."),
     offset: int = typer.Option(0, "--offset", min=0, help="Number of the first customer: a later batch of new customers as new files."),
 ) -> None:
     """Write landing data (customer, accelerometer, step_trainer) for a fleet of simulated customers.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -81,6 +82,12 @@ def test_dirty_fleet_has_each_kind_of_bad_data(tmp_path: Path) -> None:
     assert len(keys) > len(set(keys))  # duplicates
     assert any("sensorReadingTime" not in r for r in steps)  # missing required
     assert summary.dirty["accelerometer.duplicate"] == 3
+    # One gzip file cut short: its complete lines are readable, then the stream just stops.
+    (cut,) = (tmp_path / "step_trainer" / "landing").glob("*.json.gz")
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    *complete, partial = stream.decompress(cut.read_bytes()).split(b"\n")
+    assert not stream.eof and len(complete) == 2 and partial
+    assert all(json.loads(line)["serialNumber"].startswith("0-cut-") for line in complete)
 
 
 def test_dirty_fleet_reconciles_through_the_pipeline(spark, tmp_path: Path) -> None:
@@ -104,6 +111,7 @@ def test_dirty_fleet_reconciles_through_the_pipeline(spark, tmp_path: Path) -> N
     assert accel["excluded_unknown_customer"] == summary.dirty["accelerometer.unknown_user"]
     steps = recon["step_trainer_landing"]
     assert steps["quarantined_by_rule"]["missing_required"] == summary.dirty["step_trainer.missing_required"]
+    assert steps["quarantined_by_rule"]["damaged_file"] == summary.dirty["step_trainer.damaged_file"] == 1
     assert steps["excluded_unknown_customer"] == summary.dirty["step_trainer.unknown_serial"]
     # Every clean step reading of a curated customer finds its own accelerometer reading.
     assert result.tables["machine_learning_curated"] == result.tables["step_trainer_trusted"]
