@@ -2,13 +2,15 @@
 
 Landing files are rewritten without the customer's lines (customer records, accelerometer
 readings of their email, step readings of serial numbers only they own; unparseable lines that
-contain the email or such a serial go too).  Of a damaged ``.json.gz`` file, all the text that can
-be decoded is searched.  A damaged file with the customer's lines is rewritten as a sound one
-with its trusted lines only: lines decoded from a corrupt member are dropped with the customer's
-(counted and logged), or the rewrite would pass them off as sound.  A damaged file left as it is
-whose undecodable part could not be searched is named in the report.  Derived zones are then rebuilt by a full-refresh
+contain the email or such a serial go too).  Derived zones are then rebuilt by a full-refresh
 run, whose commit deletes every older version, staging batch and quarantine batch.  The erase is
 logged and recorded in ``_pipeline/runs/`` under the customer's salted key, never the email.
+
+Of a damaged ``.json.gz`` file, all the text that can be decoded is searched.  A damaged file
+with the customer's lines is rewritten as a sound one with its trusted lines only: lines decoded
+from a corrupt member are dropped with the customer's (counted and logged), or the rewrite would
+pass them off as sound.  A damaged file left as it is whose undecodable part could not be
+searched is named in the report.
 """
 
 from __future__ import annotations
