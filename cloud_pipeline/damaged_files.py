@@ -102,14 +102,13 @@ def _inflate(data: bytes, keep: bool) -> _Inflated:
         data = rest
 
 
-def check_gzip(data: bytes) -> Damage | None:
-    """None when ``data`` is a sound gzip file; else what can be recovered of it."""
-    if not data:
-        return Damage([], [b""], "file is empty: not even a gzip header")
-    if _inflate(data, keep=False).problem is None:
-        return None
-    inflated = _inflate(data, keep=True)
-    assert inflated.problem is not None  # the same bytes fail the same way
+#: An empty file: not even a gzip header, so nothing to recover.
+_EMPTY = Damage([], [b""], "file is empty: not even a gzip header")
+
+
+def _damage(inflated: _Inflated) -> Damage:
+    """What can be recovered of a file that failed, split into trusted lines and the rest."""
+    assert inflated.problem is not None
     *lines, cut = _LINE_END.split(inflated.trusted)
     rest = [cut]
     if inflated.suspect:
@@ -118,3 +117,24 @@ def check_gzip(data: bytes) -> Damage | None:
         if len(rest) > 1 and rest[-1] == b"":
             rest.pop()  # the suspect text ended with a line end: no cut line after it
     return Damage(lines, rest, inflated.problem, bool(inflated.suspect), inflated.unreadable)
+
+
+def check_gzip(data: bytes) -> Damage | None:
+    """None when ``data`` is a sound gzip file; else what can be recovered of it.  A sound file's
+    text is not kept (Spark reads it): see ``read_gzip`` for callers that need it."""
+    if not data:
+        return _EMPTY
+    if _inflate(data, keep=False).problem is None:
+        return None
+    return _damage(_inflate(data, keep=True))
+
+
+def read_gzip(data: bytes) -> tuple[bytes, Damage | None]:
+    """The text of a sound gzip file and None, or b"" and what can be recovered of a damaged one:
+    decoded once, by the same rules as ``check_gzip``."""
+    if not data:
+        return b"", _EMPTY
+    inflated = _inflate(data, keep=True)
+    if inflated.problem is None:
+        return inflated.trusted, None
+    return b"", _damage(inflated)

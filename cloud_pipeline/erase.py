@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud_pipeline.damaged_files import Damage, check_gzip
+from cloud_pipeline.damaged_files import Damage, read_gzip
 from cloud_pipeline.store import ENTITIES, PipelineStore
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ def _lines(data: bytes, key: str) -> tuple[list[bytes], Damage | None]:
     then all the text that could be decoded)."""
     if not key.endswith(".gz"):
         return data.splitlines(), None
-    damage = check_gzip(data)
+    text, damage = read_gzip(data)
     if damage is None:
-        return gzip.decompress(data).splitlines(), None
+        return text.splitlines(), None
     return damage.lines + [line for line in damage.rest if line], damage
 
 
