@@ -151,8 +151,8 @@ def stock_floor_main() -> None:
 def io_floor_main(lake: str, out: str) -> None:
     """The least any Spark version of the five jobs does: read the three landing tables (explicit
     schemas) and write five Parquet tables, with no logic at all, in the pipeline's session."""
-    from cloud_pipeline.schemas import table_schema
     from cloud_pipeline.session import local_session, quick_start_for
+    from cloud_pipeline.transforms.schemas import table_schema
     from stedi.contract import TABLES_BY_NAME
 
     size = sum(f.stat().st_size for d in LANDING_DIRS.values() for f in (Path(lake) / d).iterdir())

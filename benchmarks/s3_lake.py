@@ -44,8 +44,8 @@ def measure(tmp: Path, customers: int) -> None:
 
     from cloud_pipeline.config import PipelineOptions
     from cloud_pipeline.runner import PipelineRun
-    from cloud_pipeline.s3_cache import open_store
     from cloud_pipeline.session import local_session
+    from cloud_pipeline.storage.s3_cache import open_store
     from simulator.fleet import generate_fleet
     from stedi.contract import RUNS_FOLDER
     from stedi.lake import S3Lake

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stedi.soak import FaultPlan, Figures, run_faults  # noqa: E402
+from tests.harness.faults import FaultPlan, Figures, run_faults  # noqa: E402
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,1 +1,1 @@
-"""The Spark lakehouse: landing -> trusted -> curated, catalog and queries."""
+"""The Spark lakehouse (landing -> trusted -> curated): imports the core only, never another part."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cloud_pipeline import aws_cli
+from cloud_pipeline.aws import cli as aws_cli
 from cloud_pipeline.config import JOB_ORDER, PipelineOptions, TableFormat, salt_from_env
 from stedi.settings import default_lake
 
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cloud_pipeline.runner import PipelineRun, RunResult
-    from cloud_pipeline.s3_cache import Need
-    from cloud_pipeline.store import PipelineStore
+    from cloud_pipeline.storage.s3_cache import Need
+    from cloud_pipeline.storage.store import PipelineStore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class _Spark:
     def __enter__(self) -> SparkSession:
 
         from cloud_pipeline.session import local_session, quick_start_for, session_running
-        from cloud_pipeline.store import ENTITIES
+        from cloud_pipeline.storage.store import ENTITIES
 
         self.borrowed = session_running()
         size = sum(o.size for e in ENTITIES for o in self.store.landing_files(e))
@@ -70,7 +69,7 @@ def _open(lake: str | None, need: Need = "run", sse: str | None = None, kms_key_
     """The lake's pipeline store, or a clear error (not a traceback) when it cannot be opened.
 
     An S3 lake is synced into its local cache as far as ``need`` requires."""
-    from cloud_pipeline.s3_cache import open_store
+    from cloud_pipeline.storage.s3_cache import open_store
     from stedi.lake import LakeError
 
     try:
@@ -194,9 +193,9 @@ def erase(
     s3:// lake the rewritten landing objects are uploaded (keeping their encryption unless --sse
     is given) and emptied ones deleted before the run.
     """
-    from cloud_pipeline.erase import erase_landing, record_erase
     from cloud_pipeline.runner import PipelineRun
-    from cloud_pipeline.s3_cache import CachedStore
+    from cloud_pipeline.storage.erase import erase_landing, record_erase
+    from cloud_pipeline.storage.s3_cache import CachedStore
 
     store = _open(lake, "run", sse, kms_key_id)
     salt = salt_from_env()
@@ -243,7 +242,7 @@ def report(
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from cloud_pipeline.report_html import write_report
+    from cloud_pipeline.report.html import write_report
     from stedi.lake import LakeError
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
@@ -285,7 +284,7 @@ def query(
     accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
     and quarantine (rejected landing lines with rule, reason, source_file, run_id).
     """
-    from cloud_pipeline.catalog import register_tables
+    from cloud_pipeline.storage.catalog import register_tables
 
     store = _open(lake, "query")
     with _Spark(store) as spark:
@@ -311,34 +310,3 @@ def query(
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     Console().print(table)
-
-
-@app.command("warm-up")
-def warm_up(
-    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when this Java and PySpark already have an archive."),
-) -> None:
-    """Record the JVM classes a pipeline run loads, so later Spark sessions start faster.
-
-    Runs a small pipeline in a child JVM that writes a class-data-sharing archive under
-    STEDI_HOME/cache (about 150 MB, 20-40 s once).  Every later local session maps it: start-up
-    drops from about 2.8 s to 1.5 s here.  Safe to repeat; a new Java or PySpark needs a new one.
-    """
-    import time
-
-    from cloud_pipeline import class_archive
-
-    started = time.monotonic()
-    existing = class_archive.archive_path()
-    if if_missing and existing is not None and existing.is_file():
-        typer.echo(f"class archive: {existing} (already recorded)")
-        return
-    try:
-        path = class_archive.record()
-    except subprocess.CalledProcessError as exc:
-        detail = exc.stderr.decode(errors="replace").strip().splitlines()[-5:] if exc.stderr else []
-        typer.echo("error: the warm-up run failed:\n" + "\n".join(detail), err=True)
-        raise typer.Exit(1) from None
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-        typer.echo(f"error: no class archive recorded: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"class archive: {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f}s")

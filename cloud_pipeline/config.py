@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cloud_pipeline.jobs import ConsentMode
+from cloud_pipeline.transforms.jobs import ConsentMode
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cloud_pipeline import jobs, reconcile
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
-from cloud_pipeline.landing import accepted, parse_landing, quarantined
-from cloud_pipeline.schemas import table_schema
-from cloud_pipeline.store import ENTITIES, PipelineStore, empty_state
+from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.store import ENTITIES, PipelineStore, empty_state
+from cloud_pipeline.transforms import jobs, reconcile
+from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
+from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ def run_pipeline(
     after_job: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the selected jobs on the lake at ``lake_url`` and commit the result atomically."""
-    store = PipelineStore.open(lake_url)
+    store = open_store(lake_url)
     return PipelineRun(spark, store, options or PipelineOptions(), progress, after_job).run()
 
 

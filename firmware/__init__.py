@@ -1,1 +1,1 @@
-"""Firmware for the STEDI step trainer board (MicroPython) and its build/flash tools (CPython)."""
+"""The step-trainer board's MicroPython firmware and its build/flash tools: imports the core only."""

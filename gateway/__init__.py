@@ -1,1 +1,1 @@
-"""The gateway: stands in for the STEDI phone app (BLE central, consent, spool, upload, telemetry)."""
+"""The gateway, the phone-app stand-in (BLE central, consent, spool, upload, telemetry): imports the core and the firmware's protocol module."""

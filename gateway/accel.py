@@ -15,6 +15,7 @@ so the two join exactly.  Sources, chosen by ``--accel``:
 from __future__ import annotations
 
 import bisect
+import importlib
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ Mode = Literal["nearest", "interpolate"]
 
 STANDARD_GRAVITY = 9.80665  # m/s^2 per g; the contract's accelerometer unit is g
 _EPOCH_MS_FLOOR = 10**12
+#: The simulated phone (``--accel sim``), a part of the simulator.
+SIM_PHONE_MODULE = "simulator.phone"
 
 
 class AccelError(Exception):
@@ -171,9 +174,13 @@ def open_source(spec: str, mode: Mode = "interpolate") -> AccelSource:
     if spec == "plyer":
         return PlyerSource(mode)
     if spec == "sim":
-        from gateway.accel_sim import SimSource
-
-        return SimSource(mode)
+        # Loaded by name, like the simulator's bleak backend: the simulator is not on phones.
+        try:
+            phone = importlib.import_module(SIM_PHONE_MODULE)
+        except ImportError as exc:
+            raise AccelError(f"--accel sim: the simulator is not installed ({exc})") from exc
+        source: AccelSource = phone.SimSource(mode)
+        return source
     if spec.startswith("replay:"):
         return ReplaySource(spec.removeprefix("replay:"), mode)
     raise AccelError(f"unknown accelerometer source {spec!r}: use plyer, sim or replay:FILE")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run every check: ruff, mypy, and the whole pytest suite (slow tests included).
+# Set up, then run every check: ruff, mypy, import-linter, and the whole pytest suite (slow tests included).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k lake -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,9 @@ bash scripts/setup.sh
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
-.venv/bin/mypy stedi gateway cloud_pipeline simulator
+.venv/bin/mypy stedi stedi_app gateway cloud_pipeline simulator
+echo "== import-linter (the layers in pyproject.toml)"
+.venv/bin/lint-imports --no-cache
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

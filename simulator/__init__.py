@@ -1,1 +1,1 @@
-"""Hardware-free twins of everything physical: boards, radio, person, phone, fleets."""
+"""Hardware-free twins of everything physical (boards, radio, person, phone, fleets): imports the core only."""

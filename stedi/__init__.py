@@ -1,3 +1,3 @@
-"""STEDI step trainer: shared contract, lake access and the `stedi` command."""
+"""The shared core: lake contract, lake storage, settings, typed state records and small tools; imports no part."""
 
 __version__ = "0.1.0"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cloud_pipeline.ddl import HIVE_TYPES, QUARANTINE_FILES, ddl_script, table_definitions
-from cloud_pipeline.schemas import quarantine_schema, spark_type
-from cloud_pipeline.store import STATE_KEY
-from stedi.cli import app
+from cloud_pipeline.aws.ddl import HIVE_TYPES, QUARANTINE_FILES, ddl_script, table_definitions
+from cloud_pipeline.storage.store import STATE_KEY
+from cloud_pipeline.transforms.schemas import quarantine_schema, spark_type
 from stedi.contract import TABLES, TABLES_BY_NAME
 from stedi.lake import S3Lake
+from stedi_app.cli import app
 
 STATE = {"tables": {"customer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "parquet"},
                     "accelerometer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "json"}}}

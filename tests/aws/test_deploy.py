@@ -7,13 +7,13 @@ import json
 import boto3
 from typer.testing import CliRunner
 
+from cloud_pipeline.aws.ddl import QUARANTINE_FILES
+from cloud_pipeline.aws.deploy import code_zip, deploy, refresh_tables
 from cloud_pipeline.config import JOB_ORDER
-from cloud_pipeline.ddl import QUARANTINE_FILES
-from cloud_pipeline.deploy import code_zip, deploy, refresh_tables
-from cloud_pipeline.store import STATE_KEY
-from stedi.cli import app
+from cloud_pipeline.storage.store import STATE_KEY
 from stedi.contract import TABLES
 from stedi.lake import S3Lake
+from stedi_app.cli import app
 
 ROLE = "arn:aws:iam::123456789012:role/stedi-glue"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cloud_pipeline.catalog import table_frames
+from cloud_pipeline.aws.glue.entry import parse_args
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
-from cloud_pipeline.glue.entry import parse_args
 from cloud_pipeline.runner import run_pipeline
-from cloud_pipeline.store import PipelineStore
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.store import PipelineStore
 from simulator.fleet import generate_fleet
 from stedi.lake import FolderLake
 

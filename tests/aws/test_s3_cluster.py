@@ -10,17 +10,17 @@ from pathlib import Path
 import boto3
 import pytest
 
+from cloud_pipeline.aws.glue.entry import run_job
 from cloud_pipeline.config import PipelineOptions
-from cloud_pipeline.glue.entry import run_job
-from cloud_pipeline.s3_cache import CachedStore
-from cloud_pipeline.s3_cluster import (
+from cloud_pipeline.storage.s3_cache import CachedStore
+from cloud_pipeline.storage.s3_cluster import (
     ClusterStore,
     open_for_spark,
     spark_filesystem,
     spark_s3_scheme,
     split_s3_url,
 )
-from cloud_pipeline.store import STATE_KEY, PipelineStore, empty_state
+from cloud_pipeline.storage.store import STATE_KEY, PipelineStore, empty_state
 from simulator.fleet import generate_fleet
 from stedi.contract import TABLES_BY_NAME
 from stedi.lake import FolderLake, S3Lake

@@ -11,11 +11,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import PipelineRun, run_pipeline
-from cloud_pipeline.s3_cache import CachedStore, S3Cache, cache_folder, check_sse, open_store
-from cloud_pipeline.store import STATE_KEY, PipelineStore, empty_state
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.s3_cache import CachedStore, S3Cache, cache_folder, check_sse, open_store
+from cloud_pipeline.storage.store import STATE_KEY, PipelineStore, empty_state
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES, TABLES_BY_NAME
 from stedi.lake import FolderLake, LakeError, S3Lake
@@ -94,7 +94,7 @@ def test_one_process_per_cache_and_no_publish_of_a_partial_version(s3_bucket: st
     lake = _lake(s3_bucket)
     cache = S3Cache(lake, tmp_path)
     S3Cache(lake, tmp_path)  # the same process may open it again
-    code = ("import sys; from pathlib import Path; from cloud_pipeline.s3_cache import S3Cache; "
+    code = ("import sys; from pathlib import Path; from cloud_pipeline.storage.s3_cache import S3Cache; "
             "from stedi.lake import S3Lake, LakeError\n"
             f"try: S3Cache(S3Lake({s3_bucket!r}, 'lakes/one', client=object()), Path({str(tmp_path)!r}))\n"
             "except LakeError as e: sys.exit(str(e))")
@@ -226,7 +226,7 @@ def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path:
 def test_cli_on_s3_with_sse_erase_query_status(spark, s3_bucket: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from stedi.cli import app
+    from stedi_app.cli import app
 
     monkeypatch.setenv("STEDI_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("STEDI_CUSTOMER_KEY_SALT", SALT)

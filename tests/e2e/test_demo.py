@@ -35,7 +35,7 @@ def _env() -> dict[str, str]:
 
 
 def stedi(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stedi.cli", *args], env=_env(), cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "stedi_app.cli", *args], env=_env(), cwd=REPO, text=True,
                           capture_output=True, timeout=timeout)
 
 
@@ -138,7 +138,7 @@ def test_s3_demo_lands_in_moto_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     # Ctrl-C while streaming: exit 130, and the boards' interpreters and moto are gone.
     log = tmp_path / "interrupted.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stedi.cli", "demo", "--boards", "2", "--minutes", "5", "--s3", "--lake",
+        proc = subprocess.Popen([sys.executable, "-m", "stedi_app.cli", "demo", "--boards", "2", "--minutes", "5", "--s3", "--lake",
                                  str(tmp_path / "lake-2")], env=_env(), cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=err, text=True)
         try:

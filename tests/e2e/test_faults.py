@@ -1,4 +1,4 @@
-"""The fault suite, fast cases: one run per kind of fault with a fixed seed (``stedi.soak``).
+"""The fault suite, fast cases: one run per kind of fault with a fixed seed (``tests.harness.faults``).
 
 Each run starts the radio, virtual boards with the real firmware and the gateway as its own
 process, injects its fault, stops the boards, catches up and reads landing back from the lake:
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stedi.soak import BootCount, FaultPlan, Figures, account, phase_at_end, run_faults, schedule
+from tests.harness.faults import BootCount, FaultPlan, Figures, account, phase_at_end, run_faults, schedule
 from tests.parts import MicroPython
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stedi.demo_reconcile import BoardCount, reconcile, reconcile_lake
-from stedi.demo_rig import DemoError, demo_serial
-from stedi.demo_run import MARKER, demo_customers, prepare_lake_dir
 from stedi.lake import FolderLake
+from stedi_app.demo_reconcile import BoardCount, reconcile, reconcile_lake
+from stedi_app.demo_rig import DemoError, demo_serial
+from stedi_app.demo_run import MARKER, demo_customers, prepare_lake_dir
 
 A, B = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stedi.cli import app
+from stedi_app.cli import app
 
 GROUPS = ("firmware", "sim", "gateway", "pipeline", "query", "demo")
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
-from cloud_pipeline.store import PipelineStore
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.store import PipelineStore
 from tests.fuzz.landing import NON_UTF8, Corpus, build_corpus, expected_outcome, normalized
 from tests.fuzz.tally import tally
 

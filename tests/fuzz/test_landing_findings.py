@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from cloud_pipeline.config import PipelineOptions
-from cloud_pipeline.landing import accepted, parse_landing, quarantined
 from cloud_pipeline.runner import run_pipeline
+from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
 from stedi.contract import ACCELEROMETER_LANDING
 
 GOOD = {"user": "ann@example.com", "timestamp": 1_700_000_000_000, "x": 0.5, "y": 0.25, "z": -1.0}
@@ -78,7 +78,7 @@ def test_truncated_gzip_file_is_quarantined_not_fatal(spark: Any, lake_dir: Path
     recovered = recon["landing"] - 1 - 2
     assert 0 < recovered < len(records)
     spark.catalog.clearCache()
-    from cloud_pipeline.store import PipelineStore
+    from cloud_pipeline.storage.store import PipelineStore
 
     store = PipelineStore.open(str(lake_dir))
     rows = store.read_quarantine(spark, store.load_state()).collect()

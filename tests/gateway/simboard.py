@@ -69,7 +69,7 @@ def sim_rig(micropython: MicroPython, tmp_path: Path) -> Iterator[SimRig]:
 
 
 def stedi(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stedi.cli", *args], env=env or gateway_env(), text=True,
+    return subprocess.run([sys.executable, "-m", "stedi_app.cli", *args], env=env or gateway_env(), text=True,
                           capture_output=True, timeout=timeout, cwd=REPO)
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from gateway.config import load
 from gateway.spool import Spool
-from stedi.cli import app
+from stedi_app.cli import app
 from tests.gateway.util import rows
 
 runner = CliRunner()
@@ -70,7 +70,7 @@ def test_run_stops_with_exit_3_on_a_permanent_upload_error(s3_server: str, tmp_p
     assert reg.returncode == 0, reg.stderr
     (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
     run = subprocess.run(
-        [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
+        [sys.executable, "-m", "stedi_app.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
          "--lake", "s3://no-such-bucket-stedi/x", "--duration", "30", "--no-live"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
     )
@@ -101,7 +101,7 @@ def test_first_signal_drains_second_signal_exits_at_once(s3_server: str, s3_buck
         assert reg.returncode == 0, reg.stderr
         (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
         gw = subprocess.Popen(
-            [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
+            [sys.executable, "-m", "stedi_app.cli", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
              "--lake", f"s3://{s3_bucket}/x", "--no-live"],
             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )

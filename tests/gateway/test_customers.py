@@ -11,9 +11,9 @@ from gateway.accel import ReplaySource
 from gateway.ingest import Ingest
 from gateway.spool import Spool
 from gateway.uploader import Uploader
-from stedi.cli import app
 from stedi.contract import CUSTOMER_LANDING
 from stedi.lake import FolderLake
+from stedi_app.cli import app
 from tests.gateway.util import BASE_MS, landing_lines
 
 runner = CliRunner()

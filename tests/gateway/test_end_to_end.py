@@ -113,7 +113,7 @@ def test_lossy_radio_with_dropped_links_loses_and_duplicates_nothing(sim_rig: Si
     log = tmp_path / "gateway.log"
     with log.open("wb") as err:
         gw = subprocess.Popen(
-            [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", sim_rig.radio_url, "--lake", str(lake),
+            [sys.executable, "-m", "stedi_app.cli", "gateway", "run", "--ble", sim_rig.radio_url, "--lake", str(lake),
              "--duration", "14", "--no-live"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 30

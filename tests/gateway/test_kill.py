@@ -27,7 +27,7 @@ EMAIL = "kim@example.com"
 
 
 def _start(env: dict[str, str], radio: str, lake: str, log: Path, duration: float | None = None) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "stedi.cli", "gateway", "run", "--ble", radio, "--lake", lake, "--no-live"]
+    argv = [sys.executable, "-m", "stedi_app.cli", "gateway", "run", "--ble", radio, "--lake", lake, "--no-live"]
     if duration is not None:
         argv += ["--duration", str(duration)]
     return subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("ab"))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cloud_pipeline.schemas import table_schema
+from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import TABLES_BY_NAME
 
 SALT = "test-salt"

@@ -8,7 +8,7 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_pipeline.damaged_files import check_gzip
+from cloud_pipeline.transforms.damaged_files import check_gzip
 
 LINES = [b'{"user":"a@example.com","timestamp":%d,"x":%d.5,"y":0,"z":1}' % (1_700_000_000_000 + i, i) for i in range(400)]
 TEXT = b"\n".join(LINES) + b"\n"
@@ -85,8 +85,8 @@ def test_what_is_unreadable_is_told_apart_from_a_cut_end() -> None:
 
 
 def test_erase_searches_damaged_files_and_names_what_it_could_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from cloud_pipeline.erase import erase_landing
-    from cloud_pipeline.store import PipelineStore
+    from cloud_pipeline.storage.erase import erase_landing
+    from cloud_pipeline.storage.store import PipelineStore
     from tests.pipeline.helpers import SALT, small_lake
 
     small_lake(tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud_pipeline import jobs
+from cloud_pipeline.transforms import jobs
 from stedi.contract import MACHINE_LEARNING_CURATED, PERSONAL_COLUMNS
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, frame, rows, step
 

@@ -13,7 +13,7 @@ import pytest
 
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
-from cloud_pipeline.store import STATE_KEY
+from cloud_pipeline.storage.store import STATE_KEY
 from tests.pipeline.helpers import SALT, T0, customer, small_lake, write_jsonl
 from tests.pipeline.test_runner import _snapshot
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud_pipeline.landing import accepted, parse_landing, quarantined
+from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
 from stedi.contract import ACCELEROMETER_LANDING, CUSTOMER_LANDING
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud_pipeline import jobs
+from cloud_pipeline.transforms import jobs
 from stedi.contract import MACHINE_LEARNING_CURATED, PERSONAL_COLUMNS
 from tests.pipeline.helpers import SALT, T0, accel, customer, frame, step
 

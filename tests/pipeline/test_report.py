@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
-from cloud_pipeline.report import EmptyLakeError, consent_of, histogram_of
-from cloud_pipeline.report_html import Report, write_report
-from cloud_pipeline.report_plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR, consent_plot
+from cloud_pipeline.report.data import EmptyLakeError, consent_of, histogram_of
+from cloud_pipeline.report.html import Report, write_report
+from cloud_pipeline.report.plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR, consent_plot
 from cloud_pipeline.runner import run_pipeline
-from cloud_pipeline.store import PipelineStore
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.store import PipelineStore
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, TABLES
 from stedi.lake import FolderLake
@@ -237,7 +237,7 @@ def test_many_owners_are_binned_in_spark(spark) -> None:  # type: ignore[no-unty
 def test_unbuilt_and_empty_lakes(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from stedi.cli import app
+    from stedi_app.cli import app
 
     empty = tmp_path / "empty"
     with pytest.raises(EmptyLakeError, match="nothing to report"):
@@ -278,8 +278,8 @@ def test_report_of_an_s3_lake(built, s3_bucket: str, tmp_path: Path, monkeypatch
     import boto3
     from typer.testing import CliRunner
 
-    from stedi.cli import app
     from stedi.lake import S3Lake
+    from stedi_app.cli import app
 
     lake, _, report = built
     monkeypatch.setenv("STEDI_CACHE", str(tmp_path / "cache"))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
-from cloud_pipeline.erase import erase_landing
 from cloud_pipeline.runner import run_pipeline
-from cloud_pipeline.store import STATE_KEY, PipelineStore
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.erase import erase_landing
+from cloud_pipeline.storage.store import STATE_KEY, PipelineStore
 from stedi.contract import TABLES, TABLES_BY_NAME
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
@@ -165,7 +165,7 @@ def test_erase_removes_customer_from_every_zone(spark, lake_dir: Path) -> None:
 def test_json_format_and_query_cli(spark, lake_dir: Path) -> None:
     from typer.testing import CliRunner
 
-    from stedi.cli import app
+    from stedi_app.cli import app
 
     small_lake(lake_dir)
     result = CliRunner().invoke(app, ["pipeline", "run", "--lake", str(lake_dir), "--format", "json"])

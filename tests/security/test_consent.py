@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from cloud_pipeline.catalog import table_frames
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import RunResult, run_pipeline
-from cloud_pipeline.store import PipelineStore
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.store import PipelineStore
 from stedi.contract import MACHINE_LEARNING_CURATED, PERSONAL_COLUMNS, RUNS_FOLDER, TABLES
 from stedi.lake import FolderLake
 from tests.security.people import ANN, BOB, CAT, READINGS, fill_lake

@@ -49,7 +49,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _stedi(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stedi.cli", *args], env=env, cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "stedi_app.cli", *args], env=env, cwd=REPO, text=True,
                           capture_output=True, timeout=timeout)
 
 
@@ -166,7 +166,7 @@ def test_gateway_failing_everywhere_at_debug_level_says_no_secret(strict_broker:
     said["register output"] = register.stdout + register.stderr
     assert "kept in the spool" in said["register output"], said["register output"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stedi.cli", "-v", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
+        [sys.executable, "-m", "stedi_app.cli", "-v", "gateway", "run", "--ble", f"sim://127.0.0.1:{free_port()}",
          "--lake", "s3://nowhere/lake", "--mqtt", f"mqtt://stedi:{URL_PASSWORD}@127.0.0.1:{port}",
          "--accel", "sim", "--no-live"],
         env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

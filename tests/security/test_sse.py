@@ -56,7 +56,7 @@ def test_register_command_uploads_with_the_configured_sse(s3_bucket: str, tmp_pa
     home = tmp_path / "home"
     write_config(home, sse="AES256")
     done = subprocess.run(
-        [sys.executable, "-m", "stedi.cli", "gateway", "register", "--email", "dee@example.com", "--name", "Dee",
+        [sys.executable, "-m", "stedi_app.cli", "gateway", "register", "--email", "dee@example.com", "--name", "Dee",
          "--phone", "555-0404", "--birthday", "1984-04-04", "--serial", "dee00004-0000-4000-8000-00000000dee0",
          "--home", str(home), "--lake", f"s3://{s3_bucket}/lake"],
         env=gateway_env(), cwd=REPO, capture_output=True, text=True, timeout=60,

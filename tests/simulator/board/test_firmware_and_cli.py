@@ -57,7 +57,7 @@ def test_cli_serves_a_board(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "stedi.cli",
+            "stedi_app.cli",
             "sim",
             "board",
             "--listen",

@@ -162,7 +162,7 @@ def test_faults_are_seeded_and_validated() -> None:
 
 def test_cli_radio_with_flags_and_control_frames() -> None:
     port = free_port()
-    stedi = [sys.executable, "-c", "from stedi.cli import main; main()"]
+    stedi = [sys.executable, "-c", "from stedi_app.cli import main; main()"]
     server = Server([*stedi, "sim", "radio", "--listen", f"127.0.0.1:{port}", "--loss", "0.25", "--seed", "5"], port)
     try:
         status = _control(port, {"t": "status"})

@@ -1,0 +1,1 @@
+"""AWS: Glue entry points, Athena DDL, deployment; imports the runner, storage, transforms and the core."""

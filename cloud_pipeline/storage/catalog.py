@@ -1,0 +1,40 @@
+"""The lake's tables by name, like Athena: eight contract tables plus ``quarantine``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.transforms.schemas import table_schema
+from stedi.contract import QUARANTINE_TABLE, TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def table_frames(spark: SparkSession, store: PipelineStore) -> dict[str, DataFrame]:
+    """Every table as a DataFrame: landing read as-is (explicit schema), zones at their current version."""
+    state = store.load_state()
+    frames: dict[str, DataFrame] = {}
+    for table in TABLES:
+        if table.zone == "landing":
+            frames[table.name] = store.read_landing_table(spark, table.entity)
+        elif table.name in state["tables"]:
+            frames[table.name] = store.read_table(spark, table.name, state)
+        else:
+            log.info("%s is not built yet: it reads as empty", table.name)
+            frames[table.name] = spark.createDataFrame([], table_schema(table))
+    frames[QUARANTINE_TABLE] = store.read_quarantine(spark, state)
+    return frames
+
+
+def register_tables(spark: SparkSession, store: PipelineStore) -> list[str]:
+    """Register every table as a temporary view under its name; returns the names."""
+    names = []
+    for name, frame in table_frames(spark, store).items():
+        frame.createOrReplaceTempView(name)
+        names.append(name)
+    return names

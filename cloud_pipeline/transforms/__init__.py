@@ -1,0 +1,1 @@
+"""Pure Spark transforms: landing parse, the five jobs, reconciliation, schemas; imports only the core."""

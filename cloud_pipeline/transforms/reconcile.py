@@ -1,0 +1,111 @@
+"""The run's reconciliation: every landing row in exactly one category, counted without extra passes.
+
+Counts are Spark *observations*: aggregates that ride along with the action that writes a table
+(``DataFrame.observe``), so reconciling costs no separate scan of the data.  The staging write
+counts each new batch's rows per rule (kept in the state file, per batch, because later runs
+reconcile over every batch without parsing it again); each landing job's write counts its
+classification per fate; each table write counts its rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cloud_pipeline.transforms import jobs
+from cloud_pipeline.transforms.landing import RULES
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, Observation
+
+ACCEPTED = "accepted"
+ROWS = "rows"
+
+#: Every fate a landing job can give a row.
+FATES = (
+    jobs.TRUSTED,
+    jobs.SUPERSEDED,
+    jobs.EXCLUDED_CONSENT,
+    jobs.BEFORE_CONSENT,
+    jobs.UNKNOWN_CUSTOMER,
+    jobs.NOT_CURATED,
+)
+_SEP = "__"
+
+
+def _zero_if_null(column: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    # A sum over no rows is null, not zero.
+    return F.coalesce(column, F.lit(0).cast("long"))
+
+
+def observe(df: DataFrame, name: str, metrics: list[Column]) -> tuple[DataFrame, Observation]:
+    """``df`` with ``metrics`` observed; read them with ``.get`` after an action on the result."""
+    from pyspark.sql import Observation
+
+    observation = Observation(name)
+    return df.observe(observation, *metrics), observation
+
+
+def staging_metrics() -> list[Column]:
+    """Rows of a staging batch that passed every rule, and rows per rule."""
+    from pyspark.sql import functions as F
+
+    return [F.count_if(F.col("_rule").isNull()).alias(ACCEPTED)] + [
+        F.count_if(F.col("_rule") == rule).alias(rule) for rule in RULES
+    ]
+
+
+def staging_counts(observed: dict[str, Any]) -> dict[str, int]:
+    """``staging_metrics`` as {"accepted": n, <rule>: n, ...}."""
+    return {k: int(v) for k, v in observed.items()}
+
+
+def fate_metrics(weighted: bool) -> list[Column]:
+    """Per fate: landing rows (``_n`` summed when each kept row stands for its duplicates) and kept rows."""
+    from pyspark.sql import functions as F
+
+    metrics = []
+    for fate in FATES:
+        mine = F.col(jobs.FATE) == fate
+        kept = F.count_if(mine)
+        landing = _zero_if_null(F.sum(F.when(mine, F.col(jobs.COUNT)))) if weighted else kept
+        metrics += [landing.alias(fate + _SEP + "landing"), kept.alias(fate + _SEP + "kept")]
+    return metrics
+
+
+def rows_metric() -> list[Column]:
+    from pyspark.sql import functions as F
+
+    return [F.count(F.lit(1)).alias(ROWS)]
+
+
+def reconcile(
+    batches: dict[str, dict[str, int]], fates: dict[str, Any], weighted: bool
+) -> dict[str, Any]:
+    """Landing rows of one table split into exactly one category each; ``balanced`` checks the sum.
+
+    ``batches``: the staging counts of every batch the table is built from; ``fates``: the
+    observed ``fate_metrics`` of its classification.
+    """
+    landing = sum(n for counts in batches.values() for n in counts.values())
+    accepted_rows = sum(counts.get(ACCEPTED, 0) for counts in batches.values())
+    rules = {r: sum(counts.get(r, 0) for counts in batches.values()) for r in RULES}
+    split: dict[str, int] = {}
+    for fate in FATES:
+        n, kept = int(fates[fate + _SEP + "landing"]), int(fates[fate + _SEP + "kept"])
+        if fate == jobs.TRUSTED and weighted:
+            # A kept row stands for n landing rows: n - kept of them were exact duplicates.
+            split[jobs.TRUSTED] = kept
+            split[jobs.DUPLICATE] = n - kept
+        elif n:
+            split[fate] = n
+    accounted = sum(split.values()) + sum(rules.values())
+    return {
+        "landing": landing,
+        **dict(sorted(split.items())),
+        "quarantined": sum(rules.values()),
+        "quarantined_by_rule": rules,
+        # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
+        "balanced": accounted == landing and sum(split.values()) == accepted_rows,
+    }

@@ -1,0 +1,5 @@
+"""``python -m stedi_app``: the ``stedi`` command."""
+
+from stedi_app.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The ``stedi`` command: one entry point, one group per part of the system.
+
+Each part owns its group in its own ``cli.py``; this module only assembles them.
+Part modules keep heavy imports (Spark, bleak, boto3) inside their commands so
+that ``stedi --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cloud_pipeline.cli import app as pipeline_app
+from cloud_pipeline.cli import query as query_command
+from firmware.cli import app as firmware_app
+from gateway.cli import app as gateway_app
+from simulator.cli import app as sim_app
+from stedi import __version__
+from stedi.settings import setup_logging
+from stedi_app.demo import demo as demo_command
+from stedi_app.warm_up import warm_up
+
+app = typer.Typer(
+    name="stedi",
+    help=(
+        "STEDI step trainer: board firmware, BLE gateway, Spark lakehouse and a hardware-free simulator.\n\n"
+        "Data path: board -> BLE -> gateway -> spool -> landing -> trusted -> curated."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    # Docstrings are paragraphs: reflow them to the terminal instead of keeping source line breaks.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(firmware_app, name="firmware", help="Build, flash and inspect the MicroPython board firmware.")
+app.add_typer(sim_app, name="sim", help="Hardware-free twins: virtual boards, BLE radio, physics, customer fleets.")
+app.add_typer(gateway_app, name="gateway", help="The phone-app stand-in: BLE central, consent, spool, upload, MQTT.")
+pipeline_app.command("warm-up")(warm_up)
+app.add_typer(pipeline_app, name="pipeline", help="Build the trusted and curated zones from the landing zone (Spark).")
+app.command("query")(query_command)
+app.command("demo")(demo_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stedi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages too."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

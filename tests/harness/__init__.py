@@ -1,0 +1,1 @@
+"""Test harnesses shared by tests and benchmarks (the fault-injection soak)."""
