@@ -28,6 +28,7 @@ from gateway.ingest import Ingest
 from gateway.spool import Spool, now_ms
 from gateway.telemetry import MqttSettings, Telemetry
 from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake
+from stedi.tools import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,7 @@ class Gateway:
         }
 
     def write_status(self) -> None:
-        path = self.home / STATUS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(), indent=1))
-        os.replace(tmp, path)
+        write_atomically(self.home / STATUS_FILE, json.dumps(self.snapshot(), indent=1))
 
     # ---- life ------------------------------------------------------------------------
 

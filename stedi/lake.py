@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
+
+from stedi.tools import PARTIAL_PREFIX, write_atomically
 
 
 class LakeError(Exception):
@@ -59,18 +60,7 @@ class FolderLake:
         return self.root / key
 
     def put(self, key: str, data: bytes, *, sse: str | None = None, kms_key_id: str | None = None) -> LakeObject:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path(key), data)
         return LakeObject(key, len(data), _md5(data))
 
     def get(self, key: str) -> bytes:
@@ -86,7 +76,7 @@ class FolderLake:
             return
         for dirpath, _dirs, files in os.walk(start):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(PARTIAL_PREFIX):
                     continue  # a write in progress, or one a killed process left behind
                 p = Path(dirpath) / name
                 if p.relative_to(self.root).as_posix().startswith(prefix):

@@ -14,9 +14,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from stedi.tools import die_with_parent
+from stedi.local_servers import ServerError, start_moto
 from stedi_app.demo_reconcile import BoardCount
 
 log = logging.getLogger(__name__)
@@ -36,13 +33,6 @@ BOARD_HEAP = "96k"
 
 class DemoError(RuntimeError):
     """A step of the demo failed; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def demo_serial(seed: int, n: int) -> str:
@@ -62,46 +52,26 @@ def moto_s3(work: Path) -> Iterator[str]:
 
     Dummy credentials and ``AWS_ENDPOINT_URL`` are put in this process's environment (boto3
     reads them) and restored afterwards."""
-    port = free_port()
     keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE")
     saved = {k: os.environ.get(k) for k in keys}
-    log_file = (work / "moto.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
-                            # Its own session: a Ctrl-C in the terminal must not stop S3 before
-                            # the gateway has drained; the demo stops it on the way out.
-                            start_new_session=True)
-    log.info("moto S3 server (pid %d) starting on 127.0.0.1:%d", proc.pid, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise DemoError(f"moto's server exited with status {proc.returncode} (log: {work / 'moto.log'})")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise DemoError("moto's server did not listen within 30 s") from None
-                time.sleep(0.1)
+        server = start_moto(work / "moto.log")
+    except ServerError as exc:
+        raise DemoError(f"moto's S3 server did not start: {exc} (log: {work / 'moto.log'})") from None
+    log.info("moto S3 server (pid %d) on 127.0.0.1:%d", server.proc.pid, server.port)
+    try:
         for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
             os.environ.pop(k, None)
         os.environ.update({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
         import boto3
 
         boto3.client("s3").create_bucket(Bucket=DEMO_BUCKET)
         log.info("moto S3 server ready; bucket %s created", DEMO_BUCKET)
         yield f"s3://{DEMO_BUCKET}/lake"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
+        server.stop()
         log.info("moto S3 server stopped")
         for k, v in saved.items():
             if v is None:

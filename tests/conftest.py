@@ -17,7 +17,6 @@ import pytest
 from tests.parts import (
     AWS_TEST_ENV,
     MicroPython,
-    Server,
     chromium,  # noqa: F401 - a fixture: importing it here registers it
     micropython_binary,
     missing_part,
@@ -77,7 +76,7 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         missing_part("mosquitto (apt-get install mosquitto)")
     assert binary is not None
     workdir = tmp_path_factory.mktemp("mosquitto")
-    server: Server = start_mosquitto(binary, workdir)
+    server = start_mosquitto(binary, workdir)
     try:
         yield ("127.0.0.1", server.port)
     finally:

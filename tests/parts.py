@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from stedi.local_servers import LocalServer, free_port, start_moto, wait_for_port
 from stedi.tools import find_tool
+
+__all__ = ["LocalServer", "free_port", "start_moto", "wait_for_port"]  # for the tests that import them from here
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,25 +29,6 @@ def missing_part(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is required in CI (run scripts/setup.sh)", pytrace=False)
     pytest.skip(f"{what} is not available")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 def micropython_binary() -> str | None:
@@ -96,44 +77,12 @@ class MicroPython:
         return proc
 
 
-class Server:
-    """A subprocess serving on a loopback port; stopped with terminate, then kill."""
-
-    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None):
-        self.port = port
-        self.log_path = log
-        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
-        self._out = out
-        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(port, self.proc)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._out is not subprocess.DEVNULL:
-            self._out.close()
-
-
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",
     "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
-
-
-def start_moto(log: Path | None = None) -> Server:
-    port = free_port()
-    return Server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, log=log)
 
 
 def mosquitto_binary() -> str | None:
@@ -143,12 +92,12 @@ def mosquitto_binary() -> str | None:
     return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 
 
-def start_mosquitto(binary: str, workdir: Path) -> Server:
+def start_mosquitto(binary: str, workdir: Path) -> LocalServer:
     port = free_port()
     conf = workdir / "mosquitto.conf"
     # No pid_file: as root mosquitto drops to the mosquitto user and could not write it.
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    return Server([binary, "-c", str(conf)], port, log=workdir / "mosquitto.log")
+    return LocalServer([binary, "-c", str(conf)], port, log=workdir / "mosquitto.log")
 
 
 def chromium_binary() -> str | None:

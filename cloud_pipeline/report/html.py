@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cloud_pipeline.report.data import MAX_POINTS, ReportData, gather
 from cloud_pipeline.report.plots import Plot, consent_plot, readings_plot, signal_plot
 from stedi.contract import LANDING_TABLES
+from stedi.tools import write_atomically
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -229,9 +230,6 @@ def write_report(
     plots = make_plots(data)
     page = render(data, plots)
     out = out.expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_atomically(out, page.encode("utf-8"))
     log.info("report for run %s written to %s (%d bytes)", data.last_run, out, len(page))
     return Report(data, plots, page)

@@ -45,6 +45,7 @@ from stedi.contract import (
     is_landing_file,
 )
 from stedi.lake import FolderLake, LakeError, LakeObject, S3Lake, open_lake
+from stedi.tools import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,7 @@ class S3Cache:
 
     def save_index(self) -> None:
         self.index = {k: v for k, v in self.index.items() if self._stat(k) is not None}
-        tmp = self.index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.index, sort_keys=True))
-        os.replace(tmp, self.index_path)
+        write_atomically(self.index_path, json.dumps(self.index, sort_keys=True))
 
     def _drop_local(self, key: str) -> None:
         path = self.local.path(key)

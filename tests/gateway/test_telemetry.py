@@ -107,7 +107,7 @@ def test_last_will_when_the_gateway_dies_and_no_password_in_output(mqtt_broker: 
 
 def test_tls_with_username_and_password(tmp_path: Path) -> None:
     """mqtts:// against a mosquitto TLS listener that requires a user name and password."""
-    from tests.parts import Server, free_port, mosquitto_binary
+    from tests.parts import LocalServer, free_port, mosquitto_binary
 
     binary = mosquitto_binary()
     if binary is None or shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
@@ -122,7 +122,7 @@ def test_tls_with_username_and_password(tmp_path: Path) -> None:
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"user root\nlistener {port} 127.0.0.1\ncafile {cert}\ncertfile {cert}\nkeyfile {key}\n"
                     f"allow_anonymous false\npassword_file {passwd}\npersistence false\n")
-    broker = Server([binary, "-c", str(conf)], port, log=tmp_path / "mosquitto.log")
+    broker = LocalServer([binary, "-c", str(conf)], port, log=tmp_path / "mosquitto.log")
     try:
         good = Telemetry(MqttSettings.from_url(f"mqtts://127.0.0.1:{port}", username="gateway-7",
                                                password="s3cret-pw", ca_file=str(cert)), "gw-tls")

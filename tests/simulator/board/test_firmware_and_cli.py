@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulator.board.server import VirtualBoard
-from tests.parts import REPO, Server, free_port
+from tests.parts import REPO, LocalServer, free_port
 from tests.simulator.board.mp import mpremote
 
 FIRMWARE = REPO / "firmware" / "board"
@@ -53,7 +53,7 @@ def test_cli_serves_a_board(tmp_path: Path) -> None:
     flash.mkdir()
     (flash / "main.py").write_text("greeting = 'hello from main'\n")
     port = free_port()
-    server = Server(
+    server = LocalServer(
         [
             sys.executable,
             "-m",

@@ -18,7 +18,7 @@ from bleak.exc import BleakError
 
 from simulator.bleak_backend import backend_kwargs
 from simulator.radio.server import Radio, RadioThread
-from tests.parts import Server, free_port
+from tests.parts import LocalServer, free_port
 from tests.simulator.radio.conftest import Board
 
 COUNTER = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
@@ -163,7 +163,7 @@ def test_faults_are_seeded_and_validated() -> None:
 def test_cli_radio_with_flags_and_control_frames() -> None:
     port = free_port()
     stedi = [sys.executable, "-c", "from stedi_app.cli import main; main()"]
-    server = Server([*stedi, "sim", "radio", "--listen", f"127.0.0.1:{port}", "--loss", "0.25", "--seed", "5"], port)
+    server = LocalServer([*stedi, "sim", "radio", "--listen", f"127.0.0.1:{port}", "--loss", "0.25", "--seed", "5"], port)
     try:
         status = _control(port, {"t": "status"})
         assert status["t"] == "status" and status["faults"]["loss"] == 0.25  # type: ignore[index]
