@@ -53,9 +53,8 @@ class LocalServer:
                  timeout: float = 30.0):
         self.port = port
         self.log_path = log
-        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
-        self._out = out
-        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+        self._out = open(log, "wb") if log else None  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._out or subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                      preexec_fn=die_with_parent(), start_new_session=True)
         try:
             wait_for_port(port, self.proc, timeout)
@@ -75,7 +74,7 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._out is not subprocess.DEVNULL:
+        if self._out is not None:
             self._out.close()
 
 
