@@ -136,9 +136,5 @@ RUNS_FOLDER = "_pipeline/runs/"
 QUARANTINE_TABLE = "quarantine"
 
 
-def landing_table(entity: str) -> Table:
-    return TABLES_BY_NAME[f"{entity}_landing"]
-
-
 def is_landing_file(key: str) -> bool:
     return key.endswith(LANDING_FILE_SUFFIXES)

@@ -268,8 +268,3 @@ def start(config_path="config.json", config=None, ring=None):
         FIRMWARE_VERSION, board.boot_id, config["serial"], config["sensor"], config["rate_hz"],
         config["buffer_readings"]))
     return board
-
-
-def main(config=None, ring=None):
-    board = start(config=config, ring=ring)
-    asyncio.run(board.run())

@@ -16,7 +16,7 @@ import asyncio  # noqa: E402
 
 import app  # noqa: E402
 
-# A global, not a local of app.main(): after Ctrl-C the REPL can still inspect the board
+# A global, not a local of a function: after Ctrl-C the REPL can still inspect the board
 # (board.boot_id, board.ring.next, board.ring.oldest), e.g. just before a reset.
 board = app.start(config=cfg, ring=ring)
 asyncio.run(board.run())

@@ -21,7 +21,6 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +129,6 @@ class Radio:
         if self._server:
             await self._server.wait_closed()
         log.info("radio closed: %s", self.stats)
-
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.close()
 
     # ---------------------------------------------------------------- faults (run time)
     def set_faults(self, **changes: Any) -> dict[str, Any]:
@@ -542,9 +534,3 @@ class RadioThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running_radio(**kwargs: Any) -> Iterator[RadioThread]:
-    with RadioThread(**kwargs) as radio:
-        yield radio

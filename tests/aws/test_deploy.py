@@ -25,7 +25,7 @@ def test_code_zip_is_deterministic_and_holds_the_packages() -> None:
     data = code_zip()
     assert data == code_zip()
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    assert "cloud_pipeline/glue/entry.py" in names and "stedi/contract.py" in names
+    assert "cloud_pipeline/aws/glue/entry.py" in names and "stedi/contract.py" in names
 
 
 def test_deploy_twice_second_changes_nothing(s3_bucket: str) -> None:
