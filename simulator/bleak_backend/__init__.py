@@ -1,5 +1,7 @@
 """A bleak backend for the virtual radio, so the gateway uses bleak's public API unchanged.
 
+Imports bleak and the radio's protocol; the gateway loads it by name (``gateway/ble.py``).
+
     from bleak import BleakClient, BleakScanner
     from simulator.bleak_backend import backend_kwargs
 

@@ -1,1 +1,1 @@
-"""The virtual BLE radio: the shared air between boards and gateways."""
+"""The virtual BLE radio: the shared air between boards and gateways; imports nothing outside the simulator."""

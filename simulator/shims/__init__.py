@@ -1,4 +1,4 @@
-"""Modules that shadow MicroPython built-ins on a virtual board's MICROPYPATH.
+"""Modules that shadow MicroPython built-ins on a virtual board's MICROPYPATH; import only the core.
 
 They are written for MicroPython; only ``stedi_physics`` is also meant for CPython
 (through ``simulator.physics``).  This ``__init__`` is CPython only: MicroPython never
