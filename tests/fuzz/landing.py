@@ -56,9 +56,12 @@ class Corpus:
         for key, lines in self.files.items():
             eol = b"\r\n" if rng.random() < 0.3 else b"\n"
             body = b""
-            for line in lines:
-                if rng.random() < 0.05:
-                    body += rng.choice((b"", b"   ")) + eol  # blank: not a record
+            for n, line in enumerate(lines):
+                # A blank line before a record is not a record; none goes before a byte-order mark,
+                # which is one only at the very start of a file (elsewhere the line is not JSON).
+                starts_with_bom = n == 0 and line.raw.startswith(b"\xef\xbb\xbf")
+                if rng.random() < 0.05 and not starts_with_bom:
+                    body += rng.choice((b"", b"   ")) + eol
                 body += line.raw + eol
             path = lake / key
             path.parent.mkdir(parents=True, exist_ok=True)
