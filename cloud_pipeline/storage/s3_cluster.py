@@ -95,7 +95,7 @@ def open_for_spark(spark: SparkSession, url: str) -> PipelineStore:
     this Spark reads S3 (cluster mode), else through the local cache."""
     parts = split_s3_url(url)
     if parts is None:
-        return PipelineStore.open(url)
+        return open_store(url)
     scheme, bucket, prefix = parts
     lake = S3Lake(bucket, prefix)
     found = spark_s3_scheme(spark, scheme)

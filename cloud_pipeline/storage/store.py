@@ -1,8 +1,8 @@
 """All lake I/O of the pipeline in one place: landing files, staging, zones, state, runs.
 
 Works on a folder lake (Spark reads and writes local paths); an S3 lake is opened as a local
-cache that publishes back (``cloud_pipeline/storage/s3_cache.py``).  Zones are versioned: a run writes
-each table to a new folder ``<entity>/<zone>/v-<run id>/`` and the run commits by replacing one
+cache that publishes back (``open_store`` in ``cloud_pipeline/storage/s3_cache.py`` opens either
+kind).  Zones are versioned: a run writes each table to a new folder ``<entity>/<zone>/v-<run id>/`` and the run commits by replacing one
 small JSON file, ``_pipeline/state/pipeline.json``, which names the current version of every
 table.  A run that fails or is killed before that point leaves the previous state, and so every
 previous table, untouched; the folders it wrote are orphans that the next run deletes.  After
@@ -30,7 +30,7 @@ from stedi.contract import (
     TABLES_BY_NAME,
     is_landing_file,
 )
-from stedi.lake import FolderLake, LakeError, LakeObject, open_lake
+from stedi.lake import FolderLake, LakeError, LakeObject
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -68,16 +68,6 @@ class PipelineStore:
     def __init__(self, lake: FolderLake):
         self.lake = lake
         self.root: Path = lake.root
-
-    @classmethod
-    def open(cls, url: str) -> PipelineStore:
-        lake = open_lake(url)
-        if not isinstance(lake, FolderLake):
-            # An S3 lake runs on a local cache that commits by publishing (cloud_pipeline/storage/s3_cache.py).
-            from cloud_pipeline.storage.s3_cache import open_store
-
-            return open_store(url)
-        return cls(lake)
 
     def path(self, key: str) -> str:
         return str(self.root / key)

@@ -14,7 +14,7 @@ from cloud_pipeline.aws.glue.entry import parse_args
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
 from simulator.fleet import generate_fleet
 from stedi.lake import FolderLake
 
@@ -72,8 +72,8 @@ def test_spark_submit_scripts_match_local_runner(spark, tmp_path: Path, monkeypa
         # spark-submit relays the Python driver's output on its stdout.
         assert f"job {job} committed run" in done.stdout + done.stderr, done.stdout[-3000:]
 
-    want = table_frames(spark, PipelineStore.open(str(local)))
-    got = table_frames(spark, PipelineStore.open(str(glue)))
+    want = table_frames(spark, open_store(str(local)))
+    got = table_frames(spark, open_store(str(glue)))
     for job in JOB_ORDER:
         table = JOB_OUTPUT[job]
         assert got[table].columns == want[table].columns, table

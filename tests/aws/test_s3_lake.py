@@ -133,7 +133,7 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
     assert record["lake"] == url and record["s3"]["fetched"] == fleet.files == 14 and record["s3"]["uploaded"] > 0
 
     # What S3 readers see, through a cache of their own, equals the folder lake, row for row.
-    want = _table_rows(spark, PipelineStore.open(folder.url))
+    want = _table_rows(spark, open_store(folder.url))
     reader = open_store(url, "query", cache_root=tmp_path / "reader")
     assert _table_rows(spark, reader) == want
     assert want[QUARANTINE_TABLE] and all(want[name] for name in ZONE_TABLES)
@@ -164,7 +164,7 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
     assert versions == {f"v-{third.run_id}"}  # the previous versions are gone from S3
     run_pipeline(spark, folder.url, OPTIONS)
     assert _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader")) == _table_rows(
-        spark, PipelineStore.open(folder.url)
+        spark, open_store(folder.url)
     )
 
 

@@ -78,9 +78,9 @@ def test_truncated_gzip_file_is_quarantined_not_fatal(spark: Any, lake_dir: Path
     recovered = recon["landing"] - 1 - 2
     assert 0 < recovered < len(records)
     spark.catalog.clearCache()
-    from cloud_pipeline.storage.store import PipelineStore
+    from cloud_pipeline.storage.s3_cache import open_store
 
-    store = PipelineStore.open(str(lake_dir))
+    store = open_store(str(lake_dir))
     rows = store.read_quarantine(spark, store.load_state()).collect()
     assert {(r.rule, r.source_file) for r in rows} == {
         ("damaged_file", "accelerometer/landing/cut.json.gz"),

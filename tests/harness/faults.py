@@ -327,7 +327,6 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
     from cloud_pipeline.session import local_session, session_running
     from cloud_pipeline.storage.catalog import table_frames
     from cloud_pipeline.storage.s3_cache import open_store
-    from cloud_pipeline.storage.store import PipelineStore
     from stedi.lake import LakeError
     from stedi_app.demo_run import DEMO_SALT, mirror_down
 
@@ -351,7 +350,7 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
     try:
         progress("pipeline: landing -> trusted -> curated (Spark)")
         run_pipeline(spark, pipeline_url, PipelineOptions(consent="as-of", salt=DEMO_SALT), progress=progress)
-        frames = table_frames(spark, PipelineStore.open(pipeline_url))
+        frames = table_frames(spark, open_store(pipeline_url))
         out: dict[str, Any] = {"expected": len(expected), "excluded_by_consent": excluded}
         exact = True
         for name in ("step_trainer_trusted", "machine_learning_curated"):

@@ -12,7 +12,8 @@ from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.erase import erase_landing
-from cloud_pipeline.storage.store import STATE_KEY, PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.store import STATE_KEY
 from stedi.contract import TABLES, TABLES_BY_NAME
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
@@ -21,7 +22,7 @@ ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
 
 
 def _snapshot(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
-    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    frames = table_frames(spark, open_store(str(lake)))
     return {name: rows(frames[name]) for name in [*ZONE_TABLES, "quarantine"] if name != "quarantine"} | {
         "quarantine": rows(frames["quarantine"], "table", "rule", "reason", "source_file", "line")
     }
@@ -147,7 +148,7 @@ def test_erase_removes_customer_from_every_zone(spark, lake_dir: Path) -> None:
     small_lake(lake_dir)
     write_jsonl(lake_dir, "accelerometer/landing/a3.json", ['{"user": "ann@example.com", "timestamp": ', accel("bob", 1)])
     run_pipeline(spark, str(lake_dir), OPTIONS)
-    store = PipelineStore.open(str(lake_dir))
+    store = open_store(str(lake_dir))
     report = erase_landing(store, "ann@example.com", SALT)
     # ann's 2 records, 3 readings + 1 bad line + 1 truncated line naming her; 2 steps + 1 bad line of her serial
     assert report.lines_removed == {"customer": 2, "accelerometer": 5, "step_trainer": 3}
