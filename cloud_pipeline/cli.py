@@ -105,9 +105,11 @@ def _summary(result: RunResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from cloud_pipeline.transforms.reconcile import rows_in
+
     console = Console()
-    if "unchanged_since" in result.record:
-        console.print(f"nothing new since run {result.record['unchanged_since']}: every table stays as it "
+    if result.record.unchanged_since is not None:
+        console.print(f"nothing new since run {result.record.unchanged_since}: every table stays as it "
                       "built it (no new or changed landing files, same options and salt)")
     rows = Table(title=f"run {result.run_id}: rows per table")
     rows.add_column("table")
@@ -118,12 +120,12 @@ def _summary(result: RunResult) -> None:
     recon = Table(title="reconciliation: landing = trusted + excluded + duplicates + quarantined")
     categories = ["landing", "trusted", "superseded", "duplicate", "excluded_no_consent",
                   "excluded_before_consent", "excluded_unknown_customer", "excluded_not_curated", "quarantined"]
-    recon_tables = result.record["reconciliation"]
+    recon_tables = result.record.reconciliation
     recon.add_column("rows")
     for name in recon_tables:
         recon.add_column(name, justify="right")
     for c in categories:
-        recon.add_row(c, *[f"{r.get(c, 0):,}" for r in recon_tables.values()])
+        recon.add_row(c, *[f"{rows_in(r, c):,}" for r in recon_tables.values()])
     recon.add_row("balanced", *["yes" if r["balanced"] else "NO" for r in recon_tables.values()])
     console.print(recon)
 
@@ -196,6 +198,7 @@ def erase(
     from cloud_pipeline.runner import PipelineRun
     from cloud_pipeline.storage.erase import erase_landing, record_erase
     from cloud_pipeline.storage.s3_cache import CachedStore
+    from cloud_pipeline.storage.state import BuildOptions
 
     store = _open(lake, "run", sse, kms_key_id)
     salt = salt_from_env()
@@ -205,12 +208,13 @@ def erase(
         store.cache.push_landing()
     run_id = None
     state = store.load_state()
-    if state["last_run"] is not None:
-        previous = state.get("options", {})
+    if state.last_run is not None:
+        # The rebuild keeps the options the lake was last built with.
+        previous = state.options or BuildOptions.from_dict({})
         options = PipelineOptions(
-            consent=previous.get("consent", "all"),
-            tolerance_ms=int(previous.get("tolerance_ms", 0)),
-            format=previous.get("format", "parquet"),
+            consent=previous.consent,
+            tolerance_ms=previous.tolerance_ms,
+            format=previous.format,
             salt=salt,
             full_refresh=True,
         )
@@ -265,10 +269,11 @@ def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
     """Show the lake's pipeline state: current table versions and the last run's reconciliation."""
     store = _open(lake, "status")
     state = store.load_state()
-    runs = sorted((r for r in store.runs() if "run_id" in r), key=lambda r: r["run_id"])
-    out: dict[str, Any] = {"last_run": state["last_run"], "tables": state["tables"]}
+    runs = sorted(store.runs(), key=lambda r: r.run_id)
+    out: dict[str, Any] = {"last_run": state.last_run,
+                           "tables": {name: t.to_dict() for name, t in state.tables.items()}}
     if runs:
-        out["reconciliation"] = runs[-1]["reconciliation"]
+        out["reconciliation"] = runs[-1].reconciliation
     typer.echo(json.dumps(out, indent=2))
 
 

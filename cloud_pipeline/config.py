@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Literal
 
+from cloud_pipeline.storage.state import TableFormat
 from cloud_pipeline.transforms.jobs import ConsentMode
 
 log = logging.getLogger(__name__)
 
-TableFormat = Literal["parquet", "json"]
+__all__ = ["JOB_ORDER", "JOB_OUTPUT", "PipelineOptions", "TableFormat"]
 
 #: Environment variable holding the salt of the machine-learning table's ``customerKey``.
 SALT_ENV = "STEDI_CUSTOMER_KEY_SALT"

@@ -286,7 +286,7 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     finally:
         if not borrowed:
             spark.stop()
-    return result.record["reconciliation"], zones, leaks
+    return dict(result.record.reconciliation), zones, leaks
 
 
 def run_demo(opts: DemoOptions, steps: Steps) -> DemoResult:

@@ -32,7 +32,7 @@ def check_lake(spark: Any, corpus: Corpus, seed: int) -> None:
         corpus.write(lake, random.Random(seed))
         result = run_pipeline(spark, str(lake), OPTIONS)
         want = expected_outcome(corpus)
-        got = result.record["reconciliation"]
+        got = result.record.reconciliation
         assert result.balanced, got
         for name, expected in want["reconciliation"].items():
             assert normalized(got[name]) == normalized(expected), name

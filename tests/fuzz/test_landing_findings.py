@@ -71,7 +71,7 @@ def test_truncated_gzip_file_is_quarantined_not_fatal(spark: Any, lake_dir: Path
 
     result = run_pipeline(spark, str(lake_dir), PipelineOptions(salt="s"))
 
-    recon = result.record["reconciliation"]["accelerometer_landing"]
+    recon = result.record.reconciliation["accelerometer_landing"]
     assert recon["balanced"]
     # Each damaged file is one quarantine record; the complete lines before the cut still count.
     assert recon["quarantined_by_rule"]["damaged_file"] == 2

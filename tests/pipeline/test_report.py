@@ -102,7 +102,7 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     assert all(_int(page.table_rows[t.name][3]) > 0 for t in TABLES)
 
     # The last run's reconciliation, cell by cell, and it balances.
-    recon = record["reconciliation"]
+    recon = record.reconciliation
     assert page.cells and {t for t, _ in page.cells} == set(recon)
     for table, r in recon.items():
         # A damaged file's rest is one landing row of the reconciliation that Spark cannot read.
@@ -127,7 +127,7 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     # No personal data on the page: no email, name or phone of any customer record.
     for c in frames["customer_landing"].where("email IS NOT NULL").collect():
         assert c["email"] not in text and c["phone"] not in text and c["customerName"] not in text
-    assert report.data.lake == str(lake) and report.data.last_run == record["run_id"] in text
+    assert report.data.lake == str(lake) and report.data.last_run == record.run_id in text
 
 
 def _png_pixels(data: bytes) -> tuple[tuple[int, int], Counter[tuple[int, int, int]]]:

@@ -58,7 +58,7 @@ def test_without_consent_in_landing_but_in_no_trusted_or_curated_table(spark: An
     assert {r["email"] for r in tables["customer_trusted"]} == {ANN.email}
     assert len(tables["step_trainer_trusted"]) == READINGS
     assert len(tables["machine_learning_curated"]) == READINGS
-    recon = result.record["reconciliation"]
+    recon = result.record.reconciliation
     assert recon["customer_landing"]["excluded_no_consent"] == 2
     assert recon["step_trainer_landing"]["excluded_no_consent"] == 2 * READINGS
 

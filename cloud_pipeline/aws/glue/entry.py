@@ -58,7 +58,7 @@ class OneJobRun(PipelineRun):
     def _table(self, job: str) -> DataFrame:
         name = JOB_OUTPUT[job]
         later = JOB_ORDER.index(job) > max(JOB_ORDER.index(j) for j in self.options.jobs)
-        if later and name not in self.state["tables"]:
+        if later and name not in self.state.tables:
             return self.spark.createDataFrame([], table_schema(TABLES_BY_NAME[name]))
         return super()._table(job)
 
@@ -125,6 +125,6 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
         glue_job.commit()
     log.info("job %s committed run %s: %s", job, result.run_id, result.tables)
     if not result.balanced:
-        log.error("job %s: reconciliation does not balance: %s", job, result.record["reconciliation"])
+        log.error("job %s: reconciliation does not balance: %s", job, result.record.reconciliation)
         return 1
     return 0
