@@ -33,10 +33,10 @@ def test_glue_arguments_tolerate_glue_extras() -> None:
 
 
 def test_every_job_has_a_script() -> None:
-    scripts = {p.stem for p in (ROOT / "cloud_pipeline" / "glue").glob("*.py")} - {"__init__", "entry"}
+    scripts = {p.stem for p in (ROOT / "cloud_pipeline" / "aws" / "glue").glob("*.py")} - {"__init__", "entry"}
     assert scripts == set(JOB_ORDER)
     for job in JOB_ORDER:
-        assert f'main("{job}")' in (ROOT / "cloud_pipeline" / "glue" / f"{job}.py").read_text()
+        assert f'main("{job}")' in (ROOT / "cloud_pipeline" / "aws" / "glue" / f"{job}.py").read_text()
 
 
 def _rows(df) -> list[tuple]:  # type: ignore[no-untyped-def]
@@ -64,7 +64,7 @@ def test_spark_submit_scripts_match_local_runner(spark, tmp_path: Path, monkeypa
             [str(spark_submit), "--master", "local[1]",
              "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
              "--driver-java-options", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-             str(ROOT / "cloud_pipeline" / "glue" / f"{job}.py"),
+             str(ROOT / "cloud_pipeline" / "aws" / "glue" / f"{job}.py"),
              "--JOB_NAME", f"stedi-{job}", "--lake", str(glue), "--JOB_RUN_ID", "jr_test"],
             env=env, capture_output=True, text=True, timeout=300, check=False,
         )
