@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
+from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableVersion
 from cloud_pipeline.storage.store import ENTITIES, PipelineStore
@@ -177,12 +177,11 @@ class PipelineRun:
         self._cached.append(df)
         return df
 
-    def _write(self, job: str, df: DataFrame) -> DataFrame:
+    def _write(self, job: Job, df: DataFrame) -> DataFrame:
         """Write a job's table as a new version, counting its rows on the way; returns it read back."""
-        name = JOB_OUTPUT[job]
-        counted, rows = reconcile.observe(df, f"rows of {name}", reconcile.rows_metric())
-        version = self.store.write_table(counted, name, self.run_id, self.options.format)
-        self.state.tables[name] = TableVersion(
+        counted, rows = reconcile.observe(df, f"rows of {job.output}", reconcile.rows_metric())
+        version = self.store.write_table(counted, job.output, self.run_id, self.options.format)
+        self.state.tables[job.output] = TableVersion(
             version=version,
             format=self.options.format,
             run_id=self.run_id,
@@ -192,23 +191,31 @@ class PipelineRun:
             options=self._build_options(),
             salt_fingerprint=salt_fingerprint(self.options.salt),
         )
-        self.after_job(job)
+        self.after_job(job.name)
         # Later jobs read the written files: cheaper than recomputing the lineage that made them.
-        return self.store.read_table(self.spark, name, self.state)
+        return self.store.read_table(self.spark, job.output, self.state)
 
-    def _write_classified(self, job: str, classified: DataFrame, columns: tuple[str, ...], weighted: bool) -> DataFrame:
+    def _write_classified(self, job: Job, landing: str, classified: DataFrame) -> DataFrame:
         """Write a landing job's trusted rows, counting every row's fate in the same pass."""
-        observed, fates = reconcile.observe(classified, f"fates of {job}", reconcile.fate_metrics(weighted))
-        written = self._write(job, jobs.trusted_rows(observed, columns))
-        entity = job.split("_landing_to_")[0]
-        self.reconciliation[f"{entity}_landing"] = reconcile.reconcile(
-            self.staged_counts(entity), fates.get, weighted
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", reconcile.fate_metrics(job.weighted))
+        written = self._write(job, jobs.trusted_rows(observed, job.columns))
+        self.reconciliation[landing] = reconcile.reconcile(
+            self.staged_counts(TABLES_BY_NAME[landing].entity), fates.get, job.weighted
         )
         return written
 
-    def _table(self, job: str) -> DataFrame:
+    def _table(self, job: Job) -> DataFrame:
         """The output of a job that is not part of this run: its current version."""
-        return self.store.read_table(self.spark, JOB_OUTPUT[job], self.state)
+        return self.store.read_table(self.spark, job.output, self.state)
+
+    def _input(self, name: str, frames: dict[str, DataFrame]) -> DataFrame:
+        """A job's input: a table an earlier job gave (or ``CLASSIFIED_CUSTOMERS``), else landing."""
+        if name in frames:
+            return frames[name]
+        table = TABLES_BY_NAME[name]
+        if table.zone != "landing":
+            raise ValueError(f"{name} is read before the job that writes it")
+        return self.landing(table.entity)
 
     def run_jobs(self) -> dict[str, Reconciliation]:
         """Run the selected jobs in order; returns the reconciliation of the landing jobs that ran.
@@ -216,57 +223,21 @@ class PipelineRun:
         Each job's table is written once, and every count the reconciliation and the summary
         need is observed while it is written: no job's data is scanned twice for counting.
         """
-        from pyspark.sql import functions as F
-
         selected = set(self.options.jobs)
-        consent = self.options.consent
-
+        read_by_a_job = {name for job in JOBS for name in job.inputs}
         # Every landing job needs each customer's latest record, so customers are always classified.
-        customers = self._cache(jobs.classify_customers(self.landing("customer")))
-        customer_latest = customers.filter(F.col(jobs.FATE) != jobs.SUPERSEDED).select(*jobs.CUSTOMER_COLUMNS)
-
-        job = "customer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            customer_trusted = self._write_classified(job, customers, jobs.CUSTOMER_COLUMNS, weighted=False)
-        else:
-            customer_trusted = self._table(job)
-
-        job = "accelerometer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            accel = jobs.classify_accelerometer(self.landing("accelerometer"), customer_latest, consent)
-            accelerometer_trusted = self._write_classified(job, accel, jobs.ACCELEROMETER_COLUMNS, weighted=True)
-        else:
-            accelerometer_trusted = self._table(job)
-
-        job = "customer_trusted_to_curated"
-        if job in selected:
-            self.progress(job)
-            curated = jobs.customer_trusted_to_curated(customer_trusted, accelerometer_trusted)
-            customer_curated = self._write(job, curated)
-        else:
-            customer_curated = self._table(job)
-
-        job = "step_trainer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            steps = jobs.classify_step_trainer(self.landing("step_trainer"), customer_latest, customer_curated, consent)
-            step_trainer_trusted = self._write_classified(job, steps, jobs.STEP_TRAINER_COLUMNS, weighted=True)
-        else:
-            step_trainer_trusted = self._table(job)
-
-        job = "machine_learning_curated"
-        if job in selected:
-            self.progress(job)
-            ml = jobs.machine_learning_curated(
-                step_trainer_trusted,
-                accelerometer_trusted,
-                customer_curated,
-                salt=self.options.salt,
-                tolerance_ms=self.options.tolerance_ms,
-            )
-            self._write(job, ml)
+        frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
+        for job in JOBS:
+            if job.name not in selected:
+                if job.output in read_by_a_job:
+                    frames[job.output] = self._table(job)
+                continue
+            self.progress(job.name)
+            built = job.build([self._input(name, frames) for name in job.inputs], self.options)
+            if job.reconciles is None:
+                frames[job.output] = self._write(job, built)
+            else:
+                frames[job.output] = self._write_classified(job, job.reconciles, built)
         return self.reconciliation
 
     # --- the whole run ---------------------------------------------------------------------
@@ -288,7 +259,7 @@ class PipelineRun:
         built_as_now = (self.options.format, self._build_options(), salt_fingerprint(self.options.salt))
 
         def built_so(job: str) -> bool:
-            table = before.tables.get(JOB_OUTPUT[job])
+            table = before.tables.get(JOBS_BY_NAME[job].output)
             return table is not None and (table.format, table.options, table.salt_fingerprint) == built_as_now
 
         same = (
@@ -298,30 +269,40 @@ class PipelineRun:
         )
         return before.last_run if same else None
 
-    def _unchanged(self, since: str, started: float) -> RunResult:
-        """Finish a run that found nothing to do: the tables stay, the record says why."""
-        log.info("nothing new since run %s (no new or changed landing files, same options and salt): "
-                 "every table stays as that run left it", since)
-        wanted = {JOB_OUTPUT[j] for j in self.options.jobs}
-        kept = self.previous.reconciliation or {}
-        reconciliation = {t: kept[t] for t in _landing_tables(self.options.jobs)}
-        tables = {name: t.rows for name, t in self.previous.tables.items() if name in wanted}
-        record = RunRecord(
+    def _record(self, started: float, reconciliation: dict[str, Reconciliation], tables: dict[str, int | None],
+                unchanged_since: str | None = None) -> RunRecord:
+        return RunRecord(
             run_id=self.run_id,
             lake=self.store.lake.url,
             options=self._build_options(),
-            full_refresh=False,
+            full_refresh=self.options.full_refresh,
             jobs=self.options.jobs,
             new_landing_files=self.new_files,
-            unchanged_since=since,
             reconciliation=reconciliation,
             tables=tables,
             seconds=round(time.monotonic() - started, 3),
+            unchanged_since=unchanged_since,
         )
-        self.progress("done")
-        record.step_seconds = self.timings
-        self.store.save_run(record)
-        return RunResult(self.run_id, record, tables)
+
+    def _keep(self, since: str, started: float) -> RunRecord:
+        """Finish a run that found nothing to do: the tables stay, the record says why."""
+        log.info("nothing new since run %s (no new or changed landing files, same options and salt): "
+                 "every table stays as that run left it", since)
+        wanted = {JOBS_BY_NAME[j].output for j in self.options.jobs}
+        kept = self.previous.reconciliation or {}
+        tables = {name: t.rows for name, t in self.previous.tables.items() if name in wanted}
+        return self._record(started, {t: kept[t] for t in _landing_tables(self.options.jobs)}, tables, since)
+
+    def _commit(self, reconciliation: dict[str, Reconciliation], started: float) -> RunRecord:
+        """Finish a run that built tables: commit the new state."""
+        self.state.last_run = self.run_id
+        self.state.options = self._build_options()
+        # Kept in the state so that a run with nothing new can report it without rebuilding.
+        self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
+        record = self._record(started, reconciliation, {name: t.rows for name, t in self.state.tables.items()})
+        self.progress("commit")
+        self.store.commit(self.state)
+        return record
 
     def run(self) -> RunResult:
         started = time.monotonic()
@@ -330,44 +311,26 @@ class PipelineRun:
             self.state = PipelineState(tables=self.state.tables)
         try:
             self.stage()
-            unchanged = self.unchanged_since()
-            if unchanged is not None:
-                return self._unchanged(unchanged, started)
-            reconciliation = self.run_jobs()
+            since = self.unchanged_since()
+            reconciliation = self.run_jobs() if since is None else {}
         finally:
             for df in self._cached:
                 df.unpersist()
-        self.state.last_run = self.run_id
-        self.state.options = self._build_options()
-        # Kept in the state so that a run with nothing new can report it without rebuilding.
-        self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
-        tables = {name: t.rows for name, t in self.state.tables.items()}
-        record = RunRecord(
-            run_id=self.run_id,
-            lake=self.store.lake.url,
-            options=self.state.options,
-            full_refresh=self.options.full_refresh,
-            jobs=self.options.jobs,
-            new_landing_files=self.new_files,
-            reconciliation=reconciliation,
-            tables=tables,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        self.progress("commit")
-        self.store.commit(self.state)
+        record = self._commit(reconciliation, started) if since is None else self._keep(since, started)
         self.progress("done")
         record.step_seconds = self.timings
         key = self.store.save_run(record)
-        for name, r in reconciliation.items():
-            if not r["balanced"]:
-                log.error("%s does not reconcile: %s", name, r)
-        log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record.seconds, key)
-        return RunResult(self.run_id, record, tables)
+        if since is None:
+            for name, r in reconciliation.items():
+                if not r["balanced"]:
+                    log.error("%s does not reconcile: %s", name, r)
+            log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record.seconds, key)
+        return RunResult(self.run_id, record, record.tables)
 
 
-def _landing_tables(jobs: tuple[str, ...]) -> list[str]:
-    """The landing table each landing job among ``jobs`` reads and reconciles."""
-    return [f"{j.split('_landing_to_')[0]}_landing" for j in jobs if "_landing_to_" in j]
+def _landing_tables(job_names: tuple[str, ...]) -> list[str]:
+    """The landing table each landing job among ``job_names`` reads and reconciles."""
+    return [t for j in job_names if (t := JOBS_BY_NAME[j].reconciles) is not None]
 
 
 def salt_fingerprint(salt: str) -> str:
