@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -42,27 +43,12 @@ _SSE_OPTION = typer.Option(
 _KMS_OPTION = typer.Option(None, "--kms-key-id", help="S3 lakes: the KMS key for --sse aws:kms.")
 
 
-class _Spark:
+def _spark(store: PipelineStore) -> AbstractContextManager[SparkSession]:
     """A local session for one command, tuned by the lake's landing size; one that was already
     running (a notebook, a test) is borrowed and left running."""
+    from cloud_pipeline.session import spark_session
 
-    def __init__(self, store: PipelineStore):
-        self.store = store
-
-    def __enter__(self) -> SparkSession:
-
-        from cloud_pipeline.session import local_session, quick_start_for, session_running
-        from cloud_pipeline.storage.store import ENTITIES
-
-        self.borrowed = session_running()
-        size = sum(o.size for e in ENTITIES for o in self.store.landing_files(e))
-        self.session = local_session(quick_start=quick_start_for(size))
-        self.session.sparkContext.setLogLevel("ERROR")
-        return self.session
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.borrowed:
-            self.session.stop()
+    return spark_session(landing_bytes=store.landing_bytes())
 
 
 def _open(lake: str | None, need: Need = "run", sse: str | None = None, kms_key_id: str | None = None) -> PipelineStore:
@@ -173,7 +159,7 @@ def run(
         task = bar.add_task("syncing the lake" if (lake or "").startswith("s3://") else "starting Spark", total=None)
         store = _open(lake, "run", sse, kms_key_id)
         bar.update(task, description="starting Spark")
-        with _Spark(store) as spark:
+        with _spark(store) as spark:
             result = _run(PipelineRun(spark, store, options, progress=lambda step: bar.update(task, description=step)))
     _summary(result)
     if not result.balanced:
@@ -218,7 +204,7 @@ def erase(
             salt=salt,
             full_refresh=True,
         )
-        with _Spark(store) as spark:
+        with _spark(store) as spark:
             run_id = _run(PipelineRun(spark, store, options)).run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
@@ -254,7 +240,7 @@ def report(
         store = _open(lake, "query")
         bar.update(task, description="starting Spark")
         try:
-            with _Spark(store) as spark:
+            with _spark(store) as spark:
                 written = write_report(spark, store, Path(out), max_points, lambda s: bar.update(task, description=s))
         except LakeError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -292,7 +278,7 @@ def query(
     from cloud_pipeline.storage.catalog import register_tables
 
     store = _open(lake, "query")
-    with _Spark(store) as spark:
+    with _spark(store) as spark:
         register_tables(spark, store)
         try:
             frame = spark.sql(sql)
