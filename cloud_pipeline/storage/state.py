@@ -89,8 +89,9 @@ class PipelineState:
     last_run: str | None = None
     #: Per entity: every staged landing file, key -> ETag when it was staged.
     files: dict[str, dict[str, str]] = field(default_factory=lambda: {e: {} for e in ENTITIES})
-    #: Per entity: its staging batches (run ids), and those of them with quarantined lines.
+    #: Per entity: its staging batches (the ids of the runs that staged them).
     staging: dict[str, list[str]] = field(default_factory=lambda: {e: [] for e in ENTITIES})
+    #: Per entity: its quarantine batches, one per staging batch that had rejected lines.
     quarantine: dict[str, list[str]] = field(default_factory=lambda: {e: [] for e in ENTITIES})
     #: Per entity, per staging batch: its rows per quarantine rule and "accepted", counted when staged.
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=lambda: {e: {} for e in ENTITIES})
@@ -146,7 +147,8 @@ class RunRecord:
     full_refresh: bool
     jobs: tuple[str, ...]
     new_landing_files: dict[str, int]
-    #: Of the landing tables this run reconciled (or, with nothing new, the run it kept reported).
+    #: Of the landing tables this run reconciled; a run that found nothing new repeats the ones
+    #: of the run whose tables it kept.
     reconciliation: dict[str, Reconciliation]
     tables: dict[str, int | None]  # rows per table it reports
     seconds: float
