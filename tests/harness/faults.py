@@ -534,13 +534,15 @@ def _grant_research(home: Path, email: str) -> None:
 
 
 def _status_line(home: Path) -> str:
+    from gateway.status import GatewayStatus
+
     try:
-        s = json.loads((home / "status.json").read_text())
-    except (OSError, ValueError):
+        s = GatewayStatus.read(home)
+    except (OSError, ValueError):  # not written yet
         return "gateway starting"
-    return (f"{s.get('readings', 0)} readings this run, spool {s.get('spool_depth', 0)}, "
-            f"uploaded {s.get('uploaded_readings', 0)}, {sum(b['connected'] for b in s.get('boards', []))} "
-            f"boards connected{', upload error' if s.get('upload_error') else ''}")
+    return (f"{s.readings} readings this run, spool {s.spool_depth}, "
+            f"uploaded {s.uploaded_readings}, {sum(b.connected for b in s.boards)} "
+            f"boards connected{', upload error' if s.upload_error else ''}")
 
 
 __all__ = ["BootCount", "Fault", "FaultPlan", "Figures", "GatewayProcess", "account",
