@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
 
+#: Structured log event (``extra``: event, state ``begins``/``done``) around each frame's commit;
+#: the fault suite reads it from the JSON log (STEDI_LOG_FORMAT=json) to tell whether a SIGKILL
+#: landed inside a commit.  The message's wording is for people and may change.
+COMMIT_EVENT = "spool_commit"
+
 #: One reading as the spool keeps it: seq, sensorReadingTime (epoch ms), distance,
 #: customer email (accelerometer ``user``), and the paired accelerometer sample.
 Row = tuple[int, int, int, str, float, float, float]
@@ -211,9 +216,8 @@ class Spool:
 
     def add_readings(self, serial: str, boot: int, rows: Sequence[Row], *, held: bool = False) -> IngestResult:
         """Commit one frame's readings; only then may the board be acknowledged."""
-        # The commit's begin and end are logged (DEBUG): the fault suite tells from the log
-        # whether a SIGKILL landed inside a commit.
-        log.debug("spool commit begins: %s boot %d, %d readings", serial, boot, len(rows))
+        log.debug("spool commit begins: %s boot %d, %d readings", serial, boot, len(rows),
+                  extra={"event": COMMIT_EVENT, "state": "begins"})
         with self.transaction() as tx:
             bid = self._board_id(serial)
             key = (bid, boot)
@@ -240,7 +244,8 @@ class Spool:
             if self.commit_delay_s:
                 time.sleep(self.commit_delay_s)
         self._watermarks[key] = top
-        log.debug("spool commit done: %s boot %d up to seq %d", serial, boot, top)
+        log.debug("spool commit done: %s boot %d up to seq %d", serial, boot, top,
+                  extra={"event": COMMIT_EVENT, "state": "done"})
         if not held:
             self._pending += len(fresh)
             if key not in self._unbatched or self._unbatched[key] == 0:

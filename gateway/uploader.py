@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 #: turn the batch size limit into a reading count before the batch is rendered.
 BYTES_PER_READING = 230
 
+#: Structured log event (``extra``: event, state ``begins``/``done``/``failed``, key) around each
+#: object put; the fault suite reads it from the JSON log (STEDI_LOG_FORMAT=json) to tell whether a
+#: SIGKILL landed while an upload was in flight.  The message's wording is for people and may change.
+PUT_EVENT = "put"
+
 #: S3 error codes that no retry can fix.
 PERMANENT_CODES = frozenset({
     "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -172,16 +177,14 @@ class Uploader:
         return [(step_key, encode(steps, self.settings.gzip)), (accel_key, encode(accel, self.settings.gzip))]
 
     def send(self, objects: Objects) -> None:
-        # Each put's begin and end are logged (DEBUG): the fault suite tells from the log
-        # whether a SIGKILL landed while an upload was in flight.
         for key, data in objects:
-            log.debug("put begins: %s", key)
+            log.debug("put begins: %s", key, extra={"event": PUT_EVENT, "state": "begins", "key": key})
             try:
                 self.lake.put(key, data, sse=self.settings.sse, kms_key_id=self.settings.kms_key_id)
             except Exception:
-                log.debug("put failed: %s", key)
+                log.debug("put failed: %s", key, extra={"event": PUT_EVENT, "state": "failed", "key": key})
                 raise
-            log.debug("put done: %s", key)
+            log.debug("put done: %s", key, extra={"event": PUT_EVENT, "state": "done", "key": key})
 
     def finish(self, batch: Batch, objects: int) -> None:
         self.spool.batch_uploaded(batch, objects)
