@@ -16,7 +16,7 @@ import pytest
 from gateway.customers import Customers
 from gateway.records import batch_keys
 from gateway.spool import Spool
-from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake
+from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake, run_blocking
 from stedi.contract import ACCELEROMETER_LANDING, STEP_TRAINER_LANDING
 from stedi.lake import FolderLake, LakeObject
 from tests.gateway.proxy import TcpProxy
@@ -208,3 +208,16 @@ def test_transient_errors_are_retried_with_backoff_counted_and_logged(
     assert said[0][1].startswith("batch 1 failed (ConnectionResetError: connection reset by peer); retry 1 in")
     assert said[1][1].startswith("batch 1 failed (ConnectionResetError: connection reset by peer); retry 2 in")
     assert said[2][1] == "upload recovered after 2 retries"
+
+
+def test_blocking_uploads_need_no_event_loop_and_refuse_one_that_suspends(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "home")
+    spool.add_readings(SERIAL, 5, rows(0, 10))
+    uploader = Uploader(spool, FolderLake(tmp_path / "lake"))
+
+    async def from_a_running_loop() -> int:
+        return uploader.drain_sync()  # blocking, as a command called from async code would
+
+    assert asyncio.run(from_a_running_loop()) == 10
+    with pytest.raises(RuntimeError, match="suspended"):
+        run_blocking(asyncio.sleep(0))
