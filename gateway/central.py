@@ -21,6 +21,7 @@ from firmware.board import stedi_protocol as proto
 from gateway.ble import BleBackend
 from gateway.clock import SystemClock, WallClock
 from gateway.ingest import Ingest
+from gateway.status import BoardStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,30 +37,11 @@ CLOCK_JUMP_MS = 2000
 
 
 @dataclass
-class BoardState:
-    """What the gateway knows about one board, for the status view, MQTT and `status`."""
+class BoardState(BoardStatus):
+    """What the gateway knows about one board, kept up to date while it is served (its figures
+    go to MQTT after each status poll, its snapshots to the gateway's status file)."""
 
-    serial: str
-    address: str
-    connected: bool = False
-    boot_id: int | None = None
-    battery_pct: int | None = None
-    buffer_fill: float | None = None  # share of the board's ring buffer in use
-    board_dropped: int = 0
-    clock_offset_ms: int | None = None  # gateway clock minus board stamp of the freshest reading
-    sync_rtt_ms: float | None = None
-    readings: int = 0
-    duplicates: int = 0
-    bad_frames: int = 0
-    stale_frames: int = 0  # well-formed frames of another boot than the connected one: not stored
-    gaps: int = 0
-    resumes: int = 0
-    connects: int = 0
-    last_frame: float = 0.0
-    _lateness: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+    _lateness: list[int] = field(default_factory=list)  # recent frames' lateness (ms): the clock offset
 
 
 class Central:

@@ -6,14 +6,18 @@ Heavy imports (bleak, boto3, paho) stay inside the commands so `stedi --help` st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from gateway.status import GatewayStatus
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -105,30 +109,30 @@ def run(
     raise typer.Exit(code)
 
 
-def _view(snap: dict[str, Any]) -> Any:
+def _view(snap: GatewayStatus) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"STEDI gateway {snap['gateway']} ({snap['phase']})", caption=_summary(snap))
+    table = Table(title=f"STEDI gateway {snap.gateway} ({snap.phase})", caption=_summary(snap))
     for col in ("board", "link", "boot", "readings", "bad frames", "battery", "board buffer", "clock offset"):
         table.add_column(col)
-    for b in snap["boards"]:
+    for b in snap.boards:
         table.add_row(
-            b["serial"], "connected" if b["connected"] else "away", str(b["boot_id"]), str(b["readings"]),
-            str(b["bad_frames"]), "?" if b["battery_pct"] is None else f"{b['battery_pct']}%",
-            "?" if b["buffer_fill"] is None else f"{b['buffer_fill']:.0%}",
-            "?" if b["clock_offset_ms"] is None else f"{b['clock_offset_ms']} ms",
+            b.serial, "connected" if b.connected else "away", str(b.boot_id), str(b.readings),
+            str(b.bad_frames), "?" if b.battery_pct is None else f"{b.battery_pct}%",
+            "?" if b.buffer_fill is None else f"{b.buffer_fill:.0%}",
+            "?" if b.clock_offset_ms is None else f"{b.clock_offset_ms} ms",
         )
     return table
 
 
-def _summary(snap: dict[str, Any]) -> str:
-    last = snap.get("last_upload_ms")
+def _summary(snap: GatewayStatus) -> str:
+    last = snap.last_upload_ms
     ago = "never" if not last else f"{(time.time() * 1000 - last) / 1000:.0f}s ago"
-    text = (f"{snap['readings_per_s']} readings/s | spool {snap['spool_depth']} "
-            f"({snap['spool_fill']:.1%} of {snap['spool_cap']}) | uploaded {snap['uploaded_readings']} "
-            f"readings, last upload {ago} | lake {snap['lake']}")
-    if snap.get("upload_error"):
-        text += f" | upload: {snap['upload_error']}"
+    text = (f"{snap.readings_per_s} readings/s | spool {snap.spool_depth} "
+            f"({snap.spool_fill:.1%} of {snap.spool_cap}) | uploaded {snap.uploaded_readings} "
+            f"readings, last upload {ago} | lake {snap.lake}")
+    if snap.upload_error:
+        text += f" | upload: {snap.upload_error}"
     return text
 
 
@@ -138,8 +142,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show the spool (depth, fill, batches, held readings, resume points) and the last run's status."""
-    from gateway.service import STATUS_FILE
     from gateway.spool import SPOOL_FILE, Spool
+    from gateway.status import STATUS_FILE, GatewayStatus
 
     where = _home(home)
     if not (where / SPOOL_FILE).exists():
@@ -156,11 +160,8 @@ def status(
         marks = list(spool.watermarks())
     finally:
         spool.close()
-    snap: dict[str, Any] = {}
-    status_path = where / STATUS_FILE
-    if status_path.exists():
-        snap = json.loads(status_path.read_text())
-    out = {
+    snap = GatewayStatus.read(where) if (where / STATUS_FILE).exists() else None
+    out: dict[str, Any] = {
         "home": str(where),
         "spool_depth": stats.pending,
         "open_batches": stats.batches,
@@ -170,9 +171,9 @@ def status(
         "uploaded_objects": stats.uploaded_objects,
         "last_upload_ms": stats.last_upload_ms,
         "resume_points": [{"serial": s, "boot": b, "last_seq": q} for s, b, q in marks],
-        "last_run": snap,
+        "last_run": dataclasses.asdict(snap) if snap else {},
     }
-    cap = int(snap.get("spool_cap", stats.max_readings)) if snap else stats.max_readings
+    cap = snap.spool_cap if snap else stats.max_readings
     out["spool_cap"] = cap
     out["spool_fill"] = round(stats.pending / cap, 4) if cap else 0.0
     if as_json:
@@ -187,10 +188,10 @@ def status(
                 "uploaded_readings", "uploaded_objects", "last_upload_ms"):
         table.add_row(key, str(out[key]))
     if snap:
-        age = (time.time() * 1000 - snap["time"]) / 1000
-        table.add_row("last run", f"{snap['phase']} ({age:.0f}s ago, pid {snap['pid']}), lake {snap['lake']}")
-        if snap.get("upload_error"):
-            table.add_row("upload error", str(snap["upload_error"]))
+        age = (time.time() * 1000 - snap.time) / 1000
+        table.add_row("last run", f"{snap.phase} ({age:.0f}s ago, pid {snap.pid}), lake {snap.lake}")
+        if snap.upload_error:
+            table.add_row("upload error", str(snap.upload_error))
     console.print(table)
     if marks:
         boards = Table(title="resume points (last durably spooled seq)")

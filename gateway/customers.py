@@ -127,16 +127,11 @@ class Customers:
 
     def _save(self, c: Customer) -> None:
         line = json.dumps(c.record(), separators=(",", ":"))
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        # The customer and their landing record together, or neither.
+        with self.spool.transaction():
             self.db.execute(
                 f"INSERT OR REPLACE INTO customers({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (c.email, c.name, c.phone, c.birthday, c.serial, c.registration, c.last_update,
                  c.research, c.public, c.friends),
             )
             self.spool.add_customer_event(line)
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise

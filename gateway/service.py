@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -26,13 +25,11 @@ from gateway.clock import open_clock
 from gateway.config import GatewayConfig
 from gateway.ingest import Ingest
 from gateway.spool import Spool, now_ms
+from gateway.status import GatewayStatus
 from gateway.telemetry import MqttSettings, Telemetry
 from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake
-from stedi.tools import write_atomically
 
 log = logging.getLogger(__name__)
-
-STATUS_FILE = "status.json"
 
 
 def gateway_id(spool: Spool) -> str:
@@ -106,7 +103,7 @@ class Gateway:
             "time": now_ms(),
         })
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> GatewayStatus:
         stats = self.spool.stats()
         now = time.monotonic()
         count = self.ingest.counters.readings
@@ -116,33 +113,33 @@ class Gateway:
         t0, c0 = self._rate_window[0]
         rate = (count - c0) / (now - t0) if now > t0 else 0.0  # readings/s over the last ~5 s
         last = stats.last_upload_ms
-        return {
-            "gateway": self.id,
-            "phase": self.phase,
-            "pid": os.getpid(),
-            "time": now_ms(),
-            "lake": self.lake.url,
-            "ble": self.config.ble,
-            "readings": self.ingest.counters.readings,
-            "readings_per_s": round(rate, 1),
-            "duplicates": self.ingest.counters.duplicates,
-            "held": stats.held,
-            "spool_depth": stats.pending,
-            "spool_fill": round(stats.fill, 4),
-            "spool_cap": stats.max_readings,
-            "open_batches": stats.batches,
-            "customer_events": stats.customer_events,
-            "uploaded_readings": stats.uploaded_readings,
-            "uploaded_objects": stats.uploaded_objects,
-            "last_upload_ms": last,
-            "upload_lag_s": round(self.upload_lag_s(), 1),
-            "upload_error": self.uploader.stopped_error or self.uploader.last_error,
-            "error": self.error,
-            "boards": [b.as_dict() for b in self.central.boards.values()],
-        }
+        return GatewayStatus(
+            gateway=self.id,
+            phase=self.phase,
+            pid=os.getpid(),
+            time=now_ms(),
+            lake=self.lake.url,
+            ble=self.config.ble,
+            readings=self.ingest.counters.readings,
+            readings_per_s=round(rate, 1),
+            duplicates=self.ingest.counters.duplicates,
+            held=stats.held,
+            spool_depth=stats.pending,
+            spool_fill=round(stats.fill, 4),
+            spool_cap=stats.max_readings,
+            open_batches=stats.batches,
+            customer_events=stats.customer_events,
+            uploaded_readings=stats.uploaded_readings,
+            uploaded_objects=stats.uploaded_objects,
+            last_upload_ms=last,
+            upload_lag_s=round(self.upload_lag_s(), 1),
+            upload_error=self.uploader.stopped_error or self.uploader.last_error,
+            error=self.error,
+            boards=[b.snapshot() for b in self.central.boards.values()],
+        )
 
     def write_status(self) -> None:
-        write_atomically(self.home / STATUS_FILE, json.dumps(self.snapshot(), indent=1))
+        self.snapshot().write(self.home)
 
     # ---- life ------------------------------------------------------------------------
 

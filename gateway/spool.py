@@ -15,16 +15,22 @@ board keeps it in its own buffer and sends it again once the uploader has made r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
+
+#: Structured log event (``extra``: event, state ``begins``/``done``) around each frame's commit;
+#: the fault suite reads it from the JSON log (STEDI_LOG_FORMAT=json) to tell whether a SIGKILL
+#: landed inside a commit.  The message's wording is for people and may change.
+COMMIT_EVENT = "spool_commit"
 
 #: One reading as the spool keeps it: seq, sensorReadingTime (epoch ms), distance,
 #: customer email (accelerometer ``user``), and the paired accelerometer sample.
@@ -119,6 +125,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Transaction:
+    """A write transaction of the spool that is open (see :meth:`Spool.transaction`)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def rollback(self) -> None:
+        """Undo what this transaction wrote, now; the ``with`` block then ends without a COMMIT."""
+        self._db.execute("ROLLBACK")
+
+
 class Spool:
     """The gateway's durable queue.  One connection, used from one thread."""
 
@@ -157,6 +174,28 @@ class Spool:
             self._since[(b, boot)] = float("-inf")  # waited through a restart: cut at once
         log.info("spool %s: %d readings pending, cap %d", self.path, self._pending, max_readings)
 
+    # ---- transactions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Every write of the ``with`` block, or none: BEGIN IMMEDIATE, COMMIT at the end.
+
+        Anything raised in the block, a failed COMMIT included, rolls it back; so does
+        BaseException (a cancelled task, Ctrl-C), or the connection would be left inside a
+        transaction that the next BEGIN fails on.
+        """
+        # IMMEDIATE: take the write lock now, so a register/consent command running beside the
+        # gateway waits at BEGIN (busy timeout) instead of failing in the middle of the block.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(self.db)
+            if self.db.in_transaction:  # not when the block rolled back itself
+                self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
     # ---- boards and watermarks -------------------------------------------------------
 
     def _board_id(self, serial: str) -> int:
@@ -177,21 +216,18 @@ class Spool:
 
     def add_readings(self, serial: str, boot: int, rows: Sequence[Row], *, held: bool = False) -> IngestResult:
         """Commit one frame's readings; only then may the board be acknowledged."""
-        # The commit's begin and end are logged (DEBUG): the fault suite tells from the log
-        # whether a SIGKILL landed inside a commit.
-        log.debug("spool commit begins: %s boot %d, %d readings", serial, boot, len(rows))
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        log.debug("spool commit begins: %s boot %d, %d readings", serial, boot, len(rows),
+                  extra={"event": COMMIT_EVENT, "state": "begins"})
+        with self.transaction() as tx:
             bid = self._board_id(serial)
             key = (bid, boot)
             mark = self._watermarks.get(key, -1)
             fresh = [r for r in rows if r[0] > mark]
             dups = len(rows) - len(fresh)
             if not fresh:
-                self.db.execute("COMMIT")
                 return IngestResult(self._watermarks.get(key), 0, dups, False)
             if not held and self._pending + len(fresh) > self.max_readings:
-                self.db.execute("ROLLBACK")
+                tx.rollback()  # refused whole: not even a new board's row is kept
                 return IngestResult(self._watermarks.get(key), 0, dups, True)
             table = "held_readings" if held else "readings"
             cols = "board, boot, seq, t, distance, user, ax, ay, az"
@@ -207,13 +243,9 @@ class Spool:
             )
             if self.commit_delay_s:
                 time.sleep(self.commit_delay_s)
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
         self._watermarks[key] = top
-        log.debug("spool commit done: %s boot %d up to seq %d", serial, boot, top)
+        log.debug("spool commit done: %s boot %d up to seq %d", serial, boot, top,
+                  extra={"event": COMMIT_EVENT, "state": "done"})
         if not held:
             self._pending += len(fresh)
             if key not in self._unbatched or self._unbatched[key] == 0:
@@ -249,8 +281,7 @@ class Spool:
             )
         ]
         first, last = seqs[0], seqs[-1]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             cur = self.db.execute(
                 "INSERT INTO batches(board, boot, first_seq, last_seq, count, created) VALUES (?,?,?,?,?,?)",
                 (bid, boot, first, last, len(seqs), now_ms()),
@@ -260,11 +291,6 @@ class Spool:
                 "UPDATE readings SET batch=? WHERE board=? AND boot=? AND seq BETWEEN ? AND ? AND batch IS NULL",
                 (batch_id, bid, boot, first, last),
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
         return Batch(batch_id, self._serials[bid], boot, first, last, len(seqs))
 
     def open_batches(self) -> list[Batch]:
@@ -287,8 +313,7 @@ class Spool:
     def batch_uploaded(self, batch: Batch, objects: int) -> None:
         """The batch's objects are stored and verified: its readings leave the spool."""
         bid = self._boards[batch.serial]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             cur = self.db.execute(
                 "DELETE FROM readings WHERE board=? AND boot=? AND seq BETWEEN ? AND ? AND batch=?",
                 (bid, batch.boot, batch.first_seq, batch.last_seq, batch.id),
@@ -298,27 +323,22 @@ class Spool:
             self._bump("uploaded_readings", removed)
             self._bump("uploaded_objects", objects)
             self._set("last_upload_ms", str(now_ms()))
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
         self._pending -= removed
 
     # ---- customer events -------------------------------------------------------------
 
     def add_customer_event(self, line: str) -> None:
+        """Queue one customer landing record; part of the caller's transaction (Customers)."""
         self.db.execute("INSERT INTO customer_events(line, created) VALUES (?, ?)", (line, now_ms()))
 
     def customer_events(self) -> list[tuple[int, str]]:
         return self.db.execute("SELECT id, line FROM customer_events ORDER BY id").fetchall()
 
     def customer_event_uploaded(self, event_id: int) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("DELETE FROM customer_events WHERE id=?", (event_id,))
-        self._bump("uploaded_objects", 1)
-        self._set("last_upload_ms", str(now_ms()))
-        self.db.execute("COMMIT")
+        with self.transaction():
+            self.db.execute("DELETE FROM customer_events WHERE id=?", (event_id,))
+            self._bump("uploaded_objects", 1)
+            self._set("last_upload_ms", str(now_ms()))
 
     # ---- meta ------------------------------------------------------------------------
 

@@ -16,11 +16,10 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.records import batch_keys, customer_key, encode, render_batch
 from gateway.spool import Batch, Spool
@@ -33,6 +32,11 @@ log = logging.getLogger(__name__)
 #: turn the batch size limit into a reading count before the batch is rendered.
 BYTES_PER_READING = 230
 
+#: Structured log event (``extra``: event, state ``begins``/``done``/``failed``, key) around each
+#: object put; the fault suite reads it from the JSON log (STEDI_LOG_FORMAT=json) to tell whether a
+#: SIGKILL landed while an upload was in flight.  The message's wording is for people and may change.
+PUT_EVENT = "put"
+
 #: S3 error codes that no retry can fix.
 PERMANENT_CODES = frozenset({
     "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -41,8 +45,50 @@ PERMANENT_CODES = frozenset({
 })
 
 
+#: Objects of one upload: (landing key, bytes), all stored before the spool lets go of their data.
+Objects = list[tuple[str, bytes]]
+
+T = TypeVar("T")
+
+
 class PermanentUploadError(Exception):
     """An upload failed in a way retrying cannot fix; the spool keeps the data."""
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How uploads are driven, so one retry loop serves the service and the blocking commands.
+
+    The service (:meth:`Uploader.run`): puts on the upload thread, backoffs that end early on
+    ``stop``, retrying until ``stop``, a recovery said in the log.  A command (register, consent,
+    :meth:`Uploader.drain_sync`): puts and backoffs on the caller's thread, at most
+    ``max_attempts`` tries (None: until it works); the command reports the outcome itself.
+    """
+
+    put: Callable[[Objects], Awaitable[None]]
+    sleep: Callable[[float], Awaitable[None]]
+    stop: asyncio.Event | None = None
+    max_attempts: int | None = None
+    log_recovery: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def run_blocking(work: Coroutine[Any, Any, T]) -> T:
+    """Run an upload coroutine on a blocking :class:`Drive` (whose awaits never suspend) to its end.
+
+    No event loop: the same upload code as the service's runs on the caller's thread like plain
+    calls, so a command's Ctrl-C interrupts a put or a backoff at once, and a caller that has a
+    loop running may still call the blocking API.
+    """
+    try:
+        work.send(None)
+    except StopIteration as done:
+        return done.value
+    work.close()
+    raise RuntimeError("an upload coroutine suspended: it needs an event loop (an asynchronous Drive)")
 
 
 @dataclass
@@ -122,7 +168,7 @@ class Uploader:
 
     # ---- the three steps of one batch ------------------------------------------------
 
-    def prepare(self, batch: Batch) -> list[tuple[str, bytes]]:
+    def prepare(self, batch: Batch) -> Objects:
         rows = self.spool.batch_rows(batch)
         if len(rows) != batch.count:
             raise RuntimeError(f"spool holds {len(rows)} readings of batch {batch.id}, expected {batch.count}")
@@ -130,40 +176,45 @@ class Uploader:
         step_key, accel_key = batch_keys(batch, gzipped=self.settings.gzip)
         return [(step_key, encode(steps, self.settings.gzip)), (accel_key, encode(accel, self.settings.gzip))]
 
-    def send(self, objects: list[tuple[str, bytes]]) -> None:
-        # Each put's begin and end are logged (DEBUG): the fault suite tells from the log
-        # whether a SIGKILL landed while an upload was in flight.
+    def send(self, objects: Objects) -> None:
         for key, data in objects:
-            log.debug("put begins: %s", key)
+            log.debug("put begins: %s", key, extra={"event": PUT_EVENT, "state": "begins", "key": key})
             try:
                 self.lake.put(key, data, sse=self.settings.sse, kms_key_id=self.settings.kms_key_id)
             except Exception:
-                log.debug("put failed: %s", key)
+                log.debug("put failed: %s", key, extra={"event": PUT_EVENT, "state": "failed", "key": key})
                 raise
-            log.debug("put done: %s", key)
+            log.debug("put done: %s", key, extra={"event": PUT_EVENT, "state": "done", "key": key})
 
     def finish(self, batch: Batch, objects: int) -> None:
         self.spool.batch_uploaded(batch, objects)
         log.debug("uploaded batch %d: %s boot %d seq %d-%d (%d readings)", batch.id, batch.serial,
                   batch.boot, batch.first_seq, batch.last_seq, batch.count)
 
-    # ---- synchronous driving (register/consent commands, benchmark) -----------------
+    # ---- the one retry loop ----------------------------------------------------------
 
-    def _with_retries(
-        self, action: Callable[[], Any], what: str, sleep: Callable[[float], Any], max_attempts: int | None = None
-    ) -> None:
+    async def _send_retrying(self, objects: Objects, what: str, drive: Drive) -> bool:
+        """Put ``objects`` until all are stored (True) or ``drive.stop`` is set (False).
+
+        A permanent error raises :class:`PermanentUploadError`; a transient one is retried after
+        a backoff (exponential, full jitter), or raised once ``drive.max_attempts`` tries failed.
+        """
         attempt = 0
-        while True:
+        while not drive.stopped:
             try:
-                action()
-                self.last_error = None
-                return
+                await drive.put(objects)
             except Exception as exc:  # classified below: permanent stops, anything else retries
                 self._failed(exc, what)
-                if max_attempts is not None and attempt + 1 >= max_attempts:
+                if drive.max_attempts is not None and attempt + 1 >= drive.max_attempts:
                     raise
                 attempt += 1
-                sleep(self._retry_delay(attempt, what))
+                await drive.sleep(self._retry_delay(attempt, what))
+                continue
+            if drive.log_recovery and self.last_error:
+                log.info("upload recovered after %d retries", attempt)
+            self.last_error = None
+            return True
+        return False
 
     def _failed(self, exc: Exception, what: str) -> None:
         """Record a failed put; a permanent error (AccessDenied, NoSuchBucket) stops uploading."""
@@ -185,33 +236,66 @@ class Uploader:
         # Full jitter: spread retries of many gateways over the whole window.
         return random.uniform(0, min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt))
 
-    def upload_customers(self, sleep: Callable[[float], Any] = time.sleep, max_attempts: int | None = None) -> int:
+    # ---- what is uploaded: customer records, then batches ----------------------------
+
+    async def _upload_customer_records(self, drive: Drive) -> int | None:
+        """Every customer record waiting in the spool, oldest first, each leaving the spool once
+        stored.  Returns how many were uploaded, or None when ``drive.stop`` came first."""
         done = 0
         for event_id, line in self.spool.customer_events():
+            if drive.stopped:
+                return None
             last_update = int(json.loads(line)["lastUpdateDate"])
             key = customer_key(line, last_update, gzipped=self.settings.gzip)
             data = encode(line.encode() + b"\n", self.settings.gzip)
-            objects = [(key, data)]
-            self._with_retries(partial(self.send, objects), f"customer record {key}", sleep, max_attempts)
+            if not await self._send_retrying([(key, data)], f"customer record {key}", drive):
+                return None
             self.spool.customer_event_uploaded(event_id)
             done += 1
         return done
+
+    async def _upload_batches(self, drive: Drive) -> int | None:
+        """Every cut batch, oldest first, each leaving the spool once all its objects are stored.
+        Returns the readings uploaded, or None when ``drive.stop`` came first."""
+        uploaded = 0
+        for batch in self.spool.open_batches():
+            if drive.stopped:
+                return None
+            objects = self.prepare(batch)
+            if not await self._send_retrying(objects, f"batch {batch.id}", drive):
+                return None
+            self.finish(batch, len(objects))
+            uploaded += batch.count
+        return uploaded
 
     def cut(self, force: bool = False) -> list[Batch]:
         return self.spool.cut_batches(
             max_count=self.settings.batch_readings, max_age_s=self.settings.batch_age_s, force=force
         )
 
+    # ---- synchronous driving (register/consent commands, benchmark) -----------------
+
+    def _blocking_drive(self, sleep: Callable[[float], Any], max_attempts: int | None = None) -> Drive:
+        async def put(objects: Objects) -> None:
+            self.send(objects)
+
+        async def pause(delay: float) -> None:
+            sleep(delay)
+
+        return Drive(put, pause, max_attempts=max_attempts)
+
+    def upload_customers(self, sleep: Callable[[float], Any] = time.sleep, max_attempts: int | None = None) -> int:
+        """Upload every waiting customer record, blocking. Returns how many were uploaded."""
+        done = run_blocking(self._upload_customer_records(self._blocking_drive(sleep, max_attempts)))
+        assert done is not None  # a blocking drive has no stop
+        return done
+
     def drain_sync(self, force: bool = True, max_attempts: int | None = None) -> int:
         """Cut and upload everything due (all of it when forced), blocking. Returns readings uploaded."""
         self.upload_customers(sleep=time.sleep)
         self.cut(force=force)
-        uploaded = 0
-        for batch in self.spool.open_batches():
-            objects = self.prepare(batch)
-            self._with_retries(partial(self.send, objects), f"batch {batch.id}", time.sleep)
-            self.finish(batch, len(objects))
-            uploaded += batch.count
+        uploaded = run_blocking(self._upload_batches(self._blocking_drive(time.sleep)))
+        assert uploaded is not None  # a blocking drive has no stop
         return uploaded
 
     # ---- asynchronous driving (the gateway service) ----------------------------------
@@ -219,15 +303,19 @@ class Uploader:
     async def run(self, stop: asyncio.Event, flush: asyncio.Event, tick_s: float = 0.5) -> None:
         """Upload until ``stop``; when ``flush`` is set, cut everything and drain before returning."""
 
+        async def put(objects: Objects) -> None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.send, objects)
+
         async def sleep(delay: float) -> None:
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
                 pass
 
+        drive = Drive(put, sleep, stop=stop, log_recovery=True)
         while True:
             draining = flush.is_set()
-            await self._upload_due(force=draining, sleep=sleep, stop=stop)
+            await self._upload_due(force=draining, drive=drive)
             if draining and self.spool.pending == 0 and not self.spool.customer_events():
                 return
             if stop.is_set():
@@ -238,38 +326,8 @@ class Uploader:
                 except TimeoutError:
                     pass
 
-    async def _upload_due(self, *, force: bool, sleep: Callable[[float], Any], stop: asyncio.Event) -> None:
-        for event_id, line in self.spool.customer_events():
-            if stop.is_set():
-                return
-            last_update = int(json.loads(line)["lastUpdateDate"])
-            key = customer_key(line, last_update, gzipped=self.settings.gzip)
-            data = encode(line.encode() + b"\n", self.settings.gzip)
-            if not await self._send_async([(key, data)], f"customer record {key}", sleep, stop):
-                return
-            self.spool.customer_event_uploaded(event_id)
+    async def _upload_due(self, *, force: bool, drive: Drive) -> None:
+        if await self._upload_customer_records(drive) is None:
+            return
         self.cut(force=force)
-        for batch in self.spool.open_batches():
-            if stop.is_set():
-                return
-            objects = self.prepare(batch)
-            if not await self._send_async(objects, f"batch {batch.id}", sleep, stop):
-                return
-            self.finish(batch, len(objects))
-
-    async def _send_async(
-        self, objects: list[tuple[str, bytes]], what: str, sleep: Callable[[float], Any], stop: asyncio.Event
-    ) -> bool:
-        attempt = 0
-        while not stop.is_set():
-            try:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self.send, objects)
-                if self.last_error:
-                    log.info("upload recovered after %d retries", attempt)
-                self.last_error = None
-                return True
-            except Exception as exc:  # classified below: permanent stops, anything else retries
-                self._failed(exc, what)
-                attempt += 1
-                await sleep(self._retry_delay(attempt, what))
-        return False
+        await self._upload_batches(drive)

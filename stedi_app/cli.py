@@ -51,7 +51,11 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages too."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    setup_logging(verbose)
+    try:
+        setup_logging(verbose)
+    except ValueError as exc:  # STEDI_LOG_FORMAT unknown
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

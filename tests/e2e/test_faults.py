@@ -8,11 +8,20 @@ every reading a board made is there exactly once, by (serial, boot, seq).  The l
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.spool import Spool
+from gateway.uploader import Uploader
+from stedi.lake import FolderLake, LakeObject
+from stedi.settings import JsonLinesFormatter
+from tests.gateway.util import rows
 from tests.harness.faults import BootCount, FaultPlan, Figures, account, phase_at_end, run_faults, schedule
 from tests.parts import MicroPython
 
@@ -21,12 +30,45 @@ A = "aaaaaaaa-0000-4000-8000-000000000001"
 
 # ---- the harness's own logic, on hand-made data ----------------------------------------
 
-def test_kill_phase_is_read_from_the_gateways_last_log_lines() -> None:
-    begin = "12:00:00 DEBUG   gateway.spool: spool commit begins: x boot 1, 40 readings\n"
-    done = "12:00:00 DEBUG   gateway.spool: spool commit done: x boot 1 up to seq 39\n"
-    put = "12:00:01 DEBUG   gateway.uploader: put begins: step_trainer/landing/x/1/0-39.jsonl\n"
-    put_done = "12:00:01 DEBUG   gateway.uploader: put done: step_trainer/landing/x/1/0-39.jsonl\n"
-    put_failed = "12:00:01 DEBUG   gateway.uploader: put failed: step_trainer/landing/x/1/0-39.jsonl\n"
+@contextlib.contextmanager
+def _gateway_log() -> Iterator[list[str]]:
+    """The gateway's log lines written in the block, as the harness gets them: JSON lines
+    (STEDI_LOG_FORMAT=json) with the spool's and the uploader's debug lines on."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonLinesFormatter())
+    gateway = logging.getLogger("gateway")
+    saved = gateway.level
+    gateway.addHandler(handler)
+    gateway.setLevel(logging.DEBUG)
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        gateway.removeHandler(handler)
+        gateway.setLevel(saved)
+        lines.extend(line + "\n" for line in out.getvalue().splitlines())
+
+
+class _LakeAway(FolderLake):
+    def put(self, key: str, data: bytes, *, sse: str | None = None, kms_key_id: str | None = None) -> LakeObject:
+        raise ConnectionError("the lake is away")
+
+
+def test_kill_phase_is_read_from_the_gateways_log_events(tmp_path: Path) -> None:
+    # The real gateway writes them: one spool commit, a put that is stored, a put that fails.
+    spool = Spool(tmp_path / "home")
+    with _gateway_log() as commit:
+        spool.add_readings("x", 1, rows(0, 40))
+    objects = [("step_trainer/landing/x/1/0-39.jsonl", b"{}\n")]
+    with _gateway_log() as stored:
+        Uploader(spool, FolderLake(tmp_path / "lake")).send(objects)
+    with _gateway_log() as failed, pytest.raises(ConnectionError):
+        Uploader(spool, _LakeAway(tmp_path / "away")).send(objects)
+    begin, done = commit
+    put, put_done = stored
+    put_again, put_failed = failed
+
     assert phase_at_end("") == "between"
     assert phase_at_end(begin) == "commit"
     assert phase_at_end(begin + done) == "between"
@@ -34,6 +76,16 @@ def test_kill_phase_is_read_from_the_gateways_last_log_lines() -> None:
     assert phase_at_end(put + begin) == "commit+upload"
     assert phase_at_end(put + put_failed + begin + done) == "between"
     assert phase_at_end(put + put_done) == "between"
+    assert phase_at_end(put + put + put_done) == "between"  # a put tried again, then stored
+    assert phase_at_end(put + put_done + put_again) == "upload"
+    # Lines that are not JSON (other output, the line a kill cut short) are skipped...
+    assert phase_at_end("Traceback (most recent call last):\n" + begin + begin[:30]) == "commit"
+    # ...and the wording of a message is not read: only the events' fields are.
+    human = ("12:00:00 DEBUG   gateway.spool: spool commit begins: x boot 1, 40 readings\n"
+             "12:00:01 DEBUG   gateway.uploader: put begins: step_trainer/landing/x/1/0-39.jsonl\n")
+    assert phase_at_end(human) == "between"
+    said_otherwise = json.dumps({**json.loads(begin), "message": "all quiet"}) + "\n"
+    assert phase_at_end(said_otherwise) == "commit"
 
 
 def test_schedule_is_seeded_and_kills_stay_inside_the_run() -> None:

@@ -46,7 +46,7 @@ def _flash(path: Path, serial: str) -> Path:
 @pytest.fixture
 def sim_rig(micropython: MicroPython, tmp_path: Path) -> Iterator[SimRig]:
     if not (FIRMWARE / "main.py").exists():
-        pytest.skip("firmware/board/main.py has not landed yet")
+        pytest.fail(f"the project's board firmware is missing: no {FIRMWARE / 'main.py'}")
     from simulator.board.server import VirtualBoard
     from simulator.radio.server import RadioThread
 

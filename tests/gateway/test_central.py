@@ -4,6 +4,7 @@ gaps asked for again with RESUME (unless the board dropped them), repeats droppe
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,15 @@ def frame(first: int, n: int) -> bytes:
     return proto.encode_batch(BOOT, first, [(s, T0 + 50 * s, 250) for s in range(first, first + n)])
 
 
+async def written(link: FakeLink, write: tuple[int, int | None, int | None], timeout: float = 10.0) -> None:
+    """Wait until the central has written ``write`` to the board: frames are handled in order, so
+    every frame queued before the one that causes it has been handled too."""
+    deadline = time.monotonic() + timeout
+    while write not in link.writes:
+        assert time.monotonic() < deadline, f"{write} not written within {timeout} s; written: {link.writes}"
+        await asyncio.sleep(0.005)
+
+
 def test_frames_are_committed_acknowledged_and_checked(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     central = _central(spool, tmp_path)
@@ -66,10 +76,10 @@ def test_frames_are_committed_acknowledged_and_checked(tmp_path: Path) -> None:
         task = asyncio.create_task(central._commit_frames(link, state, frames))
         for data in (frame(0, 10), bytes(bad), b"\x01\x02", frame(20, 5), frame(0, 10), frame(10, 10)):
             await frames.put(data)
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_ACK, 19, BOOT))  # the last of them acknowledged
         link.status = {"next_seq": 60, "fill": 20}  # the board holds 40..59: 30..39 were dropped by it
         await frames.put(frame(40, 5))
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_ACK, 44, BOOT))
         task.cancel()
 
     asyncio.run(scenario())
@@ -98,11 +108,11 @@ def test_full_spool_stops_acknowledging_and_asks_again_once_there_is_room(tmp_pa
         await frames.put(frame(0, 10))
         await frames.put(frame(10, 10))  # would exceed the cap: refused, not acknowledged
         await frames.put(frame(20, 10))  # a gap now: asked for again from 10
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_RESUME, 10, BOOT))
         (batch,) = spool.cut_batches(max_count=100, max_age_s=0, force=True)
         spool.batch_uploaded(batch, objects=2)  # the uploader made room
         await frames.put(frame(10, 10))  # the board sends 10.. again after the RESUME
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_ACK, 19, BOOT))
         task.cancel()
 
     asyncio.run(scenario())
@@ -125,12 +135,12 @@ def test_a_lost_first_frame_of_a_boot_is_asked_for_again_not_skipped(tmp_path: P
         await frames.put(frame(10, 10))
         await frames.put(frame(0, 10))
         await frames.put(frame(10, 10))
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_ACK, 19, BOOT))
         # Another boot whose board really dropped 0..29 before any gateway heard it.
         link.status = {"next_seq": 40, "fill": 10}
         state.boot_id = BOOT + 1
         await frames.put(proto.encode_batch(BOOT + 1, 30, [(s, T0 + 50 * s, 250) for s in range(30, 40)]))
-        await asyncio.sleep(0.2)
+        await written(link, (proto.OP_ACK, 39, BOOT + 1))
         task.cancel()
 
     asyncio.run(scenario())

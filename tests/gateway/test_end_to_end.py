@@ -15,6 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from gateway.status import GatewayStatus
 from gateway.uploader import open_gateway_lake
 from simulator import physics
 from stedi.contract import CUSTOMER_LANDING, STEP_TRAINER_LANDING
@@ -131,14 +132,13 @@ def test_lossy_radio_with_dropped_links_loses_and_duplicates_nothing(sim_rig: Si
     assert seqs == list(range(len(seqs)))
     stats = sim_rig.radio.status()["stats"]
     assert stats["lost"] > 0, stats  # the faults really happened
-    status = json.loads((home / "status.json").read_text())
-    (board,) = status["boards"]
-    assert board["connects"] >= 2 and board["resumes"] >= 1, board  # reconnected and resumed
+    (board,) = GatewayStatus.read(home).boards
+    assert board.connects >= 2 and board.resumes >= 1, board  # reconnected and resumed
 
 
 def _streaming(home: Path, pid: int) -> bool:
     try:
-        status = json.loads((home / "status.json").read_text())
-    except (OSError, ValueError):
+        status = GatewayStatus.read(home)
+    except (OSError, ValueError):  # not written yet
         return False
-    return status.get("pid") == pid and status.get("readings", 0) > 0
+    return status.pid == pid and status.readings > 0

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.status import GatewayStatus
 from gateway.uploader import open_gateway_lake
 from tests.gateway.proxy import TcpProxy
 from tests.gateway.simboard import SimRig, gateway_env, stedi, write_config
@@ -35,18 +36,17 @@ def _start(env: dict[str, str], radio: str, lake: str, log: Path, duration: floa
 
 def _spooled(home: Path) -> int:
     try:
-        status = json.loads((home / "status.json").read_text())
-    except (OSError, ValueError):
+        return GatewayStatus.read(home).readings
+    except (OSError, ValueError):  # not written yet
         return 0
-    return int(status.get("readings", 0))
 
 
 def _connected(home: Path, pid: int) -> bool:
     try:
-        status = json.loads((home / "status.json").read_text())
-    except (OSError, ValueError):
+        status = GatewayStatus.read(home)
+    except (OSError, ValueError):  # not written yet
         return False
-    return status.get("pid") == pid and any(b["connected"] and b["readings"] > 0 for b in status.get("boards", []))
+    return status.pid == pid and any(b.connected and b.readings > 0 for b in status.boards)
 
 
 def _wait(what: str, cond: object, timeout: float = 30) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +75,37 @@ def test_held_readings_are_kept_but_never_batched(tmp_path: Path) -> None:
     assert spool.pending == 0 and spool.stats().held == 10
     assert spool.cut_batches(max_count=5, max_age_s=0, force=True) == []
     assert spool.add_readings("b", 1, rows(0, 10)).duplicates == 10
+
+
+def test_a_transaction_that_fails_writes_nothing_and_leaves_the_spool_usable(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    with pytest.raises(RuntimeError), spool.transaction():
+        spool.set_meta("half", "done")
+        raise RuntimeError("power cut")
+    assert spool.get_meta("half") is None and not spool.db.in_transaction
+    assert spool.add_readings("b", 1, rows(0, 5)).accepted == 5  # the next BEGIN works
+
+
+def test_a_failed_customer_upload_bookkeeping_keeps_the_record_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path)
+    spool.add_customer_event('{"email":"ann@example.com"}')
+    (event_id, _line), = spool.customer_events()
+
+    def disk_full(key: str, value: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(spool, "_set", disk_full)
+    with pytest.raises(OSError):
+        spool.customer_event_uploaded(event_id)
+    monkeypatch.undo()
+    # Rolled back as a whole: the record still waits, the upload is not counted, no transaction is left open.
+    assert not spool.db.in_transaction
+    assert [e for e, _ in spool.customer_events()] == [event_id]
+    assert spool.stats().uploaded_objects == 0
+    spool.customer_event_uploaded(event_id)
+    assert spool.customer_events() == [] and spool.stats().uploaded_objects == 1
 
 
 @settings(max_examples=40, deadline=None)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
+from gateway.customers import Customers
 from gateway.records import batch_keys
 from gateway.spool import Spool
-from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake
+from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake, run_blocking
 from stedi.contract import ACCELEROMETER_LANDING, STEP_TRAINER_LANDING
-from stedi.lake import FolderLake
+from stedi.lake import FolderLake, LakeObject
 from tests.gateway.proxy import TcpProxy
 from tests.gateway.util import USER, landing_lines, rows, seqs
 
@@ -146,3 +149,75 @@ def test_s3_outage_spool_grows_then_drains(s3_server: str, s3_bucket: str, tmp_p
     assert uploader.retries > 0
     assert spool.pending == 0  # and after it everything drained
     assert landed == list(range(1200))
+
+
+class FlakyLake(FolderLake):
+    """A folder lake whose next ``failures`` puts fail like a dropped connection (transient)."""
+
+    def __init__(self, root: Path, failures: int):
+        super().__init__(root)
+        self.failures = failures
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> LakeObject:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return super().put(key, data, **kwargs)
+
+
+def test_transient_errors_are_retried_with_backoff_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.uploader")
+    settings = UploadSettings(backoff_base_s=0.01, backoff_max_s=0.02)
+    spool = Spool(tmp_path / "home")
+    Customers(spool).register(email="ann@example.com", name="Ann", phone="1", birthday="1980-01-01", serial=SERIAL)
+
+    # A command: gives up after max_attempts tries, the record stays in the spool.
+    lake = FlakyLake(tmp_path / "lake", failures=3)
+    uploader = Uploader(spool, lake, settings)
+    waits: list[float] = []
+    with pytest.raises(ConnectionResetError):
+        uploader.upload_customers(sleep=waits.append, max_attempts=3)
+    assert uploader.retries == 2 and len(waits) == 2 and spool.stats().customer_events == 1
+    assert 0 <= waits[0] <= 0.01 and 0 <= waits[1] <= 0.02  # exponential, capped, full jitter
+    assert uploader.last_error == "ConnectionResetError: connection reset by peer"
+    # ...and succeeds once the lake answers; a command does not log the recovery (it reports itself).
+    caplog.clear()
+    lake.failures = 1
+    assert uploader.upload_customers(sleep=waits.append) == 1
+    assert uploader.retries == 3 and uploader.last_error is None and spool.stats().uploaded_objects == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("customer record customer/landing/")
+    assert said[0].endswith("failed (ConnectionResetError: connection reset by peer); retry 1 in 0.0s")
+
+    # The service: retries until the put works and says it recovered.
+    spool.add_readings(SERIAL, 4, rows(0, 10))
+    lake.failures = 2
+    caplog.clear()
+
+    async def drain() -> None:
+        flush = asyncio.Event()
+        flush.set()
+        await uploader.run(asyncio.Event(), flush, tick_s=0.01)
+
+    asyncio.run(asyncio.wait_for(drain(), 30))
+    assert spool.pending == 0 and uploader.retries == 5 and uploader.last_error is None
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == ["WARNING", "WARNING", "INFO"]
+    assert said[0][1].startswith("batch 1 failed (ConnectionResetError: connection reset by peer); retry 1 in")
+    assert said[1][1].startswith("batch 1 failed (ConnectionResetError: connection reset by peer); retry 2 in")
+    assert said[2][1] == "upload recovered after 2 retries"
+
+
+def test_blocking_uploads_need_no_event_loop_and_refuse_one_that_suspends(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "home")
+    spool.add_readings(SERIAL, 5, rows(0, 10))
+    uploader = Uploader(spool, FolderLake(tmp_path / "lake"))
+
+    async def from_a_running_loop() -> int:
+        return uploader.drain_sync()  # blocking, as a command called from async code would
+
+    assert asyncio.run(from_a_running_loop()) == 10
+    with pytest.raises(RuntimeError, match="suspended"):
+        run_blocking(asyncio.sleep(0))

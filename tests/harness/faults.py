@@ -47,7 +47,7 @@ from stedi_app.demo_run import catch_up, demo_customers, register
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-#: Debug lines of the gateway that tell what it was doing when it was killed.
+#: Debug lines of the gateway that tell what it was doing when it was killed (their events).
 PHASE_LOGGERS = "gateway.spool=DEBUG,gateway.uploader=DEBUG"
 Key = tuple[str, int, int]  # (serial, bootId, seq)
 
@@ -154,27 +154,32 @@ class Figures:
 
 # ---- the gateway as a process ------------------------------------------------------------
 
-_COMMIT = re.compile(r"spool commit (begins|done)")
-_PUT = re.compile(r"put (begins|done|failed): (\S+)")
-
-
 def phase_at_end(log_text: str) -> str:
     """What the gateway was doing when its log stops: ``commit`` (a spool transaction begun
     and not committed), ``upload`` (a put begun and not finished), both, or ``between`` (frames
-    arriving, acknowledgements, connecting: no commit or put in progress)."""
+    arriving, acknowledgements, connecting: no commit or put in progress).
+
+    The log is the gateway's JSON lines (STEDI_LOG_FORMAT=json); the events are read from their
+    structured fields (``event``, ``state``, ``key``), never from the wording of a message."""
+    from gateway.spool import COMMIT_EVENT
+    from gateway.uploader import PUT_EVENT
+
     commit_open = False
     puts_open: set[str] = set()
     for line in log_text.splitlines():
-        m = _COMMIT.search(line)
-        if m:
-            commit_open = m.group(1) == "begins"
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not a log record: something else on stderr, or the line the kill cut short
+        if not isinstance(record, dict):
             continue
-        m = _PUT.search(line)
-        if m:
-            if m.group(1) == "begins":
-                puts_open.add(m.group(2))
+        if record.get("event") == COMMIT_EVENT:
+            commit_open = record["state"] == "begins"
+        elif record.get("event") == PUT_EVENT:
+            if record["state"] == "begins":
+                puts_open.add(record["key"])
             else:
-                puts_open.discard(m.group(2))
+                puts_open.discard(record["key"])
     phases = [name for name, on in (("commit", commit_open), ("upload", bool(puts_open))) if on]
     return "+".join(phases) or "between"
 
@@ -413,7 +418,7 @@ def run_faults(plan: FaultPlan, progress: Callable[[str], None] = lambda _m: Non
         clock_file = work / "clock-offset-ms"
         clock_file.write_text("0\n")
         _gateway_toml(home, plan, clock_file)
-        env = dict(os.environ, PYTHONPATH=str(REPO), STEDI_LOG=PHASE_LOGGERS)
+        env = dict(os.environ, PYTHONPATH=str(REPO), STEDI_LOG=PHASE_LOGGERS, STEDI_LOG_FORMAT="json")
         if proxy is not None:
             env["AWS_ENDPOINT_URL"] = proxy.url
         progress("building the firmware and powering up the boards")
@@ -526,13 +531,15 @@ def _grant_research(home: Path, email: str) -> None:
 
 
 def _status_line(home: Path) -> str:
+    from gateway.status import GatewayStatus
+
     try:
-        s = json.loads((home / "status.json").read_text())
-    except (OSError, ValueError):
+        s = GatewayStatus.read(home)
+    except (OSError, ValueError):  # not written yet
         return "gateway starting"
-    return (f"{s.get('readings', 0)} readings this run, spool {s.get('spool_depth', 0)}, "
-            f"uploaded {s.get('uploaded_readings', 0)}, {sum(b['connected'] for b in s.get('boards', []))} "
-            f"boards connected{', upload error' if s.get('upload_error') else ''}")
+    return (f"{s.readings} readings this run, spool {s.spool_depth}, "
+            f"uploaded {s.uploaded_readings}, {sum(b.connected for b in s.boards)} "
+            f"boards connected{', upload error' if s.upload_error else ''}")
 
 
 __all__ = ["BootCount", "Fault", "FaultPlan", "Figures", "GatewayProcess", "account",

@@ -27,7 +27,7 @@ import pytest
 
 from gateway.spool import SPOOL_FILE
 from tests.gateway.simboard import SimRig, sim_rig, write_config  # noqa: F401 - sim_rig is a fixture
-from tests.parts import REPO, Server, free_port, missing_part, mosquitto_binary
+from tests.parts import REPO, LocalServer, free_port, missing_part, mosquitto_binary
 from tests.security.people import fill_lake
 
 SECRETS = {
@@ -143,7 +143,7 @@ def strict_broker() -> Iterator[tuple[int, Path]]:
             f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {work / 'passwords'}\n"
             "persistence false\n"
         )
-        server = Server([binary, "-c", str(work / "mosquitto.conf")], port, log=work / "mosquitto.log")
+        server = LocalServer([binary, "-c", str(work / "mosquitto.conf")], port, log=work / "mosquitto.log")
         try:
             yield port, work / "mosquitto.log"
         finally:

@@ -20,7 +20,7 @@ def test_real_firmware_flashed_with_mpremote_boots(
     make_board: Callable[..., VirtualBoard], tmp_path: Path
 ) -> None:
     if not (FIRMWARE / "main.py").exists():
-        pytest.skip("firmware/board/main.py is not written yet")
+        pytest.fail(f"the project's board firmware is missing: no {FIRMWARE / 'main.py'}")
     from firmware.build import build
 
     # Flashed the way the firmware is meant to be: built with mpy-cross (`stedi firmware build`).
