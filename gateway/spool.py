@@ -128,12 +128,12 @@ def now_ms() -> int:
 class Transaction:
     """A write transaction of the spool that is open (see :meth:`Spool.transaction`)."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
+    def __init__(self, spool: Spool):
+        self._spool = spool
 
     def rollback(self) -> None:
         """Undo what this transaction wrote, now; the ``with`` block then ends without a COMMIT."""
-        self._db.execute("ROLLBACK")
+        self._spool._rollback()
 
 
 class Spool:
@@ -160,6 +160,8 @@ class Spool:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}") from exc
         self._boards: dict[str, int] = dict(self.db.execute("SELECT serial, id FROM boards"))
         self._serials = {v: k for k, v in self._boards.items()}
+        #: Boards whose row the open transaction inserted (forgotten again if it rolls back).
+        self._boards_in_transaction: list[str] = []
         self._watermarks: dict[tuple[int, int], int] = {
             (b, boot): s for b, boot, s in self.db.execute("SELECT board, boot, last_seq FROM watermarks")
         }
@@ -187,14 +189,23 @@ class Spool:
         # IMMEDIATE: take the write lock now, so a register/consent command running beside the
         # gateway waits at BEGIN (busy timeout) instead of failing in the middle of the block.
         self.db.execute("BEGIN IMMEDIATE")
+        self._boards_in_transaction = []
         try:
-            yield Transaction(self.db)
+            yield Transaction(self)
             if self.db.in_transaction:  # not when the block rolled back itself
                 self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+                self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        self.db.execute("ROLLBACK")
+        # A board first seen in the transaction lost its row: its id must go too, or later
+        # readings would be kept under an id no row names (and a restart would not know them).
+        for serial in self._boards_in_transaction:
+            self._serials.pop(self._boards.pop(serial), None)
+        self._boards_in_transaction = []
 
     # ---- boards and watermarks -------------------------------------------------------
 
@@ -205,6 +216,7 @@ class Spool:
             bid = int(cur.lastrowid or 0)
             self._boards[serial] = bid
             self._serials[bid] = serial
+            self._boards_in_transaction.append(serial)
         return bid
 
     def watermark(self, serial: str, boot: int) -> int | None:

@@ -49,6 +49,24 @@ def test_full_spool_refuses_whole_frames_and_acknowledges_nothing_new(tmp_path: 
     assert spool.add_readings("b", 1, rows(20, 5)).acked_seq == 24  # still fits exactly
 
 
+def test_a_new_board_refused_by_a_full_spool_is_spooled_whole_later(tmp_path: Path) -> None:
+    # The refusal rolls back the new board's row; its id must not outlive that rollback, or its
+    # later readings are kept under an id no row names and the spool fails after a restart.
+    spool = Spool(tmp_path, max_readings=25)
+    spool.add_readings("full", 1, rows(0, 20))
+    assert spool.add_readings("late", 1, rows(0, 10)).refused
+    spool.cut_batches(max_count=100, max_age_s=0, force=True)
+    spool.batch_uploaded(spool.open_batches()[0], objects=1)  # room again
+    assert spool.add_readings("late", 1, rows(0, 10)).accepted == 10
+    spool.close()
+
+    again = Spool(tmp_path)
+    assert again.watermark("late", 1) == 9
+    cut = again.cut_batches(max_count=100, max_age_s=0, force=True)
+    assert [(b.serial, b.count) for b in cut] == [("late", 10)]
+    assert [(b.serial, b.count) for b in again.open_batches()] == [("late", 10)]
+
+
 def test_batch_boundaries_are_durable_and_never_recut(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.add_readings("b", 1, rows(0, 25))
