@@ -7,10 +7,13 @@ clear error when it exits first), and a stop that terminates, then kills.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from stedi.tools import die_with_parent
@@ -82,3 +85,29 @@ def start_moto(log: Path | None = None) -> LocalServer:
     """moto's S3 (and every other AWS service) server, in server mode, on a free loopback port."""
     port = free_port()
     return LocalServer([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, log=log)
+
+
+#: What boto3 reads from the environment that could point it elsewhere than a local stand-in.
+_AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL",
+             "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+@contextlib.contextmanager
+def aws_environment(endpoint: str, credentials: dict[str, str]) -> Iterator[None]:
+    """boto3 in this process pointed at a local stand-in of AWS (``endpoint``, e.g. moto's server)
+    with ``credentials`` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and a region); the environment
+    is as it was afterwards.  A session token, profile or S3-only endpoint of the real account is
+    taken away meanwhile: boto3 would prefer it."""
+    saved = {k: os.environ.get(k) for k in _AWS_KEYS}
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(k, None)
+    os.environ.update(credentials)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

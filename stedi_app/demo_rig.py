@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from stedi.local_servers import ServerError, start_moto
+from stedi.local_servers import ServerError, aws_environment, start_moto
 from stedi_app.demo_reconcile import BoardCount
 
 log = logging.getLogger(__name__)
@@ -52,32 +51,22 @@ def moto_s3(work: Path) -> Iterator[str]:
 
     Dummy credentials and ``AWS_ENDPOINT_URL`` are put in this process's environment (boto3
     reads them) and restored afterwards."""
-    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-    saved = {k: os.environ.get(k) for k in keys}
     try:
         server = start_moto(work / "moto.log")
     except ServerError as exc:
         raise DemoError(f"moto's S3 server did not start: {exc} (log: {work / 'moto.log'})") from None
     log.info("moto S3 server (pid %d) on 127.0.0.1:%d", server.proc.pid, server.port)
+    credentials = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
     try:
-        for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            os.environ.pop(k, None)
-        os.environ.update({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url})
-        import boto3
+        with aws_environment(server.url, credentials):
+            import boto3
 
-        boto3.client("s3").create_bucket(Bucket=DEMO_BUCKET)
-        log.info("moto S3 server ready; bucket %s created", DEMO_BUCKET)
-        yield f"s3://{DEMO_BUCKET}/lake"
+            boto3.client("s3").create_bucket(Bucket=DEMO_BUCKET)
+            log.info("moto S3 server ready; bucket %s created", DEMO_BUCKET)
+            yield f"s3://{DEMO_BUCKET}/lake"
     finally:
         server.stop()
         log.info("moto S3 server stopped")
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ---- radio and boards --------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stedi.local_servers import aws_environment
 from tests.parts import (
     AWS_TEST_ENV,
     MicroPython,
@@ -43,19 +44,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except ImportError:
         missing_part("moto[server]")
     server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
-    endpoint = f"http://127.0.0.1:{server.port}"
-    saved = {k: os.environ.get(k) for k in [*AWS_TEST_ENV, "AWS_ENDPOINT_URL"]}
-    os.environ.update(AWS_TEST_ENV)
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
-        yield endpoint
+        with aws_environment(server.url, AWS_TEST_ENV):
+            yield server.url
     finally:
         server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture
