@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -37,6 +38,10 @@ from simulator.board.interpreter import (
 from simulator.board.repl import CTRL_C, Mode, RawPaste, Repl
 
 log = logging.getLogger(__name__)
+
+#: The ports a virtual board can behave as (simulator/shims/_board.py PROFILES).
+PROFILES = ("esp32", "picow")
+_AIRTIME = re.compile(r"^[1-9]\d*(/[1-9]\d*)?$")
 
 #: Host bytes a board holds while its program is busy (a UART ring buffer is smaller still).
 INPUT_BUFFER_MAX = 64 * 1024
@@ -177,8 +182,19 @@ class VirtualBoard:
         micropython: str | None = None,
         extra_path: tuple[Path, ...] = (),
         pty: bool | str | Path = False,
+        profile: str = "esp32",
+        airtime: str | None = None,
     ) -> None:
         self.flash = Path(flash_dir).resolve()
+        if profile not in PROFILES:
+            raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+        #: The port the board behaves as (simulator/shims/_board.py): its pin, I2C, ADC and
+        #: watchdog rules, its BLE stack's back-pressure.
+        self.profile = profile
+        if airtime is not None and not _AIRTIME.match(airtime):
+            raise ValueError(f"airtime {airtime!r} is not RATE or RATE/BUFFERS, e.g. 200/8")
+        #: Notifications per second the board's link carries, and its controller's buffers.
+        self.airtime = airtime
         #: Also offer the console on a pseudo-terminal; a path makes a symlink to it there.
         self.pty = pty
         #: The pseudo-terminal's device (``/dev/pts/N``) once serving with ``pty``.
@@ -370,7 +386,9 @@ class VirtualBoard:
     async def _fresh_interpreter(self) -> None:
         if self._interp is not None:
             await self._interp.kill()
-        env = {"STEDI_BOARD_ID": self.board_id}
+        env = {"STEDI_BOARD_ID": self.board_id, "STEDI_BOARD_PROFILE": self.profile}
+        if self.airtime:
+            env["STEDI_AIRTIME"] = self.airtime
         if self.radio:
             env["STEDI_RADIO"] = self.radio
         self._interp = Interpreter(

@@ -10,6 +10,9 @@
 #   uses to identify, start and read a measurement (ST VL53L0X API register map).
 # - HC-SR04 ultrasonic sensor: time_pulse_us() on any pin returns the echo time.
 # - ADC: a LiPo battery behind a 1:2 divider, slowly discharging with uptime.
+#
+# Pins, I2C, ADC and the watchdog take only what the board profile's port takes
+# (_board.profile(): esp32 or picow), raising that port's own errors; see _board.py.
 import json
 import os
 import time
@@ -126,12 +129,14 @@ class Pin:
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None, **kwargs):
         self._id = id
+        self._gpio = _board.pin_id(id)
         self._value = 0
         self._handler = None
         self.init(mode, pull, value=value)
 
     def init(self, mode=-1, pull=-1, *, value=None, **kwargs):
         if mode != -1:
+            _board.check_pin(self._gpio, mode == Pin.OUT or mode == Pin.OPEN_DRAIN)
             self._mode = mode
         if pull != -1:
             self._pull = pull
@@ -259,12 +264,23 @@ def _bus_devices(bus):
     return devs
 
 
+def _gpio(pin):
+    if pin is None or isinstance(pin, Pin):
+        return None if pin is None else pin._gpio
+    return _board.pin_id(pin)
+
+
 class I2C:
-    """I2C bus with a VL53L0X attached at 0x29.  Other addresses do not answer (ENODEV)."""
+    """I2C bus with a VL53L0X attached at 0x29.  Other addresses do not answer (ENODEV), nor
+    does anything on a bus whose pins cannot drive it (an input-only pin on an ESP32)."""
 
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
         self._bus = id
-        self._devs = _bus_devices(id)
+        works = self._check(id, _gpio(scl), _gpio(sda))
+        self._devs = _bus_devices(id) if works else []
+
+    def _check(self, bus, scl, sda):
+        return _board.check_i2c(bus, scl, sda)
 
     def init(self, *args, **kwargs):
         pass
@@ -306,7 +322,15 @@ class I2C:
         buf[:] = self._dev(addr).read(memaddr, len(buf))
 
 
-SoftI2C = I2C
+class SoftI2C(I2C):
+    """Bit-banged I2C on any pins that exist (extmod/machine_i2c.c): no controller's pin rules.
+    It reaches the same VL53L0X as hardware bus 0."""
+
+    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
+        super().__init__(0, scl=scl, sda=sda, freq=freq, timeout=timeout)
+
+    def _check(self, bus, scl, sda):
+        return True
 
 
 # ---------------------------------------------------------------- ADC (battery)
@@ -319,6 +343,10 @@ class ADC:
     WIDTH_12BIT = const(3)
 
     def __init__(self, pin, *, atten=None):
+        if isinstance(pin, Pin):
+            _board.check_adc(pin._gpio, True)
+        else:
+            _board.check_adc(_board.pin_id(pin) if _board.profile() == "esp32" else pin, False)
         self._pin = pin
 
     def atten(self, a):
@@ -347,6 +375,7 @@ class WDT:
     def __init__(self, id=0, timeout=5000):
         import _thread
 
+        _board.check_wdt(id, timeout)
         self._timeout = timeout
         self._fed = time.ticks_ms()
         _thread.start_new_thread(self._watch, ())
