@@ -35,13 +35,15 @@ print("HCSR04 OK")
 
 VL53 = r"""
 import machine
+import config
 from fake_vl53l0x import FakeVL53L0X
 from sensors import ERR_BUS, ERR_RANGE, ERR_TIMEOUT
 from sensors.vl53l0x import VL53L0X
 
 dev = FakeVL53L0X([512, 8190, 1234, 40], stop_variable=0x5A, ready_after=2)
 machine.I2C_DEVICES.clear(); machine.I2C_DEVICES[0x29] = dev
-i2c = machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21))
+pins = config.PINS[PROFILE]  # the board's default wiring
+i2c = machine.I2C(0, scl=machine.Pin(pins["scl"]), sda=machine.Pin(pins["sda"]))
 s = VL53L0X(i2c)
 assert s.stop_variable == 0x5A, "stop variable read from the private page"
 assert dev.mode == 0x02, "continuous back-to-back ranging started"
@@ -85,14 +87,15 @@ s = SimSensor(low=100, high=300, period=4, error_every=5)
 assert [s.read() for _ in range(10)] == [100, 200, 300, 200, ERR_TIMEOUT, 200, 300, 200, 100, ERR_TIMEOUT]
 assert SimSensor().read() == SimSensor().read(), "deterministic"
 
-cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "sensor": "hcsr04",
+cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": "hcsr04",
                     "pins": {"trigger": 12, "echo": 14}})
 h = make_sensor(cfg)
 assert (h.trigger.id, h.echo.id, h.timeout_us) == (12, 14, 30000)
 from fake_vl53l0x import FakeVL53L0X
 machine.I2C_DEVICES[0x29] = FakeVL53L0X([99])
-cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "sensor": "vl53l0x",
-                    "pins": {"scl": 22, "sda": 21}})
+# the board's default pins: a VL53L0X on them works on this board's port
+cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": "vl53l0x"})
+assert cfg["pins"] == config.PINS[PROFILE], cfg["pins"]
 v = make_sensor(cfg)
 assert v.read() == 99
 for bad, key in (({"serial": ""}, "serial"), ({"sensor": "lidar"}, "sensor"), ({"rate_hz": 51}, "rate_hz"),
@@ -113,13 +116,13 @@ print("SIM OK")
 """
 
 
-def test_hcsr04_pins(micropython: MicroPython) -> None:
-    assert "HCSR04 OK" in run_board(micropython, HCSR04)
+def test_hcsr04_pins(micropython: MicroPython, profile: str) -> None:
+    assert "HCSR04 OK" in run_board(micropython, HCSR04, profile=profile)
 
 
-def test_vl53l0x_registers(micropython: MicroPython) -> None:
-    assert "VL53 OK" in run_board(micropython, VL53)
+def test_vl53l0x_registers(micropython: MicroPython, profile: str) -> None:
+    assert "VL53 OK" in run_board(micropython, f"PROFILE = {profile!r}\n" + VL53, profile=profile)
 
 
-def test_sim_sensor_factory_and_config(micropython: MicroPython) -> None:
-    assert "SIM OK" in run_board(micropython, SIM_AND_FACTORY)
+def test_sim_sensor_factory_and_config(micropython: MicroPython, profile: str) -> None:
+    assert "SIM OK" in run_board(micropython, f"PROFILE = {profile!r}\n" + SIM_AND_FACTORY, profile=profile)
