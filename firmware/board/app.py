@@ -75,7 +75,10 @@ class Board:
         elif op == p.OP_RESUME:
             ok = self.ring.resume(value)
         elif op == p.OP_SET_RATE:
-            self.sampler.set_rate(value)
+            if value > self.sampler.max_hz:
+                ok = False  # faster than the sensor measures: refused and counted
+            else:
+                self.sampler.set_rate(value)
         elif op == p.OP_START:
             self.sampler.start()
         elif op == p.OP_STOP:

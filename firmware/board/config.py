@@ -45,6 +45,10 @@ DEFAULTS = {
 
 SENSORS = ("hcsr04", "vl53l0x", "sim")
 
+# The fastest rate each sensor measures at: the drivers' MAX_RATE_HZ (sensors/hcsr04.py: an
+# echo lasts up to 38 ms; sensors/vl53l0x.py: a 33 ms timing budget).
+MAX_RATE_HZ = {"hcsr04": 20, "vl53l0x": 30, "sim": 50}
+
 # rp2's watchdog counts 24 bits at two ticks per us: at most 8388 ms (ports/rp2/machine_wdt.c,
 # WDT_TIMEOUT_MAX, "timeout exceeds 8388"); the ESP32's has no limit of its own.
 WATCHDOG_MAX_MS = {"esp32": 60000, "picow": 8388}
@@ -143,7 +147,10 @@ def validate(config):
         raise ValueError("config board is %s but this is a %s board (sys.platform %s)" % (board, running, sys.platform))
     if config["sensor"] not in SENSORS:
         raise ValueError("config sensor must be one of %s, not %r" % (", ".join(SENSORS), config["sensor"]))
-    _check_int(config, "rate_hz", 1, 50)
+    top = MAX_RATE_HZ[config["sensor"]]
+    v = config["rate_hz"]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > top:
+        raise ValueError("config rate_hz must be an integer 1..%d for a %s, not %r" % (top, config["sensor"], v))
     _check_int(config, "buffer_readings", 16, 1000000)
     _check_int(config, "batch_ms", 0, 60000)
     _check_int(config, "pace_ms", 0, 1000)

@@ -292,6 +292,14 @@ class VirtualBoard:
         self._input = asyncio.Event()
         self.flash.mkdir(parents=True, exist_ok=True)
         self._banner = await asyncio.to_thread(_banner, self.binary)
+        if not self.extra_path:
+            # The shims as .mpy first on the path (built once, cached): a board's machine and
+            # bluetooth are C in flash, and compiled from source in the board's heap they would
+            # fragment it (simulator/shims/__init__.py).
+            from simulator.shims import compiled_shims
+
+            compiled = await asyncio.to_thread(compiled_shims, self.binary)
+            self.extra_path = (compiled,) if compiled is not None else ()
         # Measured once here, off the event loop; each power-up then reads the cached figure.
         await asyncio.to_thread(agent_heap_bytes, self.binary, self.extra_path)
         server = await self._loop.create_server(lambda: _HostLink(self), self.host, self.port)

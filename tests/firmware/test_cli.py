@@ -47,8 +47,14 @@ def test_mpy_compatibility_check() -> None:
 
 
 def test_make_config_checks_arguments() -> None:
-    cfg = make_config({"sensor": "sim", "rate_hz": 20}, SERIAL.upper(), "vl53l0x", 50, 1000)
-    assert cfg == {"serial": SERIAL, "sensor": "vl53l0x", "rate_hz": 50, "buffer_readings": 1000}
+    cfg = make_config({"sensor": "sim", "rate_hz": 20}, SERIAL.upper(), "vl53l0x", 30, 1000)
+    assert cfg == {"serial": SERIAL, "sensor": "vl53l0x", "rate_hz": 30, "buffer_readings": 1000}
+    # a VL53L0X measures once per 33 ms timing budget, an HC-SR04's echo lasts up to 38 ms
+    with pytest.raises(FirmwareError, match="rate_hz must be an integer 1..30 for a vl53l0x, not 50"):
+        make_config({}, SERIAL, "vl53l0x", 50)
+    with pytest.raises(FirmwareError, match="rate_hz must be an integer 1..20 for a hcsr04, not 25"):
+        make_config({}, SERIAL, "hcsr04", 25)
+    assert make_config({}, SERIAL, "sim", 50)["rate_hz"] == 50
     with pytest.raises(FirmwareError, match="UUID"):
         make_config({}, "board-7", None, None)
     with pytest.raises(FirmwareError, match="hcsr04, vl53l0x, sim"):

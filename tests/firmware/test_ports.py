@@ -22,7 +22,7 @@ from sensors.sim import SimSensor
 SERIAL = "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab"
 E0 = 1700000000000
 
-def make(**over):
+def make(sensor=None, **over):
     o = {"serial": SERIAL, "board": PROFILE, "rate_hz": 50, "batch_ms": 100, "pace_ms": 5, "status_ms": 200,
          "buffer_readings": 600}
     o.update(over)
@@ -33,7 +33,7 @@ def make(**over):
     gc.collect()
     bluetooth._instance = None
     ble = bluetooth.BLE()
-    return app.Board(cfg, ble, SimSensor(), machine.WDT(timeout=cfg["watchdog_ms"])), ble
+    return app.Board(cfg, ble, sensor or SimSensor(), machine.WDT(timeout=cfg["watchdog_ms"])), ble
 
 def readings(board, ble):
     ble.take_notified(board.link.h_status)
@@ -254,3 +254,25 @@ print("HEAP GUARD OK")
 def test_pico_w_holds_notifications_while_the_heap_is_short(micropython: MicroPython, built_dir: Path) -> None:
     out = run(micropython, built_dir, "picow", HEAP_GUARD)
     assert "HEAP GUARD OK" in out, out
+
+
+SENSOR_RATE = r"""
+sensor = SimSensor()
+sensor.MAX_RATE_HZ = 30  # as a VL53L0X: its timing budget allows about 30 measurements a second
+board, ble = make(sensor, rate_hz=20)
+ble.central_connect(1)
+write(board, ble, p.encode_set_rate(40), 1)
+write(board, ble, p.encode_set_rate(30), 1)
+async def control():
+    task = asyncio.create_task(board.control_task())
+    await until(lambda: board.link.pending_writes() == 0)
+    task.cancel()
+asyncio.run(control())
+assert board.sampler.rate_hz == 30 and board.malformed == 1, (board.sampler.rate_hz, board.malformed)
+print("RATE OK")
+"""
+
+
+def test_set_rate_beyond_the_sensors_limit_is_refused(micropython: MicroPython, built_dir: Path) -> None:
+    out = run(micropython, built_dir, "esp32", SENSOR_RATE)
+    assert "RATE OK" in out, out

@@ -30,6 +30,15 @@ t_high = machine.LOG[1][0]; t_low = machine.LOG[2][0]
 assert t_low - t_high >= 10, "trigger pulse must last at least 10 us"
 assert machine.PULSE_CALLS[0] == (18, 1, 25000)
 assert pulse_to_mm(5831) == 1000
+# ECHO still high from the last ping (no echo holds it about 38 ms): the sensor would ignore a
+# trigger, and time_pulse_us would time what is left of that pulse as if it were a distance
+from sensors import ERR_BUSY
+machine.LOG.clear(); del machine.PULSE_CALLS[:]
+machine.PULSES[:] = [700]
+echo._value = 1
+assert s.read() == ERR_BUSY and not machine.LOG and not machine.PULSE_CALLS, "triggered into a busy sensor"
+echo._value = 0
+assert s.read() == 120
 print("HCSR04 OK")
 """
 
@@ -112,6 +121,19 @@ try:
     raise AssertionError("missing config accepted")
 except ValueError as e:
     assert "stedi firmware flash" in str(e)
+# each sensor's own rate limit: the HC-SR04's echo and the VL53L0X's timing budget
+for sensor, top in (("hcsr04", 20), ("vl53l0x", 30), ("sim", 50)):
+    over = {"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": sensor}
+    assert config.merge(dict(over, rate_hz=top))["rate_hz"] == top
+    if top < 50:
+        try:
+            config.merge(dict(over, rate_hz=top + 1))
+            raise AssertionError("%s accepted at %d Hz" % (sensor, top + 1))
+        except ValueError as e:
+            assert ("rate_hz must be an integer 1..%d for a %s" % (top, sensor)) in str(e), str(e)
+from sensors.hcsr04 import HCSR04
+from sensors.vl53l0x import VL53L0X
+assert HCSR04.MAX_RATE_HZ == config.MAX_RATE_HZ["hcsr04"] and VL53L0X.MAX_RATE_HZ == config.MAX_RATE_HZ["vl53l0x"]
 print("SIM OK")
 """
 
