@@ -34,7 +34,7 @@ _CONTROL_BUFFER = const(32)
 _MAX_PENDING_WRITES = const(8)
 # BTstack (Pico W) does not refuse a notification it cannot send yet: it copies it onto the
 # MicroPython heap (extmod/btstack/modbluetooth_btstack.c, mp_bluetooth_gatts_notify_indicate),
-# and since MicroPython 1.21 does not check that allocation.  Below this much free heap the
+# and since MicroPython 1.20 does not check that allocation.  Below this much free heap the
 # board holds its notifications back (the readings stay in the ring) until the copies drain.
 NOTIFY_HEAP_RESERVE = const(4096)
 

@@ -19,7 +19,7 @@
 #   BTSTACK_ACL_BUFFERS_FULL -> m_tracked_calloc + att_server_request_to_send_notification).
 #   Here the copy is a bytearray on this interpreter's heap, so it costs the firmware's heap as
 #   it does on the board, and a full heap raises MemoryError out of gatts_notify (what the
-#   port's m_new did before 2023; since commit 256f47e2 the port does not check the allocation
+#   port's m_new did before 1.20; since commit 256f47e2 (1.20) it does not check the allocation
 #   at all, and a full heap crashes the board instead, which a firmware must not let happen).
 # The link carries STEDI_AIRTIME notifications per second ("RATE/BUFFERS", default 200/8:
 # e.g. a 30 ms connection interval with 6 packets per event, 8 controller buffers; an assumed
