@@ -25,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from firmware.board import stedi_protocol as proto  # noqa: E402
 from firmware.build import build  # noqa: E402
-from tests.firmware.helpers import MP_SCRIPTS, SHIMS  # noqa: E402
+from tests.firmware.helpers import MP_SCRIPTS, board_heap, compiled_doubles  # noqa: E402
 from tests.parts import MicroPython, micropython_binary  # noqa: E402
 
 RATES = (50, 100, 150, 200, 300, 500, 1000)
 
 
 def run(mp: MicroPython, board: Path, code: str) -> str:
-    return mp.run(code, path=[SHIMS, MP_SCRIPTS, board], timeout=300).stdout
+    # the test doubles as .mpy, with the 96 KiB heap plus what their port rules take (C on a board)
+    return mp.run(code, path=[compiled_doubles(), MP_SCRIPTS, board], heap=board_heap(mp, None), timeout=300).stdout
 
 
 def main() -> None:

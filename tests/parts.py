@@ -53,18 +53,19 @@ class MicroPython:
         heap: str | None = None,
         check: bool = True,
         stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         with tempfile.TemporaryDirectory() as tmp:
             if script is None:
                 script = Path(tmp) / "main_under_test.py"
                 script.write_text(code or "")
-            env = dict(os.environ)
+            environ = dict(os.environ, **(env or {}))
             # ".frozen" keeps the port's frozen modules (asyncio) importable after MICROPYPATH replaces the path.
-            env["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
+            environ["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
             proc = subprocess.run(
                 [self.binary, "-X", f"heapsize={heap or self.heap}", str(script)],
                 cwd=cwd,
-                env=env,
+                env=environ,
                 input=stdin.decode() if stdin is not None else None,
                 capture_output=True,
                 text=True,

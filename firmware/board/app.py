@@ -46,7 +46,9 @@ class Board:
         self.wdt = wdt
         self.battery_adc = battery_adc
         self.battery_pct = 100
-        self.link = Peripheral(ble, config["serial"], FIRMWARE_VERSION, config["model"], MANUFACTURER, self.on_link)
+        # BTstack (the Pico W's stack) queues notifications on the heap instead of refusing them.
+        self.link = Peripheral(ble, config["serial"], FIRMWARE_VERSION, config["model"], MANUFACTURER, self.on_link,
+                               heap_queued=config.get("board") == "picow")
         self._send_flag = asyncio.ThreadSafeFlag()
         self._beats_seen = -1
         self.update_status()
@@ -73,7 +75,10 @@ class Board:
         elif op == p.OP_RESUME:
             ok = self.ring.resume(value)
         elif op == p.OP_SET_RATE:
-            self.sampler.set_rate(value)
+            if value > self.sampler.max_hz:
+                ok = False  # faster than the sensor measures: refused and counted
+            else:
+                self.sampler.set_rate(value)
         elif op == p.OP_START:
             self.sampler.start()
         elif op == p.OP_STOP:
@@ -139,11 +144,17 @@ class Board:
         length, count = self.build_frame()
         if count == 0:
             return False
-        if not self.link.notify(self.link.h_readings, memoryview(self.encoder.buf)[:length]):
+        link = self.link
+        generation = link.generation
+        if not link.notify(link.h_readings, memoryview(self.encoder.buf)[:length]):
             self.notify_refused += 1
             return False
-        self.ring.advance(count)
         self.frames_sent += 1
+        # A connect or disconnect IRQ can run as the notify returns; on_link then rewound the
+        # cursor to the oldest unacknowledged reading, and moving it on would skip this frame
+        # on the new connection.
+        if link.generation == generation:
+            self.ring.advance(count)
         return True
 
     # --- status --------------------------------------------------------------
@@ -183,7 +194,15 @@ class Board:
         pace = self.config["pace_ms"]
         while True:
             if self.streaming and self.link.conn is not None and self.clock.synced and self.ready_to_send():
-                if self.send_one():
+                try:
+                    sent = self.send_one()
+                except MemoryError:
+                    # Nothing was sent or advanced: the readings stay in the ring for the retry.
+                    # Ending this task instead would stop streaming until the watchdog resets
+                    # the board, and the reset would lose every unacknowledged reading.
+                    gc.collect()
+                    sent = False
+                if sent:
                     await asyncio.sleep_ms(pace)
                 else:
                     await asyncio.sleep_ms(_NOTIFY_RETRY_MS)
@@ -193,6 +212,7 @@ class Board:
     async def status_task(self):
         period = self.config["status_ms"]
         while True:
+            self.link.keep_alive()
             ring = self.ring
             if ring.used_up() and ring.fill() == 0:
                 self.renew_boot()

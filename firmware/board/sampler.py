@@ -14,6 +14,7 @@ from clock import now_ticks
 class Sampler:
     def __init__(self, sensor, ring, rate_hz):
         self.sensor = sensor
+        self.max_hz = getattr(sensor, "MAX_RATE_HZ", 50)  # the sensor's own limit (sensors/__init__.py)
         self.ring = ring
         self.running = False
         self.samples = 0  # measurements attempted
@@ -25,8 +26,8 @@ class Sampler:
         self.set_rate(rate_hz)
 
     def set_rate(self, hz):
-        if hz < 1 or hz > 50:
-            raise ValueError("rate must be 1..50 Hz")
+        if hz < 1 or hz > self.max_hz:
+            raise ValueError("rate must be 1..%d Hz for this sensor" % self.max_hz)
         self.rate_hz = hz
         self.period_us = 1000000 // hz
         self._rem_step = 1000000 % hz

@@ -34,6 +34,18 @@ def board(
     board_id: str | None = typer.Option(
         None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-<port>."
     ),
+    profile: str = typer.Option(
+        "esp32",
+        "--profile",
+        help="The port the board behaves as: esp32 (NimBLE) or picow (Raspberry Pi Pico W, BTstack). "
+        "Its pin, I2C, ADC and watchdog rules and its BLE back-pressure apply (docs/simulator.md).",
+    ),
+    airtime: str | None = typer.Option(
+        None,
+        "--airtime",
+        help="RATE[/BUFFERS]: notifications per second the BLE link carries and the controller's "
+        "buffers (default 200/8); a lower rate shows the stack's back-pressure.",
+    ),
     pty: bool = typer.Option(
         False,
         "--pty",
@@ -68,11 +80,13 @@ def board(
             host=host,
             port=port,
             pty=pty_link if pty_link is not None else pty,
+            profile=profile,
+            airtime=airtime,
         )
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-    typer.echo(f"virtual board: flash {virtual.flash}, heap {heap}; Ctrl-C to stop")
+    typer.echo(f"virtual board ({profile}): flash {virtual.flash}, heap {heap}; Ctrl-C to stop")
 
     async def serve_until_signalled() -> None:
         # SIGTERM (and SIGINT, which a shell ignores in background jobs) power the board off

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -37,6 +38,10 @@ from simulator.board.interpreter import (
 from simulator.board.repl import CTRL_C, Mode, RawPaste, Repl
 
 log = logging.getLogger(__name__)
+
+#: The ports a virtual board can behave as (simulator/shims/_board.py PROFILES).
+PROFILES = ("esp32", "picow")
+_AIRTIME = re.compile(r"^[1-9]\d*(/[1-9]\d*)?$")
 
 #: Host bytes a board holds while its program is busy (a UART ring buffer is smaller still).
 INPUT_BUFFER_MAX = 64 * 1024
@@ -177,8 +182,19 @@ class VirtualBoard:
         micropython: str | None = None,
         extra_path: tuple[Path, ...] = (),
         pty: bool | str | Path = False,
+        profile: str = "esp32",
+        airtime: str | None = None,
     ) -> None:
         self.flash = Path(flash_dir).resolve()
+        if profile not in PROFILES:
+            raise ValueError(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+        #: The port the board behaves as (simulator/shims/_board.py): its pin, I2C, ADC and
+        #: watchdog rules, its BLE stack's back-pressure.
+        self.profile = profile
+        if airtime is not None and not _AIRTIME.match(airtime):
+            raise ValueError(f"airtime {airtime!r} is not RATE or RATE/BUFFERS, e.g. 200/8")
+        #: Notifications per second the board's link carries, and its controller's buffers.
+        self.airtime = airtime
         #: Also offer the console on a pseudo-terminal; a path makes a symlink to it there.
         self.pty = pty
         #: The pseudo-terminal's device (``/dev/pts/N``) once serving with ``pty``.
@@ -276,6 +292,14 @@ class VirtualBoard:
         self._input = asyncio.Event()
         self.flash.mkdir(parents=True, exist_ok=True)
         self._banner = await asyncio.to_thread(_banner, self.binary)
+        if not self.extra_path:
+            # The shims as .mpy first on the path (built once, cached): a board's machine and
+            # bluetooth are C in flash, and compiled from source in the board's heap they would
+            # fragment it (simulator/shims/__init__.py).
+            from simulator.shims import compiled_shims
+
+            compiled = await asyncio.to_thread(compiled_shims, self.binary)
+            self.extra_path = (compiled,) if compiled is not None else ()
         # Measured once here, off the event loop; each power-up then reads the cached figure.
         await asyncio.to_thread(agent_heap_bytes, self.binary, self.extra_path)
         server = await self._loop.create_server(lambda: _HostLink(self), self.host, self.port)
@@ -370,7 +394,9 @@ class VirtualBoard:
     async def _fresh_interpreter(self) -> None:
         if self._interp is not None:
             await self._interp.kill()
-        env = {"STEDI_BOARD_ID": self.board_id}
+        env = {"STEDI_BOARD_ID": self.board_id, "STEDI_BOARD_PROFILE": self.profile}
+        if self.airtime:
+            env["STEDI_AIRTIME"] = self.airtime
         if self.radio:
             env["STEDI_RADIO"] = self.radio
         self._interp = Interpreter(

@@ -13,6 +13,9 @@ unix-port process.  A reset cannot be done from inside that process, so a shim a
 - ``on_board()``: True when running under a virtual board (False under plain ``micropython``,
   e.g. a unit test running a shim directly).
 - ``board_id()``: the board's name (env ``STEDI_BOARD_ID``, set by the board; "" if unset).
+- ``profile()``: the port this board behaves as (env ``STEDI_BOARD_PROFILE``: ``esp32``, the
+  default, or ``picow``), and the rules that port applies to pins, I2C, ADC and the watchdog
+  (``check_pin``, ``check_i2c``, ``check_adc``, ``check_wdt``), raising the port's own errors.
 
 Mechanism: the board passes a random token in env ``STEDI_BOARD_NONCE``; a request is the
 control marker ``\\x00STEDI-<token>:`` plus one code byte (``H`` hard, ``S`` soft) written to
@@ -64,3 +67,110 @@ def hard_reset():
 
 def soft_reset():
     _request(b"S", EXIT_SOFT_RESET)
+
+
+# ---------------------------------------------------------------- board profiles
+# What the port a virtual board stands for refuses, with the port's own error texts (read in
+# micropython/micropython at 1c3c201; each rule names its file).  The firmware's config check
+# (firmware/board/config.py) has its own copy of these rules on purpose: this is the referee
+# that a wrong rule there runs into, as it would on the real board.
+#   esp32: ESP32-WROOM, MicroPython's esp32 port, NimBLE.
+#   picow: Raspberry Pi Pico W (RP2040 + CYW43439), the rp2 port, BTstack.
+PROFILES = ("esp32", "picow")
+
+
+def profile():
+    name = os.getenv("STEDI_BOARD_PROFILE") or "esp32"
+    if name not in PROFILES:
+        raise ValueError("STEDI_BOARD_PROFILE must be esp32 or picow, not " + repr(name))
+    return name
+
+
+def _esp32_gpio(n):
+    # docs/esp32/quickref.rst: "Available Pins are from the following ranges (inclusive):
+    # 0-19, 21-23, 25-27, 32-39" (the others are absent from ports/esp32/machine_pin.c's table).
+    return 0 <= n <= 19 or 21 <= n <= 23 or 25 <= n <= 27 or 32 <= n <= 39
+
+
+def pin_id(pin):
+    """The GPIO number of ``pin`` (an int or a name) on this board, or the port's ValueError.
+    A Pico W's CYW43 pins ("LED", "WL_GPIO0".."WL_GPIO2") stay names."""
+    if profile() == "esp32":
+        # ports/esp32/machine_pin.c, machine_pin_find: no named pins on a generic ESP32.
+        if isinstance(pin, int) and _esp32_gpio(pin):
+            return pin
+        raise ValueError("invalid pin")
+    # ports/rp2/machine_pin.c, machine_pin_find: GPIO 0-29 by number; names from the board's
+    # pins.csv (ports/rp2/boards/RPI_PICO_W/pins.csv: GP0-GP22, GP26-GP28, WL_GPIO0-2, LED)
+    # or the CPU's (GPIO0-GPIO29).
+    if isinstance(pin, int):
+        if 0 <= pin <= 29:
+            return pin
+        raise ValueError("invalid pin")
+    if pin in ("LED", "WL_GPIO0", "WL_GPIO1", "WL_GPIO2"):
+        return pin
+    for prefix, last in (("GPIO", 29), ("GP", 28)):
+        if pin.startswith(prefix) and pin[len(prefix):].isdigit():
+            n = int(pin[len(prefix):])
+            if n <= last and not (prefix == "GP" and 23 <= n <= 25):
+                return n
+    raise ValueError(f'unknown named pin "{pin}"')
+
+
+def check_pin(n, output):
+    """A pin set up as an output: the ESP32's GPIO 34-39 are input only
+    (ports/esp32/machine_pin.c, GPIO_FIRST_NON_OUTPUT)."""
+    if output and profile() == "esp32" and isinstance(n, int) and n >= 34:
+        raise ValueError("pin can only be input")
+
+
+def check_i2c(bus, scl, sda):
+    """Hardware I2C ``bus`` on GPIOs ``scl``/``sda`` (None: the port's default pins).  Raises what
+    the port raises; returns False when the port accepts pins that cannot work (the ESP32 takes
+    an input-only pin and its bus then never gets an ACK)."""
+    if bus not in (0, 1):
+        # ports/rp2/machine_i2c.c and ports/esp32/machine_i2c.c (two controllers each).
+        raise ValueError(f"I2C({bus}) doesn't exist")
+    if profile() == "esp32":
+        # docs/esp32/quickref.rst: "Any available output-capable pins can be used for SCL and SDA".
+        return not ((scl is not None and scl >= 34) or (sda is not None and sda >= 34))
+    # ports/rp2/machine_i2c.h, IS_VALID_SCL/IS_VALID_SDA: SCL odd, SDA even, and bit 1 of the
+    # GPIO number is the bus (I2C0: SCL 1, 5, 9, ..., SDA 0, 4, 8, ...; I2C1: SCL 3, 7, ...,
+    # SDA 2, 6, ...); checked in machine_i2c.c's make_new, SCL first.
+    if scl is not None and not (isinstance(scl, int) and scl & 1 == 1 and (scl & 2) >> 1 == bus):
+        raise ValueError("bad SCL pin")
+    if sda is not None and not (isinstance(sda, int) and sda & 1 == 0 and (sda & 2) >> 1 == bus):
+        raise ValueError("bad SDA pin")
+    return True
+
+
+def check_adc(source, is_pin):
+    """ADC on ``source``: a GPIO number (``is_pin``: given as a Pin), or a bare int, which on
+    rp2 is a channel when it is 0-4."""
+    if profile() == "esp32":
+        # docs/esp32/quickref.rst: ADC on 32-39 (block 1) and 0, 2, 4, 12-15, 25-27 (block 2);
+        # ports/esp32/machine_adc.c raises "invalid pin" for the others.
+        if 32 <= source <= 39 or source in (0, 2, 4, 12, 13, 14, 15, 25, 26, 27):
+            return
+        raise ValueError("invalid pin")
+    # ports/rp2/machine_adc.c: an int 0-4 is a channel (4 the temperature sensor); a pin must be
+    # GPIO 26-29 (ADC_IS_VALID_GPIO).
+    if isinstance(source, int) and (26 <= source <= 29 or (not is_pin and 0 <= source <= 4)):
+        return
+    raise ValueError("Pin doesn't have ADC capabilities")
+
+
+def check_wdt(wdt_id, timeout_ms):
+    if profile() == "esp32":
+        # ports/esp32/machine_wdt.c: id 0 only; no upper limit.
+        if wdt_id != 0:
+            raise ValueError()
+        if timeout_ms <= 0:
+            raise ValueError("WDT timeout too short")
+        return
+    # ports/rp2/machine_wdt.c: the 24-bit counter ticks twice per us on the RP2040, so at most
+    # 8388 ms (WDT_TIMEOUT_MAX); the timeout is taken as unsigned, so a negative one exceeds it.
+    if wdt_id != 0:
+        raise ValueError(f"WDT({wdt_id}) doesn't exist")
+    if timeout_ms < 0 or timeout_ms > 8388:
+        raise ValueError("timeout exceeds 8388")

@@ -9,6 +9,26 @@
 # _thread has no GIL, so the queue is guarded by a lock and the IRQ state is only touched by
 # the main thread.  Socket writes share a lock because the reader thread also writes (hello
 # and state replay after (re)connecting to the radio).
+#
+# What differs by port (the board profile, _board.profile()):
+# - esp32 (NimBLE): a notification the controller has no buffer for is refused with
+#   OSError(ENOMEM) (extmod/nimble/modbluetooth_nimble.c, mp_bluetooth_gatts_notify_indicate:
+#   ble_hs_mbuf_from_flat() returns NULL -> MP_ENOMEM).
+# - picow (BTstack): it is copied onto the GC heap and sent when the controller can take it;
+#   gatts_notify returns success (extmod/btstack/modbluetooth_btstack.c, same function:
+#   BTSTACK_ACL_BUFFERS_FULL -> m_tracked_calloc + att_server_request_to_send_notification).
+#   Here the copy is a bytearray on this interpreter's heap, so it costs the firmware's heap as
+#   it does on the board, and a full heap raises MemoryError out of gatts_notify (what the
+#   port's m_new did before 1.20; since commit 256f47e2 (1.20) it does not check the allocation
+#   at all, and a full heap crashes the board instead, which a firmware must not let happen).
+# The link carries STEDI_AIRTIME notifications per second ("RATE/BUFFERS", default 200/8:
+# e.g. a 30 ms connection interval with 6 packets per event, 8 controller buffers; an assumed
+# figure, real links vary), so back-pressure shows when a firmware sends faster than that.
+# Both ports run the IRQ handler synchronously (MICROPY_PY_BLUETOOTH_USE_SYNC_EVENTS) through
+# extmod/modbluetooth.c's invoke_irq_handler_run_protected: an uncaught exception is printed
+# and the handler is set to None, so the board gets no more BLE events until irq() is called
+# again; and the address memoryview points into the stack frame of the call, so it is
+# invalid after the handler returns (docs/library/bluetooth.rst): here it is overwritten.
 import _thread
 import gc
 import json
@@ -18,6 +38,7 @@ import sys
 import time
 from binascii import hexlify, unhexlify
 
+import _board
 import micropython
 from micropython import const
 
@@ -160,6 +181,15 @@ class _BLE:
         self._conn_mtu = {}
         self._adv = None        # last advertising frame, replayed after a radio reconnect
         self._last_adv = (None, None)
+        self._addr_mv = bytearray(6)  # the memoryview handed to IRQs; scribbled after each
+        self._btstack = _board.profile() == "picow"
+        rate, _, buffers = (os.getenv("STEDI_AIRTIME") or "200/8").partition("/")
+        self._slot_us = 1000000 // max(1, int(rate))  # airtime of one notification
+        self._air_buffers = max(1, int(buffers or 8))
+        self._air_free_at = time.ticks_us()  # when the controller's queue will be empty
+        self._alock = _thread.allocate_lock()
+        self._held = []         # picow: notifications copied onto the heap, oldest first
+        self._sender = False    # picow: a thread sends the held ones as airtime allows
 
     # ------------------------------------------------------------ radio link
     def active(self, flag=None):
@@ -351,10 +381,22 @@ class _BLE:
             return None
         try:
             return h(event, data)
-        except Exception as e:  # as the ports do: report and carry on
-            print("Uncaught exception in IRQ callback handler")
+        except Exception as e:
+            # extmod/modbluetooth.c, invoke_irq_handler_run_protected: print it and disable
+            # the handler; no more BLE events until the program calls irq() again.
+            print("Unhandled exception in IRQ callback handler")
             sys.print_exception(e)
+            self._handler = None
+        finally:
+            mv = self._addr_mv
+            for i in range(6):
+                mv[i] = 0xEE  # the stack frame the port's memoryview pointed at is gone
         return None
+
+    def _addr(self, addr):
+        mv = self._addr_mv
+        mv[:] = addr
+        return memoryview(mv)
 
     def _lost(self, conn):
         at, addr = self._conns.pop(conn)
@@ -362,7 +404,10 @@ class _BLE:
         for key in list(self._subs):
             if key[0] == conn:
                 del self._subs[key]
-        self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, at, memoryview(addr)))
+        with self._alock:
+            # The stack forgets what it still held for the link (the heap copies are freed).
+            self._held = [x for x in self._held if x[0] != conn]
+        self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, at, self._addr(addr)))
 
     def _on_frame(self, f):
         t = f["t"]
@@ -371,7 +416,7 @@ class _BLE:
             addr = _addr_bytes(f["addr"])
             self._conns[conn] = (f.get("addr_type", 0), addr)
             self._adv = None  # the radio stopped our advertising, as the stacks do
-            self._irq(_IRQ_CENTRAL_CONNECT, (conn, f.get("addr_type", 0), memoryview(addr)))
+            self._irq(_IRQ_CENTRAL_CONNECT, (conn, f.get("addr_type", 0), self._addr(addr)))
         elif t == "disconnect":
             if f["conn"] in self._conns:
                 self._lost(f["conn"])
@@ -548,10 +593,69 @@ class _BLE:
         # One ATT notification carries at most ATT_MTU - 3 bytes; the rest is cut off.
         return hexlify(bytes(data)[: self._conn_mtu.get(conn_handle, _DEFAULT_MTU) - 3]).decode()
 
+    def _air_slot(self):
+        """Take the controller's next free buffer (True), or False if all are in use."""
+        with self._alock:
+            now = time.ticks_us()
+            if time.ticks_diff(self._air_free_at, now) < 0:
+                self._air_free_at = now
+            queued = (time.ticks_diff(self._air_free_at, now) + self._slot_us - 1) // self._slot_us
+            if queued >= self._air_buffers:
+                return False
+            self._air_free_at = time.ticks_add(self._air_free_at, self._slot_us)
+            return True
+
     def gatts_notify(self, conn_handle, value_handle, data=None):
         # Sent whatever the client's subscription state (MicroPython docs).
-        d = self._payload(conn_handle, value_handle, data)
-        self._write({"t": "notify", "conn": conn_handle, "h": value_handle, "d": d})
+        if not self._btstack:
+            d = self._payload(conn_handle, value_handle, data)
+            if not self._air_slot():
+                raise OSError(_ENOMEM)  # NimBLE: no buffer for it
+            self._write({"t": "notify", "conn": conn_handle, "h": value_handle, "d": d})
+            return
+        if conn_handle not in self._conns:
+            raise OSError(_ENOTCONN)
+        if data is None:
+            data = self._values.get(value_handle, b"")
+        if not self._held and self._air_slot():
+            d = self._payload(conn_handle, value_handle, data)
+            try:
+                self._write({"t": "notify", "conn": conn_handle, "h": value_handle, "d": d})
+            except OSError:
+                raise MemoryError from None  # this shim's own frame did not fit the heap: no ENOMEM on BTstack
+            return
+        # BTstack: copied (cut to MTU-3 first) onto the heap; a full heap raises MemoryError here.
+        n = min(len(data), self._conn_mtu.get(conn_handle, _DEFAULT_MTU) - 3)
+        copy = bytearray(n)
+        copy[:] = memoryview(data)[:n]
+        with self._alock:
+            self._held.append((conn_handle, value_handle, copy))
+            start = not self._sender
+            self._sender = True
+        if start:
+            _thread.start_new_thread(self._send_held, ())
+
+    def _send_held(self):
+        # picow: the controller takes the held notifications, oldest first, as airtime allows.
+        while True:
+            with self._alock:
+                if not self._held:
+                    self._sender = False
+                    return
+            if not self._air_slot():
+                time.sleep_us(self._slot_us)
+                continue
+            with self._alock:
+                if not self._held:  # the link went meanwhile
+                    continue
+                conn, h, copy = self._held.pop(0)
+            while True:
+                try:
+                    self._write({"t": "notify", "conn": conn, "h": h, "d": hexlify(copy).decode()})
+                    break
+                except (MemoryError, OSError):
+                    gc.collect()
+                    time.sleep_ms(5)
 
     def gatts_indicate(self, conn_handle, value_handle, data=None):
         d = self._payload(conn_handle, value_handle, data)

@@ -7,9 +7,15 @@
 # serial number (config.json "serial"/"serialNumber" in the cwd, else env STEDI_SERIAL, else
 # the board id), so the gateway's simulated phone sees the same steps:
 # - VL53L0X time-of-flight sensor on any I2C bus at address 0x29: the registers a driver
-#   uses to identify, start and read a measurement (ST VL53L0X API register map).
-# - HC-SR04 ultrasonic sensor: time_pulse_us() on any pin returns the echo time.
+#   uses to identify, start and read a measurement (ST VL53L0X API register map); a
+#   measurement takes the default timing budget (about 33 ms) before it is ready.
+# - HC-SR04 ultrasonic sensor: an output pin pulsed high then low is its TRIG; ECHO (any input
+#   pin, and what time_pulse_us() times) then rises after the burst and stays high for the
+#   sound's round trip, or about 38 ms without an echo; a trigger while it is high is ignored.
 # - ADC: a LiPo battery behind a 1:2 divider, slowly discharging with uptime.
+#
+# Pins, I2C, ADC and the watchdog take only what the board profile's port takes
+# (_board.profile(): esp32 or picow), raising that port's own errors; see _board.py.
 import json
 import os
 import time
@@ -126,12 +132,15 @@ class Pin:
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None, **kwargs):
         self._id = id
+        self._gpio = _board.pin_id(id)
         self._value = 0
+        self._mode = -1
         self._handler = None
         self.init(mode, pull, value=value)
 
     def init(self, mode=-1, pull=-1, *, value=None, **kwargs):
         if mode != -1:
+            _board.check_pin(self._gpio, mode == Pin.OUT or mode == Pin.OPEN_DRAIN)
             self._mode = mode
         if pull != -1:
             self._pull = pull
@@ -142,20 +151,27 @@ class Pin:
 
     def value(self, x=None):
         if x is None:
+            if self._mode == Pin.IN and _echo[2]:
+                return _echo_level(time.ticks_us())  # an input reads the HC-SR04's ECHO
             return self._value
-        self._value = 1 if x else 0
+        self._set(1 if x else 0)
+
+    def _set(self, v):
+        if self._value and not v and self._mode == Pin.OUT:
+            _trigger(time.ticks_us())  # TRIG falls: the HC-SR04 starts a measurement
+        self._value = v
 
     def __call__(self, x=None):
         return self.value(x)
 
     def on(self):
-        self._value = 1
+        self._set(1)
 
     def off(self):
-        self._value = 0
+        self._set(0)
 
     def toggle(self):
-        self._value ^= 1
+        self._set(self._value ^ 1)
 
     def irq(self, handler=None, trigger=3, **kwargs):
         # Nothing drives inputs on a virtual board, so the handler is kept but never called.
@@ -165,22 +181,59 @@ class Pin:
         return "Pin(" + repr(self._id) + ")"
 
 
-def time_pulse_us(pin, pulse_level, timeout_us=1000000):
-    """HC-SR04 echo: microseconds of the echo pulse for the distance the person gives now;
-    -1 (timeout during the pulse) when the sensor gets no echo (a dropout)."""
+# The HC-SR04 sends its 8-cycle 40 kHz burst (200 us, HC-SR04 datasheet) after TRIG falls,
+# then raises ECHO.  One sensor per board: [echo rise, echo fall, any trigger yet] in ticks_us.
+_BURST_US = const(200)
+_echo = [0, 0, False]
+
+
+def _trigger(now):
+    if _echo[2] and time.ticks_diff(_echo[1], now) > 0:
+        return  # still busy with the last measurement (ECHO high, or the burst): ignored
     d = _distance()
-    if d is None:
-        if timeout_us < _NO_ECHO_US:
-            time.sleep_us(timeout_us)
-            return -1
-        time.sleep_us(_NO_ECHO_US)
-        return _NO_ECHO_US
-    us = int(d * _US_PER_MM)
-    if us > timeout_us:
-        time.sleep_us(timeout_us)
+    us = _NO_ECHO_US if d is None else int(d * _US_PER_MM)
+    _echo[0] = time.ticks_add(now, _BURST_US)
+    _echo[1] = time.ticks_add(_echo[0], us)
+    _echo[2] = True
+
+
+def _echo_level(t):
+    return 1 if _echo[2] and time.ticks_diff(t, _echo[0]) >= 0 and time.ticks_diff(_echo[1], t) > 0 else 0
+
+
+def _echo_change_after(t):
+    """When ECHO next changes after ``t`` (ticks_us), or None."""
+    if _echo[2]:
+        for edge in (_echo[0], _echo[1]):
+            if time.ticks_diff(edge, t) > 0:
+                return edge
+    return None
+
+
+def _sleep_until(t):
+    wait = time.ticks_diff(t, time.ticks_us())
+    if wait > 0:
+        time.sleep_us(wait)
+
+
+def time_pulse_us(pin, pulse_level, timeout_us=1000000):
+    """extmod/machine_pulse.c over the HC-SR04's ECHO: wait for the pin to reach pulse_level
+    (else -2 after timeout_us), then for it to leave it (else -1 after timeout_us more); the
+    pulse's length in us.  A pin already at the level is timed from now: the tail of a pulse."""
+    level = 1 if pulse_level else 0
+    t0 = time.ticks_us()
+    if _echo_level(t0) != level:
+        change = _echo_change_after(t0)
+        if change is None or time.ticks_diff(change, t0) >= timeout_us:
+            _sleep_until(time.ticks_add(t0, timeout_us))
+            return -2
+        t0 = change
+    change = _echo_change_after(t0)
+    if change is None or time.ticks_diff(change, t0) >= timeout_us:
+        _sleep_until(time.ticks_add(t0, timeout_us))
         return -1
-    time.sleep_us(us)
-    return us
+    _sleep_until(change)
+    return time.ticks_diff(change, t0)
 
 
 # ---------------------------------------------------------------- VL53L0X over I2C
@@ -194,10 +247,16 @@ _I2C_SLAVE_DEVICE_ADDRESS = const(0x8A)
 _OUT_OF_RANGE_MM = const(8190)
 
 
+# A measurement takes the timing budget: the default is about 33 ms (the figure of
+# Pololu-derived drivers, not from ST's source); back-to-back ranging completes one per budget.
+_BUDGET_US = const(33000)
+
+
 class _VL53L0X:
     """Register file of one VL53L0X.  Identification registers hold ST's values; a start
     (single shot 0x01 or back-to-back 0x02 in SYSRANGE_START) takes a measurement from the
-    physics, ready at once; the start bit reads back clear; reading 0x83 is never 0 (the
+    physics, ready one timing budget later (back-to-back: one per budget, each after the
+    interrupt was cleared); the start bit reads back clear; reading 0x83 is never 0 (the
     SPAD-info handshake of ST's API waits on it)."""
 
     def __init__(self):
@@ -210,6 +269,7 @@ class _VL53L0X:
         self.regs[_I2C_SLAVE_DEVICE_ADDRESS] = _VL53_ADDR
         self.pointer = 0
         self.continuous = False
+        self.ready_at = None  # ticks_us when the measurement under way completes
 
     def _measure(self):
         d = _distance()
@@ -228,7 +288,7 @@ class _VL53L0X:
             if r == _SYSRANGE_START:
                 self.continuous = bool(b & 0x02)
                 if b & 0x03:
-                    self._measure()
+                    self.ready_at = time.ticks_add(time.ticks_us(), _BUDGET_US)
                 continue  # the start bit clears itself
             if r == _SYSTEM_INTERRUPT_CLEAR:
                 self.regs[_RESULT_INTERRUPT_STATUS] = 0
@@ -238,9 +298,14 @@ class _VL53L0X:
             self.regs[r] = b
 
     def read(self, reg, n):
-        if self.continuous and reg == _RESULT_INTERRUPT_STATUS and not self.regs[reg]:
-            # Back-to-back ranging: a new measurement has completed since the last clear.
-            self._measure()
+        if reg == _RESULT_INTERRUPT_STATUS and not self.regs[reg] and self.ready_at is not None:
+            now = time.ticks_us()
+            late = time.ticks_diff(now, self.ready_at)
+            if late >= 0:
+                self._measure()
+                # back-to-back: the next one completes at the next budget boundary
+                self.ready_at = time.ticks_add(self.ready_at, (late // _BUDGET_US + 1) * _BUDGET_US) \
+                    if self.continuous else None
         out = bytearray(n)
         for i in range(n):
             r = (reg + i) & 0xFF
@@ -259,12 +324,23 @@ def _bus_devices(bus):
     return devs
 
 
+def _gpio(pin):
+    if pin is None or isinstance(pin, Pin):
+        return None if pin is None else pin._gpio
+    return _board.pin_id(pin)
+
+
 class I2C:
-    """I2C bus with a VL53L0X attached at 0x29.  Other addresses do not answer (ENODEV)."""
+    """I2C bus with a VL53L0X attached at 0x29.  Other addresses do not answer (ENODEV), nor
+    does anything on a bus whose pins cannot drive it (an input-only pin on an ESP32)."""
 
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
         self._bus = id
-        self._devs = _bus_devices(id)
+        works = self._check(id, _gpio(scl), _gpio(sda))
+        self._devs = _bus_devices(id) if works else []
+
+    def _check(self, bus, scl, sda):
+        return _board.check_i2c(bus, scl, sda)
 
     def init(self, *args, **kwargs):
         pass
@@ -306,7 +382,15 @@ class I2C:
         buf[:] = self._dev(addr).read(memaddr, len(buf))
 
 
-SoftI2C = I2C
+class SoftI2C(I2C):
+    """Bit-banged I2C on any pins that exist (extmod/machine_i2c.c): no controller's pin rules.
+    It reaches the same VL53L0X as hardware bus 0."""
+
+    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
+        super().__init__(0, scl=scl, sda=sda, freq=freq, timeout=timeout)
+
+    def _check(self, bus, scl, sda):
+        return True
 
 
 # ---------------------------------------------------------------- ADC (battery)
@@ -319,6 +403,10 @@ class ADC:
     WIDTH_12BIT = const(3)
 
     def __init__(self, pin, *, atten=None):
+        if isinstance(pin, Pin):
+            _board.check_adc(pin._gpio, True)
+        else:
+            _board.check_adc(_board.pin_id(pin) if _board.profile() == "esp32" else pin, False)
         self._pin = pin
 
     def atten(self, a):
@@ -347,6 +435,7 @@ class WDT:
     def __init__(self, id=0, timeout=5000):
         import _thread
 
+        _board.check_wdt(id, timeout)
         self._timeout = timeout
         self._fed = time.ticks_ms()
         _thread.start_new_thread(self._watch, ())

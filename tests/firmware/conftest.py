@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from firmware.build import BuildResult, build
+from tests.firmware.helpers import PROFILES
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,9 @@ def built_firmware(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 @pytest.fixture(scope="session")
 def built_dir(built_firmware: BuildResult) -> Path:
     return built_firmware.out
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """The board profile (esp32, picow) the test doubles behave as; tests taking it run once per port."""
+    return str(request.param)

@@ -30,18 +30,29 @@ t_high = machine.LOG[1][0]; t_low = machine.LOG[2][0]
 assert t_low - t_high >= 10, "trigger pulse must last at least 10 us"
 assert machine.PULSE_CALLS[0] == (18, 1, 25000)
 assert pulse_to_mm(5831) == 1000
+# ECHO still high from the last ping (no echo holds it about 38 ms): the sensor would ignore a
+# trigger, and time_pulse_us would time what is left of that pulse as if it were a distance
+from sensors import ERR_BUSY
+machine.LOG.clear(); del machine.PULSE_CALLS[:]
+machine.PULSES[:] = [700]
+echo._value = 1
+assert s.read() == ERR_BUSY and not machine.LOG and not machine.PULSE_CALLS, "triggered into a busy sensor"
+echo._value = 0
+assert s.read() == 120
 print("HCSR04 OK")
 """
 
 VL53 = r"""
 import machine
+import config
 from fake_vl53l0x import FakeVL53L0X
 from sensors import ERR_BUS, ERR_RANGE, ERR_TIMEOUT
 from sensors.vl53l0x import VL53L0X
 
 dev = FakeVL53L0X([512, 8190, 1234, 40], stop_variable=0x5A, ready_after=2)
 machine.I2C_DEVICES.clear(); machine.I2C_DEVICES[0x29] = dev
-i2c = machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21))
+pins = config.PINS[PROFILE]  # the board's default wiring
+i2c = machine.I2C(0, scl=machine.Pin(pins["scl"]), sda=machine.Pin(pins["sda"]))
 s = VL53L0X(i2c)
 assert s.stop_variable == 0x5A, "stop variable read from the private page"
 assert dev.mode == 0x02, "continuous back-to-back ranging started"
@@ -85,14 +96,15 @@ s = SimSensor(low=100, high=300, period=4, error_every=5)
 assert [s.read() for _ in range(10)] == [100, 200, 300, 200, ERR_TIMEOUT, 200, 300, 200, 100, ERR_TIMEOUT]
 assert SimSensor().read() == SimSensor().read(), "deterministic"
 
-cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "sensor": "hcsr04",
+cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": "hcsr04",
                     "pins": {"trigger": 12, "echo": 14}})
 h = make_sensor(cfg)
 assert (h.trigger.id, h.echo.id, h.timeout_us) == (12, 14, 30000)
 from fake_vl53l0x import FakeVL53L0X
 machine.I2C_DEVICES[0x29] = FakeVL53L0X([99])
-cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "sensor": "vl53l0x",
-                    "pins": {"scl": 22, "sda": 21}})
+# the board's default pins: a VL53L0X on them works on this board's port
+cfg = config.merge({"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": "vl53l0x"})
+assert cfg["pins"] == config.PINS[PROFILE], cfg["pins"]
 v = make_sensor(cfg)
 assert v.read() == 99
 for bad, key in (({"serial": ""}, "serial"), ({"sensor": "lidar"}, "sensor"), ({"rate_hz": 51}, "rate_hz"),
@@ -109,17 +121,30 @@ try:
     raise AssertionError("missing config accepted")
 except ValueError as e:
     assert "stedi firmware flash" in str(e)
+# each sensor's own rate limit: the HC-SR04's echo and the VL53L0X's timing budget
+for sensor, top in (("hcsr04", 20), ("vl53l0x", 30), ("sim", 50)):
+    over = {"serial": "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "board": PROFILE, "sensor": sensor}
+    assert config.merge(dict(over, rate_hz=top))["rate_hz"] == top
+    if top < 50:
+        try:
+            config.merge(dict(over, rate_hz=top + 1))
+            raise AssertionError("%s accepted at %d Hz" % (sensor, top + 1))
+        except ValueError as e:
+            assert ("rate_hz must be an integer 1..%d for a %s" % (top, sensor)) in str(e), str(e)
+from sensors.hcsr04 import HCSR04
+from sensors.vl53l0x import VL53L0X
+assert HCSR04.MAX_RATE_HZ == config.MAX_RATE_HZ["hcsr04"] and VL53L0X.MAX_RATE_HZ == config.MAX_RATE_HZ["vl53l0x"]
 print("SIM OK")
 """
 
 
-def test_hcsr04_pins(micropython: MicroPython) -> None:
-    assert "HCSR04 OK" in run_board(micropython, HCSR04)
+def test_hcsr04_pins(micropython: MicroPython, profile: str) -> None:
+    assert "HCSR04 OK" in run_board(micropython, HCSR04, profile=profile)
 
 
-def test_vl53l0x_registers(micropython: MicroPython) -> None:
-    assert "VL53 OK" in run_board(micropython, VL53)
+def test_vl53l0x_registers(micropython: MicroPython, profile: str) -> None:
+    assert "VL53 OK" in run_board(micropython, f"PROFILE = {profile!r}\n" + VL53, profile=profile)
 
 
-def test_sim_sensor_factory_and_config(micropython: MicroPython) -> None:
-    assert "SIM OK" in run_board(micropython, SIM_AND_FACTORY)
+def test_sim_sensor_factory_and_config(micropython: MicroPython, profile: str) -> None:
+    assert "SIM OK" in run_board(micropython, f"PROFILE = {profile!r}\n" + SIM_AND_FACTORY, profile=profile)

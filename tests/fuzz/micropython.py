@@ -24,6 +24,7 @@ from tests.parts import REPO
 HERE = Path(__file__).resolve().parent
 MP = HERE / "mp"
 SHIMS = REPO / "tests" / "firmware" / "shims"
+SIM_SHIMS = REPO / "simulator" / "shims"
 #: The control characteristic's write buffer (docs/ble-protocol.md): longer writes are cut.
 CONTROL_BUFFER = 32
 
@@ -104,7 +105,8 @@ def check_decoders_agree(server: DecoderServer, kind: str, data: bytes) -> bool:
 
 class BoardServer(LineProcess):
     def __init__(self, binary: str, board: Path):
-        super().__init__(binary, MP / "board_server.py", [SHIMS, board])
+        # the simulator's shims after the doubles: their board-profile rules (_board, esp32 here)
+        super().__init__(binary, MP / "board_server.py", [SHIMS, board, SIM_SHIMS])
         first = self.readline()
         assert first.startswith("READY "), first
         self.boot_id, self.next_seq = (int(x) for x in first.split()[1:3])

@@ -4,6 +4,10 @@
 ERR_TIMEOUT = -1
 ERR_RANGE = -2
 ERR_BUS = -3
+ERR_BUSY = -4  # still busy with the last measurement: not measured now
+
+# A driver's MAX_RATE_HZ (default 50, the protocol's limit) is the fastest rate it measures at;
+# config.py refuses more, and so does SET_RATE.
 
 
 def make_sensor(config):

@@ -5,7 +5,7 @@ import time
 
 import machine
 
-from sensors import ERR_RANGE, ERR_TIMEOUT
+from sensors import ERR_BUSY, ERR_RANGE, ERR_TIMEOUT
 
 try:
     from micropython import const
@@ -25,6 +25,11 @@ def pulse_to_mm(pulse_us):
 
 
 class HCSR04:
+    # With no echo the sensor holds ECHO high about 38 ms, and it ignores a trigger until ECHO
+    # falls: at 20 Hz (50 ms) a ping never starts inside the last one's echo, with time to spare
+    # for a late sample.  (The datasheet suggests a 60 ms cycle; above 20 Hz pings collide.)
+    MAX_RATE_HZ = 20
+
     def __init__(self, trigger, echo, timeout_us=30000):
         self.trigger = trigger
         self.echo = echo
@@ -33,6 +38,11 @@ class HCSR04:
         trigger.value(0)
 
     def read(self):
+        if self.echo.value():
+            # ECHO still high from the last ping (its echo outlasted our timeout, or there was
+            # none): the sensor ignores a trigger now, and time_pulse_us would start timing at
+            # once (the pin is already high) and report the pulse's leftover tail as a distance.
+            return ERR_BUSY
         t = self.trigger
         t.value(0)
         time.sleep_us(5)

@@ -32,6 +32,11 @@ MAX_POLLS = const(20)
 
 
 class VL53L0X:
+    # Back-to-back ranging completes one measurement per timing budget, about 33 ms by default
+    # (Pololu-derived drivers; this driver keeps the default): read() faster than 30 Hz finds no
+    # new sample within its MAX_POLLS and times out.
+    MAX_RATE_HZ = 30
+
     def __init__(self, i2c, address=0x29):
         self.i2c = i2c
         self.address = address

@@ -2,6 +2,17 @@
 # (a test double, not the simulator's virtual radio).  It keeps attribute values,
 # records advertising and notifications, and lets a test play the central:
 # central_connect(), central_write(), mtu_exchanged(), central_disconnect().
+#
+# As on both ports (extmod/modbluetooth.c, invoke_irq_handler_run_protected), an exception
+# out of the IRQ handler is printed and the handler is set to None: no more events.
+# A stack that cannot take a notification (refuse_notify) fails the way the board
+# profile's stack does (env STEDI_BOARD_PROFILE): NimBLE on esp32 raises OSError(ENOMEM);
+# BTstack on picow copies it onto the heap and only fails when that copy does not fit,
+# with MemoryError (see simulator/shims/bluetooth.py).
+
+import sys
+
+import _board
 
 _IRQ_CENTRAL_CONNECT = 1
 _IRQ_CENTRAL_DISCONNECT = 2
@@ -48,7 +59,11 @@ class FakeBLE:
         self.services = []
         self.adverts = []  # (interval_us, adv_data, resp_data, connectable)
         self.notified = []  # (conn, handle, bytes)
-        self.refuse_notify = 0  # refuse this many notifications with OSError (out of buffers)
+        self.refuse_notify = 0  # the stack has no room for this many notifications
+        self.fail_advertise = 0  # gap_advertise raises OSError this many times (stack busy)
+        self.irq_exceptions = 0  # exceptions the handler let out (each one disabled it)
+        self.btstack = _board.profile() == "picow"
+        self.after_notify = None  # (handle, fn): fn() runs once, right after a notify of handle
         self.connected = set()
         self._next_handle = 1
 
@@ -69,6 +84,9 @@ class FakeBLE:
         self.handler = handler
 
     def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
+        if self.fail_advertise:
+            self.fail_advertise -= 1
+            raise OSError(114)  # EALREADY, as NimBLE reports an advertising set still busy
         if adv_data is not None and len(adv_data) > 31:
             raise ValueError("adv_data longer than 31 bytes")
         if resp_data is not None and len(resp_data) > 31:
@@ -110,20 +128,39 @@ class FakeBLE:
             raise OSError("not connected")
         if self.refuse_notify:
             self.refuse_notify -= 1
-            raise OSError(12)  # ENOMEM: the stack is out of buffers
+            if self.btstack:
+                raise MemoryError("memory allocation failed")  # BTstack's heap copy did not fit
+            raise OSError(12)  # ENOMEM: NimBLE is out of buffers
         self.notified.append((conn, handle, bytes(self.values[handle] if data is None else data)))
+        hook = self.after_notify
+        if hook is not None and hook[0] == handle:
+            # an IRQ the stack runs as the notify returns (both ports call handlers synchronously)
+            self.after_notify = None
+            hook[1]()
 
     # --- the test plays the central --------------------------------------------
+    def _invoke(self, event, data):
+        handler = self.handler
+        if handler is None:
+            return
+        try:
+            handler(event, data)
+        except Exception as e:
+            print("Unhandled exception in IRQ callback handler")
+            sys.print_exception(e)
+            self.irq_exceptions += 1
+            self.handler = None
+
     def handle_of(self, uuid_value):
         return self.chars[uuid_value][0]
 
     def central_connect(self, conn=0):
         self.connected.add(conn)
-        self.handler(_IRQ_CENTRAL_CONNECT, (conn, 0, b"\x00\x00\x00\x00\x00\x01"))
+        self._invoke(_IRQ_CENTRAL_CONNECT, (conn, 0, b"\x00\x00\x00\x00\x00\x01"))
 
     def central_disconnect(self, conn=0):
         self.connected.discard(conn)
-        self.handler(_IRQ_CENTRAL_DISCONNECT, (conn, 0, b"\x00\x00\x00\x00\x00\x01"))
+        self._invoke(_IRQ_CENTRAL_DISCONNECT, (conn, 0, b"\x00\x00\x00\x00\x00\x01"))
 
     def gap_disconnect(self, conn):
         # As the stack does: False if not connected, else the disconnect event follows.
@@ -133,12 +170,12 @@ class FakeBLE:
         return True
 
     def mtu_exchanged(self, mtu, conn=0):
-        self.handler(_IRQ_MTU_EXCHANGED, (conn, mtu))
+        self._invoke(_IRQ_MTU_EXCHANGED, (conn, mtu))
 
     def central_write(self, handle, data, conn=0):
         limit = self.buffers.get(handle, (20, False))[0]
         self.values[handle] = bytes(data[:limit])
-        self.handler(_IRQ_GATTS_WRITE, (conn, handle))
+        self._invoke(_IRQ_GATTS_WRITE, (conn, handle))
 
     def take_notified(self, handle):
         got = [d for (_c, h, d) in self.notified if h == handle]

@@ -1,8 +1,13 @@
 # A `machine` stand-in for the firmware's unit tests: pins that record what was
 # written, a scripted time_pulse_us, an I2C bus of register-level fake devices,
 # a WDT that counts feeds.  Tests reach the recordings through this module.
+# Pins, I2C, ADC and WDT take only what the board profile's port takes (env
+# STEDI_BOARD_PROFILE, esp32 or picow), through the simulator's rules in _board.py,
+# so a firmware that would fail to boot on that port fails here too.
 
 import time
+
+import _board
 
 LOG = []  # (ticks_us, pin id, value) for every Pin.value(v) write
 PULSES = []  # results time_pulse_us returns in order (us; -1/-2 for timeouts)
@@ -19,6 +24,8 @@ class Pin:
     PULL_DOWN = 3
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.gpio = _board.pin_id(id)
+        _board.check_pin(self.gpio, mode == Pin.OUT)
         self.id = id
         self.mode = mode
         self._value = 0 if value is None else value
@@ -46,12 +53,13 @@ def time_pulse_us(pin, pulse_level, timeout_us=1000000):
 
 class I2C:
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000):
+        self.works = _board.check_i2c(id, None if scl is None else scl.gpio, None if sda is None else sda.gpio)
         self.id = id
         self.freq = freq
         self.writes = []  # (addr, reg, value)
 
     def _device(self, addr):
-        dev = I2C_DEVICES.get(addr)
+        dev = I2C_DEVICES.get(addr) if self.works else None
         if dev is None:
             raise OSError(19)  # ENODEV: no ACK from the address
         return dev
@@ -73,11 +81,12 @@ class I2C:
             dev.write((memaddr + i) & 0xFF, buf[i])
 
     def scan(self):
-        return sorted(I2C_DEVICES)
+        return sorted(I2C_DEVICES) if self.works else []
 
 
 class WDT:
     def __init__(self, id=0, timeout=5000):
+        _board.check_wdt(id, timeout)
         self.timeout = timeout
         self.feeds = 0
         WDTS.append(self)
@@ -88,6 +97,7 @@ class WDT:
 
 class ADC:
     def __init__(self, pin):
+        _board.check_adc(pin.gpio, True)
         self.pin = pin
 
     def read_u16(self):

@@ -51,7 +51,7 @@ async def main():
         del seen[:]
         ble.central_write(board.link.h_control, data, 1)
         spins = 0
-        while board.link.writes and spins < 1000:
+        while board.link.pending_writes() and spins < 1000:
             await asyncio.sleep_ms(0)
             spins += 1
         if task.done():

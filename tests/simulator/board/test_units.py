@@ -28,6 +28,16 @@ def test_heap_sizes() -> None:
         VirtualBoard("flash", radio="nowhere")
 
 
+def test_profile_and_airtime_are_checked() -> None:
+    assert VirtualBoard("flash").profile == "esp32"
+    assert VirtualBoard("flash", profile="picow", airtime="50/4").airtime == "50/4"
+    with pytest.raises(ValueError, match="esp32, picow"):
+        VirtualBoard("flash", profile="nrf52")
+    for bad in ("fast", "0", "50/", "50/0", "-5"):
+        with pytest.raises(ValueError, match="RATE/BUFFERS"):
+            VirtualBoard("flash", airtime=bad)
+
+
 @pytest.mark.parametrize(
     ("source", "more"),
     [

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulator.radio.server import RadioThread
+from simulator.shims import compiled_shims
 from tests.parts import REPO, MicroPython
 
 SHIMS = REPO / "simulator" / "shims"
@@ -21,13 +22,16 @@ PERIPHERAL = Path(__file__).with_name("peripheral.py")
 class Board:
     """A MicroPython process running a peripheral script with the shims, its output collected."""
 
-    def __init__(self, binary: str, script: Path, radio: str, board_id: str, cwd: Path):
-        env = dict(os.environ)
-        env.update(
-            MICROPYPATH=os.pathsep.join([str(SHIMS), ".frozen"]),
+    def __init__(self, binary: str, script: Path, radio: str, board_id: str, cwd: Path,
+                 shim_path: tuple[Path, ...] = (SHIMS,), env: dict[str, str] | None = None):
+        environ = dict(os.environ)
+        environ.update(
+            MICROPYPATH=os.pathsep.join([*(str(p) for p in shim_path), ".frozen"]),
             STEDI_RADIO=radio,
             STEDI_BOARD_ID=board_id,
+            **(env or {}),
         )
+        env = environ
         self.proc = subprocess.Popen(
             [binary, "-X", "heapsize=96k", str(script)],
             cwd=cwd,
@@ -64,7 +68,7 @@ class Board:
 
     def assert_no_errors(self) -> None:
         text = "\n".join(self.lines)
-        assert "Traceback" not in text and "Uncaught exception" not in text, text
+        assert "Traceback" not in text and "Unhandled exception" not in text, text
 
 
 @pytest.fixture
@@ -73,12 +77,21 @@ def radio() -> Iterator[RadioThread]:
         yield r
 
 
+@pytest.fixture(scope="session")
+def shim_path(micropython: MicroPython, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    """The shims as .mpy files first (as a board's built-ins, they must not be compiled inside
+    the 96 KiB heap the script runs in), their sources after."""
+    compiled = compiled_shims(micropython.binary, cache=tmp_path_factory.mktemp("shim-cache"))
+    return (SHIMS,) if compiled is None else (compiled, SHIMS)
+
+
 @pytest.fixture
-def start_board(micropython: MicroPython, radio: RadioThread, tmp_path: Path) -> Iterator[Callable[..., Board]]:
+def start_board(micropython: MicroPython, radio: RadioThread, tmp_path: Path,
+                shim_path: tuple[Path, ...]) -> Iterator[Callable[..., Board]]:
     boards: list[Board] = []
 
-    def start(board_id: str = "board-A", script: Path = PERIPHERAL) -> Board:
-        board = Board(micropython.binary, script, radio.hostport, board_id, tmp_path)
+    def start(board_id: str = "board-A", script: Path = PERIPHERAL, env: dict[str, str] | None = None) -> Board:
+        board = Board(micropython.binary, script, radio.hostport, board_id, tmp_path, shim_path, env)
         boards.append(board)
         board.wait_for("READY")
         return board

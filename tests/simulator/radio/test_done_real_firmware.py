@@ -42,8 +42,9 @@ def _flash_args(built: Path, config: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("profile", ["esp32", "picow"])
 def test_real_firmware_streams_gapless_readings_through_the_radio(
-    micropython: MicroPython, tmp_path: Path
+    micropython: MicroPython, tmp_path: Path, profile: str
 ) -> None:
     if not (FIRMWARE / "main.py").exists():
         pytest.fail(f"the project's board firmware is missing: no {FIRMWARE / 'main.py'}")
@@ -53,8 +54,13 @@ def test_real_firmware_streams_gapless_readings_through_the_radio(
     # As a user would: `stedi firmware build` (modules to .mpy), then flash with mpremote.
     built = build(tmp_path / "build").out
 
+    # What `stedi firmware flash --board PROFILE --sensor vl53l0x --rate 20` writes: the board's
+    # own wiring, checked against its port's rules; the virtual board enforces that port's.
+    from firmware.deploy import make_config
+
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"serial": SERIAL, "sensor": "vl53l0x", "rate_hz": 20}))
+    template = json.loads((built / "config.json").read_text())
+    config.write_text(json.dumps(make_config(template, SERIAL, "vl53l0x", 20, board=profile)))
     # The shims as .mpy, as a board's built-ins sit compactly in flash (see simulator/shims).
     compiled = compiled_shims(micropython.binary, cache=tmp_path / "shim-cache")
     assert compiled is not None
@@ -65,6 +71,7 @@ def test_real_firmware_streams_gapless_readings_through_the_radio(
         board_id="trainer-1",
         micropython=micropython.binary,
         extra_path=(compiled,),
+        profile=profile,
     ) as board:
         mpremote(board.url, *_flash_args(built, config), timeout=120)
         kw = backend_kwargs(radio.url)

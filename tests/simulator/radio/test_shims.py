@@ -16,23 +16,32 @@ import json, time, machine
 i2c = machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21), freq=400000)
 out = {"scan": i2c.scan(), "model": i2c.readfrom_mem(0x29, 0xC0, 1)[0]}
 samples = []
-for k in range(40):
-    t0 = time.time_ns() // 1000000
+for k in range(10):
     i2c.writeto_mem(0x29, 0x00, b"\\x01")          # single shot
     started = i2c.readfrom_mem(0x29, 0x00, 1)[0]   # start bit clears itself
-    ready = i2c.readfrom_mem(0x29, 0x13, 1)[0] & 0x07
+    t_start = time.ticks_us()
+    while not i2c.readfrom_mem(0x29, 0x13, 1)[0] & 0x07:  # ready after the timing budget
+        time.sleep_us(200)
+    took_us = time.ticks_diff(time.ticks_us(), t_start)
+    t0 = time.time_ns() // 1000000 - 1
+    ready = 1
     buf = bytearray(12)
     i2c.readfrom_mem_into(0x29, 0x14, buf)
     i2c.writeto_mem(0x29, 0x0B, b"\\x01")
     t1 = time.time_ns() // 1000000
-    samples.append([t0, t1, (buf[10] << 8) | buf[11], buf[0] >> 3, started, ready])
-    time.sleep_ms(7)
+    samples.append([t0, t1, (buf[10] << 8) | buf[11], buf[0] >> 3, started, ready, took_us])
 out["samples"] = samples
 echo = []
+trig, pin = machine.Pin(5, machine.Pin.OUT), machine.Pin(18, machine.Pin.IN)
+out["no trigger"] = machine.time_pulse_us(pin, 1, 1000)  # ECHO never rises: -2
 for k in range(20):
     t0 = time.time_ns() // 1000000
-    us = machine.time_pulse_us(machine.Pin(18, machine.Pin.IN), 1, 30000)
-    echo.append([t0, time.time_ns() // 1000000, us])
+    trig.value(1)
+    time.sleep_us(10)
+    trig.value(0)
+    us = machine.time_pulse_us(pin, 1, 30000)
+    echo.append([t0, time.time_ns() // 1000000, us, pin.value()])
+    time.sleep_ms(45)  # no echo holds ECHO high 38 ms: let it end
 out["echo"] = echo
 try:
     i2c.readfrom_mem(0x30, 0, 1)
@@ -57,16 +66,18 @@ def test_machine_sensors_read_the_physics(micropython: MicroPython, tmp_path: Pa
     out = json.loads(proc.stdout)
     seed = physics.seed_for_serial(SERIAL)
     assert out["scan"] == [0x29] and out["model"] == 0xEE
-    for t0, t1, mm, status, started, ready in out["samples"]:
-        assert started == 0 and ready
+    for t0, t1, mm, status, started, ready, took_us in out["samples"]:
+        assert started == 0 and ready and 33_000 <= took_us < 60_000, took_us
         expected = {physics.distance_mm(seed, t) for t in range(t0, t1 + 1)}
         if status == 11:  # valid
             assert mm in expected
         else:  # dropout: out of range
             assert status == 4 and mm == 8190 and None in expected
-    for t0, t1, us in out["echo"]:
+    assert out["no trigger"] == -2
+    for t0, t1, us, level_after in out["echo"]:
+        # a dropout is no echo: ECHO high 38 ms, longer than the 30 ms timeout
         expected_us = {-1 if d is None else int(d * 5.831) for d in (physics.distance_mm(seed, t) for t in range(t0, t1 + 1))}
-        assert us in expected_us
+        assert us in expected_us and level_after == (1 if us == -1 else 0)
     assert out["enodev"] == 19
     assert out["moved"] == [0x31]
     u16, uv, raw = out["adc"]
