@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True)
-# The lake on Athena / Glue (cloud_pipeline/aws_cli.py).
+# The lake on Athena / Glue (cloud_pipeline/aws/cli.py).
 app.command("ddl")(aws_cli.ddl)
 app.command("deploy")(aws_cli.deploy)
 

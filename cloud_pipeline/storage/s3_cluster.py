@@ -7,7 +7,7 @@ go through boto3 (``stedi.lake.S3Lake``).  The commit protocol is the folder lak
 under new prefixes, then the state file, then the pointers, then the cleanup.
 
 A Spark without an S3 file system (a laptop: the S3A jars are not on PyPI) gets the local cache
-of ``cloud_pipeline/s3_cache.py`` instead; ``open_for_spark`` chooses.
+of ``cloud_pipeline/storage/s3_cache.py`` instead; ``open_for_spark`` chooses.
 """
 
 from __future__ import annotations

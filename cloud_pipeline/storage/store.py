@@ -1,7 +1,7 @@
 """All lake I/O of the pipeline in one place: landing files, staging, zones, state, runs.
 
 Works on a folder lake (Spark reads and writes local paths); an S3 lake is opened as a local
-cache that publishes back (``cloud_pipeline/s3_cache.py``).  Zones are versioned: a run writes
+cache that publishes back (``cloud_pipeline/storage/s3_cache.py``).  Zones are versioned: a run writes
 each table to a new folder ``<entity>/<zone>/v-<run id>/`` and the run commits by replacing one
 small JSON file, ``_pipeline/state/pipeline.json``, which names the current version of every
 table.  A run that fails or is killed before that point leaves the previous state, and so every
@@ -20,8 +20,8 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloud_pipeline.damaged_files import check_gzip
-from cloud_pipeline.schemas import quarantine_schema, staging_schema, table_schema
+from cloud_pipeline.transforms.damaged_files import check_gzip
+from cloud_pipeline.transforms.schemas import quarantine_schema, staging_schema, table_schema
 from stedi.contract import (
     LANDING_TABLES,
     QUARANTINE_FOLDER,
@@ -73,8 +73,8 @@ class PipelineStore:
     def open(cls, url: str) -> PipelineStore:
         lake = open_lake(url)
         if not isinstance(lake, FolderLake):
-            # An S3 lake runs on a local cache that commits by publishing (cloud_pipeline/s3_cache.py).
-            from cloud_pipeline.s3_cache import open_store
+            # An S3 lake runs on a local cache that commits by publishing (cloud_pipeline/storage/s3_cache.py).
+            from cloud_pipeline.storage.s3_cache import open_store
 
             return open_store(url)
         return cls(lake)
@@ -150,7 +150,7 @@ class PipelineStore:
 
     def read_landing_lines(self, spark: SparkSession, keys: list[str]) -> DataFrame:
         """Raw lines of the given landing files, with the key each came from and, for what could
-        be recovered of a damaged file, ``_damage`` (see ``cloud_pipeline/damaged_files.py``)."""
+        be recovered of a damaged file, ``_damage`` (see ``cloud_pipeline/transforms/damaged_files.py``)."""
         from pyspark.sql import functions as F
         from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
@@ -182,7 +182,7 @@ class PipelineStore:
         return r"^file:/*\Q" + str(self.root).lstrip("/") + r"\E/"
 
     def folder_exists(self, path: str) -> bool:
-        # A hook: the S3 store of a cluster (cloud_pipeline/s3_cluster.py) asks S3 instead.
+        # A hook: the S3 store of a cluster (cloud_pipeline/storage/s3_cluster.py) asks S3 instead.
         return Path(path).is_dir()
 
     def batch_path(self, base: str, batch: str) -> str:
@@ -253,6 +253,6 @@ class PipelineStore:
         if not keys:
             return spark.createDataFrame([], table_schema(table))
         # A damaged .json.gz file shows what Spark can read of it instead of failing the query;
-        # the pipeline's own read accounts for its rest (cloud_pipeline/damaged_files.py).
+        # the pipeline's own read accounts for its rest (cloud_pipeline/transforms/damaged_files.py).
         reader = spark.read.schema(table_schema(table)).option("ignoreCorruptFiles", "true")
         return reader.json([self.path(k) for k in keys])
