@@ -137,9 +137,12 @@ PERSONAL_COLUMNS = frozenset({"customerName", "email", "phone", "birthDay", "use
 
 #: Folders the pipeline keeps for itself, beside the zones.
 QUARANTINE_FOLDER = "_pipeline/quarantine/"
+WARNINGS_FOLDER = "_pipeline/warnings/"
 STATE_FOLDER = "_pipeline/state/"
 RUNS_FOLDER = "_pipeline/runs/"
 QUARANTINE_TABLE = "quarantine"
+#: Warnings about descriptive fields of kept landing lines (``Field.severity == "warn"``).
+WARNINGS_TABLE = "warnings"
 
 
 def is_landing_file(key: str) -> bool:
