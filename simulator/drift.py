@@ -52,6 +52,9 @@ class Drift:
         # Its own stream: the fleet's stream, and so its clean content, stays as without drift.
         self.rng = np.random.default_rng([seed, customer_offset, 0xD21F7])
         self.counts: Counter[str] = Counter()
+        #: Lines per "entity.coerced" (some lossless kind) and "entity.with_warnings" (some damage):
+        #: what the pipeline's reconciliation should count.
+        self.lines: Counter[str] = Counter()
 
     def _picked(self, n: int) -> list[int]:
         return np.flatnonzero(self.rng.random(n) < self.rate).tolist()
@@ -60,9 +63,20 @@ class Drift:
         out = list(lines)
         for i in self._picked(len(out)):
             kinds = self.rng.choice(len(CUSTOMER_KINDS), size=int(self.rng.integers(1, 3)), replace=False)
+            done = set()
             for k in sorted(kinds.tolist()):
+                before = out[i]
                 out[i] = self._customer(out[i], CUSTOMER_KINDS[k])
+                if out[i] != before:
+                    done.add(CUSTOMER_KINDS[k])
+            self._count_line("customer", done)
         return out
+
+    def _count_line(self, entity: str, kinds: set[str]) -> None:
+        if kinds - WARNING_KINDS:
+            self.lines[f"{entity}.coerced"] += 1
+        if kinds & WARNING_KINDS:
+            self.lines[f"{entity}.with_warnings"] += 1
 
     def _customer(self, line: str, kind: str) -> str:
         if kind == "numeric_phone":
@@ -88,7 +102,10 @@ class Drift:
             lines = block.split("\n")
             for i in self._picked(len(lines)):
                 kind = READING_KINDS[int(self.rng.integers(0, len(READING_KINDS)))]
+                before = lines[i]
                 lines[i] = self._reading(lines[i], kind)
+                if lines[i] != before:
+                    self._count_line("step_trainer" if '"sensorReadingTime"' in before else "accelerometer", {kind})
             out.append("\n".join(lines))
         return out
 

@@ -66,8 +66,10 @@ class FleetSummary:
     step_trainer_rows: int = 0
     files: int = 0
     dirty: dict[str, int] = field(default_factory=dict)
-    #: Drifted values per "entity.kind" (``simulator/drift.py``).
+    #: Drifted values per "entity.kind", and drifted lines per "entity.coerced" / "entity.with_warnings"
+    #: (``simulator/drift.py``).
     drift: dict[str, int] = field(default_factory=dict)
+    drifted_lines: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -252,5 +254,6 @@ def generate_fleet(
             progress(count)
     if drifter is not None:
         summary.drift = dict(sorted(drifter.counts.items()))
+        summary.drifted_lines = dict(sorted(drifter.lines.items()))
     log.info("fleet of %d customers (seed %d) written to %s: %s", customers, seed, lake.url, summary.as_dict())
     return summary
