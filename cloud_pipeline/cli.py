@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -42,27 +43,12 @@ _SSE_OPTION = typer.Option(
 _KMS_OPTION = typer.Option(None, "--kms-key-id", help="S3 lakes: the KMS key for --sse aws:kms.")
 
 
-class _Spark:
+def _spark(store: PipelineStore) -> AbstractContextManager[SparkSession]:
     """A local session for one command, tuned by the lake's landing size; one that was already
     running (a notebook, a test) is borrowed and left running."""
+    from cloud_pipeline.session import spark_session
 
-    def __init__(self, store: PipelineStore):
-        self.store = store
-
-    def __enter__(self) -> SparkSession:
-
-        from cloud_pipeline.session import local_session, quick_start_for, session_running
-        from cloud_pipeline.storage.store import ENTITIES
-
-        self.borrowed = session_running()
-        size = sum(o.size for e in ENTITIES for o in self.store.landing_files(e))
-        self.session = local_session(quick_start=quick_start_for(size))
-        self.session.sparkContext.setLogLevel("ERROR")
-        return self.session
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.borrowed:
-            self.session.stop()
+    return spark_session(landing_bytes=store.landing_bytes())
 
 
 def _open(lake: str | None, need: Need = "run", sse: str | None = None, kms_key_id: str | None = None) -> PipelineStore:
@@ -105,9 +91,11 @@ def _summary(result: RunResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from cloud_pipeline.transforms.reconcile import rows_in
+
     console = Console()
-    if "unchanged_since" in result.record:
-        console.print(f"nothing new since run {result.record['unchanged_since']}: every table stays as it "
+    if result.record.unchanged_since is not None:
+        console.print(f"nothing new since run {result.record.unchanged_since}: every table stays as it "
                       "built it (no new or changed landing files, same options and salt)")
     rows = Table(title=f"run {result.run_id}: rows per table")
     rows.add_column("table")
@@ -118,12 +106,12 @@ def _summary(result: RunResult) -> None:
     recon = Table(title="reconciliation: landing = trusted + excluded + duplicates + quarantined")
     categories = ["landing", "trusted", "superseded", "duplicate", "excluded_no_consent",
                   "excluded_before_consent", "excluded_unknown_customer", "excluded_not_curated", "quarantined"]
-    recon_tables = result.record["reconciliation"]
+    recon_tables = result.record.reconciliation
     recon.add_column("rows")
     for name in recon_tables:
         recon.add_column(name, justify="right")
     for c in categories:
-        recon.add_row(c, *[f"{r.get(c, 0):,}" for r in recon_tables.values()])
+        recon.add_row(c, *[f"{rows_in(r, c):,}" for r in recon_tables.values()])
     recon.add_row("balanced", *["yes" if r["balanced"] else "NO" for r in recon_tables.values()])
     console.print(recon)
 
@@ -171,7 +159,7 @@ def run(
         task = bar.add_task("syncing the lake" if (lake or "").startswith("s3://") else "starting Spark", total=None)
         store = _open(lake, "run", sse, kms_key_id)
         bar.update(task, description="starting Spark")
-        with _Spark(store) as spark:
+        with _spark(store) as spark:
             result = _run(PipelineRun(spark, store, options, progress=lambda step: bar.update(task, description=step)))
     _summary(result)
     if not result.balanced:
@@ -196,6 +184,7 @@ def erase(
     from cloud_pipeline.runner import PipelineRun
     from cloud_pipeline.storage.erase import erase_landing, record_erase
     from cloud_pipeline.storage.s3_cache import CachedStore
+    from cloud_pipeline.storage.state import BuildOptions
 
     store = _open(lake, "run", sse, kms_key_id)
     salt = salt_from_env()
@@ -205,16 +194,17 @@ def erase(
         store.cache.push_landing()
     run_id = None
     state = store.load_state()
-    if state["last_run"] is not None:
-        previous = state.get("options", {})
+    if state.last_run is not None:
+        # The rebuild keeps the options the lake was last built with.
+        previous = state.options or BuildOptions.from_dict({})
         options = PipelineOptions(
-            consent=previous.get("consent", "all"),
-            tolerance_ms=int(previous.get("tolerance_ms", 0)),
-            format=previous.get("format", "parquet"),
+            consent=previous.consent,
+            tolerance_ms=previous.tolerance_ms,
+            format=previous.format,
             salt=salt,
             full_refresh=True,
         )
-        with _Spark(store) as spark:
+        with _spark(store) as spark:
             run_id = _run(PipelineRun(spark, store, options)).run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
@@ -250,7 +240,7 @@ def report(
         store = _open(lake, "query")
         bar.update(task, description="starting Spark")
         try:
-            with _Spark(store) as spark:
+            with _spark(store) as spark:
                 written = write_report(spark, store, Path(out), max_points, lambda s: bar.update(task, description=s))
         except LakeError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -265,10 +255,11 @@ def status(lake: str = typer.Option(None, "--lake", help=_LAKE_HELP)) -> None:
     """Show the lake's pipeline state: current table versions and the last run's reconciliation."""
     store = _open(lake, "status")
     state = store.load_state()
-    runs = sorted((r for r in store.runs() if "run_id" in r), key=lambda r: r["run_id"])
-    out: dict[str, Any] = {"last_run": state["last_run"], "tables": state["tables"]}
+    runs = sorted(store.runs(), key=lambda r: r.run_id)
+    out: dict[str, Any] = {"last_run": state.last_run,
+                           "tables": {name: t.to_dict() for name, t in state.tables.items()}}
     if runs:
-        out["reconciliation"] = runs[-1]["reconciliation"]
+        out["reconciliation"] = runs[-1].reconciliation
     typer.echo(json.dumps(out, indent=2))
 
 
@@ -287,7 +278,7 @@ def query(
     from cloud_pipeline.storage.catalog import register_tables
 
     store = _open(lake, "query")
-    with _Spark(store) as spark:
+    with _spark(store) as spark:
         register_tables(spark, store)
         try:
             frame = spark.sql(sql)

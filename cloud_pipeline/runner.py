@@ -19,13 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
+from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
-from cloud_pipeline.storage.store import ENTITIES, PipelineStore, empty_state
+from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableVersion
+from cloud_pipeline.storage.store import ENTITIES, PipelineStore
 from cloud_pipeline.transforms import jobs, reconcile
 from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
+from cloud_pipeline.transforms.reconcile import Reconciliation
 from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME
 
@@ -44,12 +46,12 @@ def new_run_id() -> str:
 @dataclass
 class RunResult:
     run_id: str
-    record: dict[str, Any]
-    tables: dict[str, int] = field(default_factory=dict)
+    record: RunRecord
+    tables: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
-        return all(r["balanced"] for r in self.record["reconciliation"].values())
+        return all(r["balanced"] for r in self.record.reconciliation.values())
 
 
 class PipelineRun:
@@ -74,11 +76,9 @@ class PipelineRun:
         self.run_id = new_run_id()
         self.previous = store.load_state()
         self.state = copy.deepcopy(self.previous)
-        # Lakes staged before per-batch counts were kept (see ``staged_counts``).
-        self.state.setdefault("counts", {e: {} for e in ENTITIES})
         self.new_files: dict[str, int] = {}
         self._cached: list[DataFrame] = []
-        self.reconciliation: dict[str, dict[str, Any]] = {}
+        self.reconciliation: dict[str, Reconciliation] = {}
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -99,16 +99,16 @@ class PipelineRun:
         for entity in ENTITIES:
             table = TABLES_BY_NAME[f"{entity}_landing"]
             current = {o.key: o.etag for o in self.store.landing_files(entity)}
-            seen: dict[str, str] = self.state["files"][entity]
+            seen: dict[str, str] = self.state.files[entity]
             stale = [k for k, etag in seen.items() if current.get(k) != etag]
             if self.options.full_refresh or stale:
                 if stale and not self.options.full_refresh:
                     log.info("%s: %d landing file(s) changed or vanished; re-staging all", entity, len(stale))
                 seen = {}
-                self.state["files"][entity] = seen
-                self.state["staging"][entity] = []
-                self.state["quarantine"][entity] = []
-                self.state["counts"][entity] = {}
+                self.state.files[entity] = seen
+                self.state.staging[entity] = []
+                self.state.quarantine[entity] = []
+                self.state.counts[entity] = {}
             todo = sorted(k for k in current if k not in seen)
             self.new_files[entity] = len(todo)
             if not todo:
@@ -116,7 +116,7 @@ class PipelineRun:
                 continue
             lines = self.store.read_landing_lines(self.spark, todo)
             parsed.append((entity, parse_landing(lines, table, self.run_id)))
-            self.state["staging"][entity].append(self.run_id)
+            self.state.staging[entity].append(self.run_id)
             seen.update({k: current[k] for k in todo})
             log.info("%s: staging %d new landing file(s) as batch %s", entity, len(todo), self.run_id)
         if not parsed:
@@ -128,7 +128,7 @@ class PipelineRun:
             observed_rows, observed = reconcile.observe(rows, f"staging {entity}", reconcile.staging_metrics())
             observed_rows.write.mode("overwrite").parquet(self.store.staging_path(entity, self.run_id))
             counts[entity] = reconcile.staging_counts(observed.get)
-            self.state["counts"][entity][self.run_id] = counts[entity]
+            self.state.counts[entity][self.run_id] = counts[entity]
         # Only entities with rejected lines get a quarantine batch: clean data costs no extra write.
         dirty = [e for e, by_rule in counts.items() if sum(by_rule.values()) > by_rule[reconcile.ACCEPTED]]
         if not dirty:
@@ -144,7 +144,7 @@ class PipelineRun:
             self.store.batch_path(QUARANTINE_FOLDER, self.run_id)
         )
         for entity in dirty:
-            self.state["quarantine"][entity].append(self.run_id)
+            self.state.quarantine[entity].append(self.run_id)
 
     def staged_counts(self, entity: str) -> dict[str, dict[str, int]]:
         """Rows per rule of each staging batch of an entity, as stored when each batch was staged.
@@ -153,19 +153,19 @@ class PipelineRun:
         """
         from pyspark.sql import functions as F
 
-        known = self.state["counts"][entity]
-        missing = [b for b in self.state["staging"][entity] if b not in known]
+        known = self.state.counts[entity]
+        missing = [b for b in self.state.staging[entity] if b not in known]
         staged = self.store.read_staging(self.spark, entity, missing) if missing else None
         if staged is not None:
             log.info("%s: counting %d staging batch(es) staged before counts were kept", entity, len(missing))
             key = F.coalesce(F.col("_rule"), F.lit(reconcile.ACCEPTED))
             for row in staged.groupBy("_run", key.alias("key")).count().collect():
                 known.setdefault(row["_run"], {})[row["key"]] = int(row["count"])
-        return {b: known.get(b, {}) for b in self.state["staging"][entity]}
+        return {b: known.get(b, {}) for b in self.state.staging[entity]}
 
     def landing(self, entity: str) -> DataFrame:
         table = TABLES_BY_NAME[f"{entity}_landing"]
-        staged = self.store.read_staging(self.spark, entity, self.state["staging"][entity])
+        staged = self.store.read_staging(self.spark, entity, self.state.staging[entity])
         if staged is None:
             return self.spark.createDataFrame([], table_schema(table))
         return accepted(staged, table)
@@ -177,103 +177,73 @@ class PipelineRun:
         self._cached.append(df)
         return df
 
-    def _write(self, job: str, df: DataFrame) -> DataFrame:
+    def _write(self, job: Job, df: DataFrame) -> DataFrame:
         """Write a job's table as a new version, counting its rows on the way; returns it read back."""
-        name = JOB_OUTPUT[job]
-        counted, rows = reconcile.observe(df, f"rows of {name}", reconcile.rows_metric())
-        version = self.store.write_table(counted, name, self.run_id, self.options.format)
-        self.state["tables"][name] = {
-            "version": version,
-            "format": self.options.format,
-            "run_id": self.run_id,
-            "rows": int(rows.get[reconcile.ROWS]),
+        counted, rows = reconcile.observe(df, f"rows of {job.output}", reconcile.rows_metric())
+        version = self.store.write_table(counted, job.output, self.run_id, self.options.format)
+        self.state.tables[job.output] = TableVersion(
+            version=version,
+            format=self.options.format,
+            run_id=self.run_id,
+            rows=int(rows.get[reconcile.ROWS]),
             # What the table was built with: a later run with nothing new may keep it only if
             # these are still the same (``unchanged_since``).
-            "options": self._options_record(),
-            "salt_fingerprint": salt_fingerprint(self.options.salt),
-        }
-        self.after_job(job)
+            options=self._build_options(),
+            salt_fingerprint=salt_fingerprint(self.options.salt),
+        )
+        self.after_job(job.name)
         # Later jobs read the written files: cheaper than recomputing the lineage that made them.
-        return self.store.read_table(self.spark, name, self.state)
+        return self.store.read_table(self.spark, job.output, self.state)
 
-    def _write_classified(self, job: str, classified: DataFrame, columns: tuple[str, ...], weighted: bool) -> DataFrame:
+    def _write_classified(self, job: Job, landing: str, classified: DataFrame) -> DataFrame:
         """Write a landing job's trusted rows, counting every row's fate in the same pass."""
-        observed, fates = reconcile.observe(classified, f"fates of {job}", reconcile.fate_metrics(weighted))
-        written = self._write(job, jobs.trusted_rows(observed, columns))
-        entity = job.split("_landing_to_")[0]
-        self.reconciliation[f"{entity}_landing"] = reconcile.reconcile(
-            self.staged_counts(entity), fates.get, weighted
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", reconcile.fate_metrics(job.weighted))
+        written = self._write(job, jobs.trusted_rows(observed, job.columns))
+        self.reconciliation[landing] = reconcile.reconcile(
+            self.staged_counts(TABLES_BY_NAME[landing].entity), fates.get, job.weighted
         )
         return written
 
-    def _table(self, job: str) -> DataFrame:
+    def _table(self, job: Job) -> DataFrame:
         """The output of a job that is not part of this run: its current version."""
-        return self.store.read_table(self.spark, JOB_OUTPUT[job], self.state)
+        return self.store.read_table(self.spark, job.output, self.state)
 
-    def run_jobs(self) -> dict[str, dict[str, Any]]:
+    def _input(self, name: str, frames: dict[str, DataFrame]) -> DataFrame:
+        """A job's input: a table an earlier job gave (or ``CLASSIFIED_CUSTOMERS``), else landing."""
+        if name in frames:
+            return frames[name]
+        table = TABLES_BY_NAME[name]
+        if table.zone != "landing":
+            raise ValueError(f"{name} is read before the job that writes it")
+        return self.landing(table.entity)
+
+    def run_jobs(self) -> dict[str, Reconciliation]:
         """Run the selected jobs in order; returns the reconciliation of the landing jobs that ran.
 
         Each job's table is written once, and every count the reconciliation and the summary
         need is observed while it is written: no job's data is scanned twice for counting.
         """
-        from pyspark.sql import functions as F
-
         selected = set(self.options.jobs)
-        consent = self.options.consent
-
+        read_by_a_job = {name for job in JOBS for name in job.inputs}
         # Every landing job needs each customer's latest record, so customers are always classified.
-        customers = self._cache(jobs.classify_customers(self.landing("customer")))
-        customer_latest = customers.filter(F.col(jobs.FATE) != jobs.SUPERSEDED).select(*jobs.CUSTOMER_COLUMNS)
-
-        job = "customer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            customer_trusted = self._write_classified(job, customers, jobs.CUSTOMER_COLUMNS, weighted=False)
-        else:
-            customer_trusted = self._table(job)
-
-        job = "accelerometer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            accel = jobs.classify_accelerometer(self.landing("accelerometer"), customer_latest, consent)
-            accelerometer_trusted = self._write_classified(job, accel, jobs.ACCELEROMETER_COLUMNS, weighted=True)
-        else:
-            accelerometer_trusted = self._table(job)
-
-        job = "customer_trusted_to_curated"
-        if job in selected:
-            self.progress(job)
-            curated = jobs.customer_trusted_to_curated(customer_trusted, accelerometer_trusted)
-            customer_curated = self._write(job, curated)
-        else:
-            customer_curated = self._table(job)
-
-        job = "step_trainer_landing_to_trusted"
-        if job in selected:
-            self.progress(job)
-            steps = jobs.classify_step_trainer(self.landing("step_trainer"), customer_latest, customer_curated, consent)
-            step_trainer_trusted = self._write_classified(job, steps, jobs.STEP_TRAINER_COLUMNS, weighted=True)
-        else:
-            step_trainer_trusted = self._table(job)
-
-        job = "machine_learning_curated"
-        if job in selected:
-            self.progress(job)
-            ml = jobs.machine_learning_curated(
-                step_trainer_trusted,
-                accelerometer_trusted,
-                customer_curated,
-                salt=self.options.salt,
-                tolerance_ms=self.options.tolerance_ms,
-            )
-            self._write(job, ml)
+        frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
+        for job in JOBS:
+            if job.name not in selected:
+                if job.output in read_by_a_job:
+                    frames[job.output] = self._table(job)
+                continue
+            self.progress(job.name)
+            built = job.build([self._input(name, frames) for name in job.inputs], self.options)
+            if job.reconciles is None:
+                frames[job.output] = self._write(job, built)
+            else:
+                frames[job.output] = self._write_classified(job, job.reconciles, built)
         return self.reconciliation
 
     # --- the whole run ---------------------------------------------------------------------
 
-    def _options_record(self) -> dict[str, Any]:
-        return {"consent": self.options.consent, "tolerance_ms": self.options.tolerance_ms,
-                "format": self.options.format}
+    def _build_options(self) -> BuildOptions:
+        return BuildOptions(self.options.consent, self.options.tolerance_ms, self.options.format)
 
     def unchanged_since(self) -> str | None:
         """The previous run, when it left exactly the tables this run would write; else None.
@@ -284,88 +254,83 @@ class PipelineRun:
         would only write the same rows again (and upload them, on an S3 lake).
         """
         before = self.previous
-        if self.options.full_refresh or before["last_run"] is None or any(self.new_files.values()):
+        if self.options.full_refresh or before.last_run is None or any(self.new_files.values()):
             return None
-        built_as_now = {"format": self.options.format, "options": self._options_record(),
-                        "salt_fingerprint": salt_fingerprint(self.options.salt)}
-        same = (
-            self.state["staging"] == before["staging"]
-            and all(
-                {k: before["tables"].get(JOB_OUTPUT[j], {}).get(k) for k in built_as_now} == built_as_now
-                for j in self.options.jobs
-            )
-            and all(t in before.get("reconciliation", {}) for t in _landing_tables(self.options.jobs))
-        )
-        return before["last_run"] if same else None
+        built_as_now = (self.options.format, self._build_options(), salt_fingerprint(self.options.salt))
 
-    def _unchanged(self, since: str, started: float) -> RunResult:
+        def built_so(job: str) -> bool:
+            table = before.tables.get(JOBS_BY_NAME[job].output)
+            return table is not None and (table.format, table.options, table.salt_fingerprint) == built_as_now
+
+        same = (
+            self.state.staging == before.staging
+            and all(built_so(j) for j in self.options.jobs)
+            and all(t in (before.reconciliation or {}) for t in _landing_tables(self.options.jobs))
+        )
+        return before.last_run if same else None
+
+    def _record(self, started: float, reconciliation: dict[str, Reconciliation], tables: dict[str, int | None],
+                unchanged_since: str | None = None) -> RunRecord:
+        return RunRecord(
+            run_id=self.run_id,
+            lake=self.store.lake.url,
+            options=self._build_options(),
+            full_refresh=self.options.full_refresh,
+            jobs=self.options.jobs,
+            new_landing_files=self.new_files,
+            reconciliation=reconciliation,
+            tables=tables,
+            seconds=round(time.monotonic() - started, 3),
+            unchanged_since=unchanged_since,
+        )
+
+    def _keep(self, since: str, started: float) -> RunRecord:
         """Finish a run that found nothing to do: the tables stay, the record says why."""
         log.info("nothing new since run %s (no new or changed landing files, same options and salt): "
                  "every table stays as that run left it", since)
-        wanted = {JOB_OUTPUT[j] for j in self.options.jobs}
-        reconciliation = {t: self.previous["reconciliation"][t] for t in _landing_tables(self.options.jobs)}
-        tables = {name: info.get("rows") for name, info in self.previous["tables"].items() if name in wanted}
-        record = {
-            "run_id": self.run_id,
-            "lake": self.store.lake.url,
-            "options": {**self._options_record(), "full_refresh": False, "jobs": list(self.options.jobs)},
-            "new_landing_files": self.new_files,
-            "unchanged_since": since,
-            "reconciliation": reconciliation,
-            "tables": tables,
-            "seconds": round(time.monotonic() - started, 3),
-        }
-        self.progress("done")
-        record["step_seconds"] = self.timings
-        self.store.save_run(self.run_id, record)
-        return RunResult(self.run_id, record, tables)
+        wanted = {JOBS_BY_NAME[j].output for j in self.options.jobs}
+        kept = self.previous.reconciliation or {}
+        tables = {name: t.rows for name, t in self.previous.tables.items() if name in wanted}
+        return self._record(started, {t: kept[t] for t in _landing_tables(self.options.jobs)}, tables, since)
+
+    def _commit(self, reconciliation: dict[str, Reconciliation], started: float) -> RunRecord:
+        """Finish a run that built tables: commit the new state."""
+        self.state.last_run = self.run_id
+        self.state.options = self._build_options()
+        # Kept in the state so that a run with nothing new can report it without rebuilding.
+        self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
+        record = self._record(started, reconciliation, {name: t.rows for name, t in self.state.tables.items()})
+        self.progress("commit")
+        self.store.commit(self.state)
+        return record
 
     def run(self) -> RunResult:
         started = time.monotonic()
         log.info("run %s on %s (%s)", self.run_id, self.store.lake.url, self.options)
         if self.options.full_refresh:
-            fresh = empty_state()
-            fresh["tables"] = self.state["tables"]
-            self.state = fresh
+            self.state = PipelineState(tables=self.state.tables)
         try:
             self.stage()
-            unchanged = self.unchanged_since()
-            if unchanged is not None:
-                return self._unchanged(unchanged, started)
-            reconciliation = self.run_jobs()
+            since = self.unchanged_since()
+            reconciliation = self.run_jobs() if since is None else {}
         finally:
             for df in self._cached:
                 df.unpersist()
-        self.state["last_run"] = self.run_id
-        self.state["options"] = self._options_record()
-        # Kept in the state so that a run with nothing new can report it without rebuilding.
-        self.state["reconciliation"] = {**self.state.get("reconciliation", {}), **reconciliation}
-        tables = {name: info.get("rows") for name, info in self.state["tables"].items()}
-        record = {
-            "run_id": self.run_id,
-            "lake": self.store.lake.url,
-            "options": {**self.state["options"], "full_refresh": self.options.full_refresh,
-                        "jobs": list(self.options.jobs)},
-            "new_landing_files": self.new_files,
-            "reconciliation": reconciliation,
-            "tables": tables,
-            "seconds": round(time.monotonic() - started, 3),
-        }
-        self.progress("commit")
-        self.store.commit(self.state)
+        record = self._commit(reconciliation, started) if since is None else self._keep(since, started)
         self.progress("done")
-        record["step_seconds"] = self.timings
-        key = self.store.save_run(self.run_id, record)
-        for name, r in reconciliation.items():
-            if not r["balanced"]:
-                log.error("%s does not reconcile: %s", name, r)
-        log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record["seconds"], key)
-        return RunResult(self.run_id, record, tables)
+        record.step_seconds = self.timings
+        key = self.store.save_run(record)
+        if since is None:
+            for name, r in reconciliation.items():
+                if not r["balanced"]:
+                    log.error("%s does not reconcile: %s", name, r)
+            log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record.seconds, key)
+        return RunResult(self.run_id, record, record.tables)
 
 
-def _landing_tables(jobs: tuple[str, ...]) -> list[str]:
-    """The landing table each landing job among ``jobs`` reads and reconciles."""
-    return [f"{j.split('_landing_to_')[0]}_landing" for j in jobs if "_landing_to_" in j]
+def _landing_tables(job_names: tuple[str, ...]) -> list[str]:
+    """The landing table each landing job among ``job_names`` reads and reconciles."""
+    return [t for j in job_names if (t := JOBS_BY_NAME[j].reconciles) is not None]
 
 
 def salt_fingerprint(salt: str) -> str:

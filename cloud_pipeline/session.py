@@ -11,6 +11,8 @@ class archive that ``stedi pipeline warm-up`` records, when there is one (``clas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -79,3 +81,22 @@ def local_session(
     else:
         builder = builder.config("spark.driver.memory", "4g")
     return builder.getOrCreate()
+
+
+@contextmanager
+def spark_session(app_name: str = "stedi", landing_bytes: int | None = None) -> Iterator[SparkSession]:
+    """A Spark session for one command: the one this process already runs (a notebook's, a
+    test's) is borrowed and left running; else a local one is started and stopped at the end.
+
+    A started session is a quick-start one unless ``landing_bytes``, the size of the lake's
+    landing data, says the lake is large (``quick_start_for``).
+    """
+    borrowed = session_running()
+    quick_start = landing_bytes is None or quick_start_for(landing_bytes)
+    spark = local_session(app_name=app_name, quick_start=quick_start)
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        if not borrowed:
+            spark.stop()

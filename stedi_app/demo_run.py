@@ -252,18 +252,14 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
     An S3 lake is synced into a cache under ``cache_root`` and the run publishes back to S3."""
     from cloud_pipeline.config import SALT_ENV, PipelineOptions
     from cloud_pipeline.runner import PipelineRun
-    from cloud_pipeline.session import local_session, session_running
+    from cloud_pipeline.session import spark_session
     from cloud_pipeline.storage.catalog import table_frames
     from cloud_pipeline.storage.s3_cache import open_store
 
     salt = os.environ.get(SALT_ENV) or DEMO_SALT
     # Spark's driver on loopback like every other server of the demo (and no hostname warning).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # A session already running in this process (a test's) is borrowed and left running.
-    borrowed = session_running()
-    spark = local_session(app_name="stedi-demo", quick_start=True)
-    spark.sparkContext.setLogLevel("ERROR")
-    try:
+    with spark_session(app_name="stedi-demo") as spark:
         store = open_store(lake_url, "run", cache_root=cache_root)
         options = PipelineOptions(consent="as-of" if consent == "as-of" else "all", salt=salt)
         result = PipelineRun(spark, store, options, progress=progress).run()
@@ -283,10 +279,7 @@ def pipeline(lake_url: str, consent: str, no_consent_serials: list[str],
                 write_report(spark, store, report)
             except (LakeError, OSError) as exc:  # the demo's figures stand without the page
                 log.warning("the pipeline report was not written: %s", exc)
-    finally:
-        if not borrowed:
-            spark.stop()
-    return result.record["reconciliation"], zones, leaks
+    return result.record.reconciliation, zones, leaks
 
 
 def run_demo(opts: DemoOptions, steps: Steps) -> DemoResult:

@@ -52,7 +52,7 @@ def _record_in_this_process(archive: str, work: str) -> None:
     from cloud_pipeline.runner import run_pipeline
     from cloud_pipeline.session import local_session
     from cloud_pipeline.storage.catalog import register_tables
-    from cloud_pipeline.storage.store import PipelineStore
+    from cloud_pipeline.storage.s3_cache import open_store
     from simulator.fleet import generate_fleet
     from stedi.lake import FolderLake
 
@@ -61,7 +61,7 @@ def _record_in_this_process(archive: str, work: str) -> None:
     spark = local_session("stedi-warm-up", archive_options=f"-XX:ArchiveClassesAtExit={archive} -Xlog:disable")
     run_pipeline(spark, str(lake), PipelineOptions())
     # What `stedi query` loads besides.
-    register_tables(spark, PipelineStore.open(str(lake)))
+    register_tables(spark, open_store(str(lake)))
     spark.sql("SELECT count(*) FROM machine_learning_curated").collect()
     spark.stop()
 

@@ -23,11 +23,10 @@ real layout.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_pipeline.storage.store import STATE_KEY
+from cloud_pipeline.storage.state import STATE_KEY, PipelineState
 from stedi.contract import QUARANTINE_FOLDER, QUARANTINE_TABLE, TABLES, WARNINGS_FOLDER, WARNINGS_TABLE, Table
 
 #: Hive / Athena column types of the contract's field types (date_string keeps its "YYYY-MM-DD" text).
@@ -115,21 +114,21 @@ def _columns(table: Table) -> tuple[tuple[str, str, str], ...]:
     return tuple((f.name, HIVE_TYPES[f.type], f.doc) for f in table.fields)
 
 
-def table_definitions(lake_url: str, state: dict[str, Any] | None = None) -> list[TableDefinition]:
+def table_definitions(lake_url: str, state: PipelineState | None = None) -> list[TableDefinition]:
     """Every contract table plus the quarantine files, located in the lake at ``lake_url``.
 
     ``state`` is the pipeline's state (``load_state``): it names each zone table's current
     version and format; without it zone tables point at an empty not-built-yet folder.
     """
     base = lake_url.rstrip("/") + "/"
-    built = (state or {}).get("tables", {})
+    built = state.tables if state is not None else {}
     definitions = []
     for table in TABLES:
         if table.zone == "landing":
             location, fmt = base + table.folder, "json"
         elif table.name in built:
-            info = built[table.name]
-            location, fmt = f"{base}{table.folder}{info['version']}/", info["format"]
+            current = built[table.name]
+            location, fmt = f"{base}{table.folder}{current.version}/", current.format
         else:
             location, fmt = f"{base}{table.folder}_not_built_yet/", "parquet"
         definitions.append(TableDefinition(table.name, _columns(table), location, fmt, table.doc))
@@ -164,18 +163,17 @@ def warnings_view_sql(database: str) -> str:
     return _batch_view_sql(database, WARNINGS_TABLE, WARNINGS_FILES, WARNINGS_COLUMNS)
 
 
-def load_state(lake_url: str) -> dict[str, Any] | None:
+def load_state(lake_url: str) -> PipelineState | None:
     """The lake's pipeline state, or None before the first run (works for folder and s3:// lakes)."""
     from stedi.lake import open_lake
 
     lake = open_lake(lake_url)
     if not lake.exists(STATE_KEY):
         return None
-    state: dict[str, Any] = json.loads(lake.get(STATE_KEY))
-    return state
+    return PipelineState.from_json(lake.get(STATE_KEY))
 
 
-def ddl_script(lake_url: str, database: str = "stedi", state: dict[str, Any] | None = None) -> str:
+def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> str:
     """The whole Athena script: database, every table, the quarantine view."""
     parts = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
     parts += [d.create_sql(database) for d in table_definitions(lake_url, state)]

@@ -12,14 +12,14 @@ never the rejected line (it may hold an email or a name).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.state import RunRecord
 from cloud_pipeline.storage.store import PipelineStore
 from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES
 from stedi.lake import LakeError
@@ -119,7 +119,7 @@ class ReportData:
     lake: str
     generated_at: datetime
     last_run: str | None
-    run: dict[str, Any] | None  # the record of the run that made the current state
+    run: RunRecord | None  # the record of the run that made the current state
     tables: list[TableRows]
     quarantine: list[QuarantineGroup]
     signal: Signal | None
@@ -266,7 +266,7 @@ def lake_url(store: PipelineStore) -> str:
     return url if isinstance(url, str) else store.lake.url
 
 
-def latest_run(store: PipelineStore, last_run: str | None) -> dict[str, Any] | None:
+def latest_run(store: PipelineStore, last_run: str | None) -> RunRecord | None:
     """The record of the committed run (the state names it), else the newest run record."""
     from cloud_pipeline.storage.s3_cache import CachedStore
 
@@ -276,29 +276,28 @@ def latest_run(store: PipelineStore, last_run: str | None) -> dict[str, Any] | N
             # A cache synced for queries holds no run records: fetch just this one.
             store.cache.mirror(key)
         if store.lake.exists(key):
-            record: dict[str, Any] = json.loads(store.lake.get(key))
-            return record
-    runs = [r for r in store.runs() if "run_id" in r]
-    return max(runs, key=lambda r: r["run_id"]) if runs else None
+            return RunRecord.from_json(store.lake.get(key))
+    runs = store.runs()
+    return max(runs, key=lambda r: r.run_id) if runs else None
 
 
 def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POINTS) -> ReportData:
     """Everything the report shows, from the committed state, the tables and the run records."""
     state = store.load_state()
     landing_files = sum(len(store.landing_files(t.entity)) for t in TABLES if t.zone == "landing")
-    if state["last_run"] is None and landing_files == 0:
+    if state.last_run is None and landing_files == 0:
         raise EmptyLakeError(f"nothing to report: {lake_url(store)} has no landing files and no pipeline run")
     frames = table_frames(spark, store)
     notes: list[str] = []
-    if state["last_run"] is None:
+    if state.last_run is None:
         notes.append("No pipeline run has been committed in this lake yet: only the landing zone has rows. "
                      "Run `stedi pipeline run` first.")
     tables = []
     for t in TABLES:
-        info = state["tables"].get(t.name)
-        built = t.zone == "landing" or info is not None
+        current = state.tables.get(t.name)
+        built = t.zone == "landing" or current is not None
         tables.append(TableRows(t.name, t.entity, t.zone, int(frames[t.name].count()) if built else 0,
-                                info["version"] if info else None, built))
+                                current.version if current else None, built))
     tables.append(TableRows(QUARANTINE_TABLE, "all", "quarantine", int(frames[QUARANTINE_TABLE].count()), None, True))
 
     ml = frames["machine_learning_curated"]
@@ -311,14 +310,14 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         histogram_of(frames["step_trainer_trusted"], "serialNumber", "step_trainer_trusted", "step trainer"),
     ]
     consent = consent_of(frames["customer_landing"], frames["customer_trusted"])
-    run = latest_run(store, state["last_run"])
-    if run is not None and run["run_id"] != state["last_run"]:
-        notes.append(f"The committed run {state['last_run']} left no run record (killed after its commit?): "
-                     f"the reconciliation shown is of run {run['run_id']}.")
+    run = latest_run(store, state.last_run)
+    if run is not None and run.run_id != state.last_run:
+        notes.append(f"The committed run {state.last_run} left no run record (killed after its commit?): "
+                     f"the reconciliation shown is of run {run.run_id}.")
     return ReportData(
         lake=lake_url(store),
         generated_at=datetime.now(UTC),
-        last_run=state["last_run"],
+        last_run=state.last_run,
         run=run,
         tables=tables,
         quarantine=quarantine_of(frames[QUARANTINE_TABLE]),

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cloud_pipeline.report.data import MAX_POINTS, ReportData, gather
 from cloud_pipeline.report.plots import Plot, consent_plot, readings_plot, signal_plot
+from cloud_pipeline.transforms.reconcile import rows_in
 from stedi.contract import LANDING_TABLES
 from stedi.tools import write_atomically
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from cloud_pipeline.storage.store import PipelineStore
+    from cloud_pipeline.transforms.reconcile import Reconciliation
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +85,16 @@ def _option(value: object) -> str:
 
 
 def _meta(data: ReportData) -> str:
-    run = data.run or {}
-    options = run.get("options")
+    run = data.run
+    # In the order the run record stores them (sorted).
+    options = sorted(run.options_dict().items()) if run else []
     rows = [
         ("lake", f"<code>{_e(data.lake)}</code>"),
         ("run", f"<code>{_e(data.last_run)}</code>" if data.last_run else '<span class="bad">no run committed</span>'),
-        ("options", ", ".join(f"{_e(k)}={_e(_option(v))}" for k, v in options.items()) if options else "—"),
-        ("run took", f"{run['seconds']:.1f} s" if "seconds" in run else "—"),
-        ("new landing files", ", ".join(f"{_e(k)}: {v}" for k, v in run.get("new_landing_files", {}).items()) or "—"),
+        ("options", ", ".join(f"{_e(k)}={_e(_option(v))}" for k, v in options) if options else "—"),
+        ("run took", f"{run.seconds:.1f} s" if run else "—"),
+        ("new landing files", ", ".join(f"{_e(k)}: {v}" for k, v in (run.new_landing_files if run else {}).items())
+         or "—"),
         ("generated", _e(data.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC"))),
     ]
     body = "".join(f'<tr data-meta="{_e(k)}"><td>{_e(k)}</td><td>{v}</td></tr>' for k, v in rows)
@@ -108,19 +112,19 @@ def _tables(data: ReportData) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def _equation(name: str, r: dict[str, Any]) -> str:
-    parts = [f"{c} {r[c]:,}" for c in CATEGORIES if r.get(c)]
-    parts += [f"quarantined/{rule} {n:,}" for rule, n in r.get("quarantined_by_rule", {}).items() if n]
+def _equation(name: str, r: Reconciliation) -> str:
+    parts = [f"{c} {n:,}" for c in CATEGORIES if (n := r.get(c))]
+    parts += [f"quarantined/{rule} {n:,}" for rule, n in r["quarantined_by_rule"].items() if n]
     return f'<div class="eq" data-equation="{_e(name)}">{_e(name)}: landing {r["landing"]:,} = {_e(" + ".join(parts) or "0")}</div>'
 
 
 def _reconciliation(data: ReportData) -> str:
     if not data.run:
         return '<p class="nodata">No run record: the reconciliation appears after `stedi pipeline run`.</p>'
-    recon: dict[str, dict[str, Any]] = data.run["reconciliation"]
+    recon = data.run.reconciliation
     # Landing tables in the contract's order (customer first), whatever the record's order.
     names = [t.name for t in LANDING_TABLES if t.name in recon] + sorted(set(recon) - {t.name for t in LANDING_TABLES})
-    rules = sorted({rule for r in recon.values() for rule in r.get("quarantined_by_rule", {})})
+    rules = sorted({rule for r in recon.values() for rule in r["quarantined_by_rule"]})
     head = "<tr><th>landing row ended as</th>" + "".join(f'<th class="num">{_e(n)}</th>' for n in names) + "</tr>"
 
     def row(label: str, key: str, values: list[int | None], cls: str = "") -> str:
@@ -128,11 +132,11 @@ def _reconciliation(data: ReportData) -> str:
                         for n, v in zip(names, values, strict=True))
         return f'<tr class="{cls}"><td>{_e(label)}</td>{cells}</tr>'
 
-    body = [row(c, c, [recon[n].get(c, 0) for n in names]) for c in CATEGORIES]
+    body = [row(c, c, [rows_in(recon[n], c) for n in names]) for c in CATEGORIES]
     body += [row(f"quarantined: {rule}", f"quarantined/{rule}",
-                 [recon[n].get("quarantined_by_rule", {}).get(rule, 0) for n in names]) for rule in rules]
-    body.append(row("quarantined (all rules)", "quarantined", [recon[n].get("quarantined", 0) for n in names]))
-    body.append(row("landing rows", "landing", [recon[n].get("landing") for n in names], "total"))
+                 [recon[n]["quarantined_by_rule"].get(rule, 0) for n in names]) for rule in rules]
+    body.append(row("quarantined (all rules)", "quarantined", [recon[n]["quarantined"] for n in names]))
+    body.append(row("landing rows", "landing", [recon[n]["landing"] for n in names], "total"))
     balanced = "".join(
         f'<td class="num {"ok" if recon[n]["balanced"] else "bad"}" data-table="{_e(n)}" data-category="balanced">'
         f'{"yes" if recon[n]["balanced"] else "NO"}</td>' for n in names)

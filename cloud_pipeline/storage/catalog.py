@@ -22,7 +22,7 @@ def table_frames(spark: SparkSession, store: PipelineStore) -> dict[str, DataFra
     for table in TABLES:
         if table.zone == "landing":
             frames[table.name] = store.read_landing_table(spark, table.entity)
-        elif table.name in state["tables"]:
+        elif table.name in state.tables:
             frames[table.name] = store.read_table(spark, table.name, state)
         else:
             log.info("%s is not built yet: it reads as empty", table.name)

@@ -143,4 +143,4 @@ def record_erase(store: PipelineStore, report: EraseReport, rebuilt_by: str | No
         "suspect_lines_dropped": report.suspect_lines_dropped,
         "rebuilt_by_run": rebuilt_by,
     }
-    return store.save_run(f"erase-{stamp}", record)
+    return store.save_record(f"erase-{stamp}", record)

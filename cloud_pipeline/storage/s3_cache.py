@@ -35,14 +35,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cloud_pipeline.storage.store import POINTER_NAME, STAGING_FOLDER, STATE_KEY, PipelineStore, _is_visible
+from cloud_pipeline.storage.state import STATE_KEY, PipelineState, batch_names
+from cloud_pipeline.storage.store import (
+    POINTER_NAME,
+    STAGING_FOLDER,
+    ZONE_TABLES,
+    PipelineStore,
+    read_as_landing,
+    unnamed,
+)
 from stedi.contract import (
     LANDING_TABLES,
     QUARANTINE_FOLDER,
     RUNS_FOLDER,
     STATE_FOLDER,
     TABLES_BY_NAME,
-    is_landing_file,
 )
 from stedi.lake import FolderLake, LakeError, LakeObject, S3Lake, open_lake
 from stedi.tools import write_atomically
@@ -120,30 +127,14 @@ def _hidden(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(".")
 
 
-def unnamed_objects(lake: S3Lake, state: dict[str, Any]) -> list[str]:
+def unnamed_objects(lake: S3Lake, state: PipelineState) -> list[str]:
     """Keys of table versions, staging and quarantine batches (or parts) ``state`` does not name.
 
-    The S3 twin of ``PipelineStore.cleanup``: same rules, by listing instead of walking folders.
+    The S3 twin of ``PipelineStore.cleanup``: the same rule (``store.unnamed``), by listing objects
+    instead of walking folders.
     """
-    doomed: list[str] = []
-    for table in TABLES_BY_NAME.values():
-        if table.zone == "landing":
-            continue
-        current = state["tables"].get(table.name, {}).get("version")
-        for obj in lake.list(table.folder):
-            rest = obj.key[len(table.folder):]
-            head = rest.split("/", 1)[0]
-            if "/" in rest and head.startswith("v-") and head != current:
-                doomed.append(obj.key)
-    for base, listed in ((STAGING_FOLDER, state["staging"]), (QUARANTINE_FOLDER, state["quarantine"])):
-        for obj in lake.list(base):
-            parts = obj.key[len(base):].split("/")
-            users = [e for e, batches in listed.items() if parts[0] in batches]
-            if not users:
-                doomed.append(obj.key)
-            elif len(parts) > 2 and not any(parts[1] in (f"entity={e}", f"table={e}_landing") for e in users):
-                doomed.append(obj.key)  # a part of an entity that re-staged since
-    return doomed
+    folders = [t.folder for t in ZONE_TABLES] + [STAGING_FOLDER, QUARANTINE_FOLDER]
+    return [o.key for folder in folders for o in lake.list(folder) if unnamed(state, o.key)]
 
 
 def delete_objects(lake: S3Lake, keys: list[str]) -> int:
@@ -159,7 +150,7 @@ def delete_objects(lake: S3Lake, keys: list[str]) -> int:
 
 def _landing_file_of(folder: str) -> Callable[[str], bool]:
     # The files the pipeline reads from a landing folder (see PipelineStore.landing_files).
-    return lambda key: is_landing_file(key) and _is_visible(key[len(folder):])
+    return lambda key: read_as_landing(folder, key)
 
 
 class S3Cache:
@@ -239,7 +230,7 @@ class S3Cache:
                 self.stats.fetched += 1
                 self.stats.bytes_down += size
 
-    def pull(self, need: Need) -> dict[str, Any]:
+    def pull(self, need: Need) -> PipelineState:
         """Bring what ``need`` reads into the cache; returns the lake's committed state."""
         started = time.monotonic()
         plain = PipelineStore(self.local)
@@ -248,12 +239,12 @@ class S3Cache:
         if need in ("query", "run"):
             for table in LANDING_TABLES:
                 self.mirror(table.folder, _landing_file_of(table.folder))
-            for name, info in state["tables"].items():
-                self.mirror(f"{TABLES_BY_NAME[name].folder}{info['version']}/")
-            for batch in sorted({b for batches in state["quarantine"].values() for b in batches}):
+            for name, current in state.tables.items():
+                self.mirror(f"{TABLES_BY_NAME[name].folder}{current.version}/")
+            for batch in sorted(batch_names(state.quarantine)):
                 self.mirror(f"{QUARANTINE_FOLDER}{batch}/")
         if need == "run":
-            for batch in sorted({b for batches in state["staging"].values() for b in batches}):
+            for batch in sorted(batch_names(state.staging)):
                 self.mirror(f"{STAGING_FOLDER}{batch}/")
         if need == "status":
             self.mirror(RUNS_FOLDER)
@@ -292,23 +283,22 @@ class S3Cache:
     def _files(self, prefix: str) -> list[str]:
         return [o.key for o in self.local.list(prefix) if not _hidden(o.key)]
 
-    def publish(self, before: dict[str, Any], after: dict[str, Any],
+    def publish(self, before: PipelineState, after: PipelineState,
                 before_switch: Callable[[], None] | None = None) -> dict[str, str]:
         """Publish a run committed locally as ``after`` over S3's ``before``; returns key -> ETag."""
         started = time.monotonic()
         versions = [
-            f"{TABLES_BY_NAME[name].folder}{info['version']}/"
-            for name, info in sorted(after["tables"].items())
-            if before["tables"].get(name, {}).get("version") != info["version"]
+            f"{TABLES_BY_NAME[name].folder}{table.version}/"
+            for name, table in sorted(after.tables.items())
+            if (old := before.tables.get(name)) is None or old.version != table.version
         ]
         folders = list(versions)
-        for base, kind in ((STAGING_FOLDER, "staging"), (QUARANTINE_FOLDER, "quarantine")):
-            old = {b for batches in before[kind].values() for b in batches}
-            new = {b for batches in after[kind].values() for b in batches}
-            folders += [f"{base}{b}/" for b in sorted(new - old)]
+        for base, old_batches, new_batches in ((STAGING_FOLDER, before.staging, after.staging),
+                                               (QUARANTINE_FOLDER, before.quarantine, after.quarantine)):
+            folders += [f"{base}{b}/" for b in sorted(batch_names(new_batches) - batch_names(old_batches))]
         from botocore.exceptions import BotoCoreError, ClientError
 
-        run = after.get("last_run")
+        run = after.last_run
         for folder in versions:
             # Spark writes _SUCCESS last: without it the version is not whole (a killed write, or
             # a folder another command's sync removed).
@@ -323,17 +313,16 @@ class S3Cache:
         if before_switch is not None:
             before_switch()
         # The commit point: from this put on, readers of the state see the new run.
-        state_bytes = json.dumps(after, indent=2, sort_keys=True).encode()
         try:
-            uploaded[STATE_KEY] = self.remote.put(STATE_KEY, state_bytes, **self._put_kwargs()).etag
+            uploaded[STATE_KEY] = self.remote.put(STATE_KEY, after.to_json(), **self._put_kwargs()).etag
         except (BotoCoreError, ClientError, LakeError) as exc:
             raise LakeError(f"switching {self.remote.url} to run {run} failed ({exc}); if the state "
                             "was not replaced readers still see the previous run; run again") from exc
         try:
-            for name, info in sorted(after["tables"].items()):
+            for name, table in sorted(after.tables.items()):
                 key = TABLES_BY_NAME[name].folder + POINTER_NAME
-                uploaded[key] = self.remote.put(key, (info["version"] + "\n").encode(), **self._put_kwargs()).etag
-            self.stats.uploaded += 1 + len(after["tables"])
+                uploaded[key] = self.remote.put(key, (table.version + "\n").encode(), **self._put_kwargs()).etag
+            self.stats.uploaded += 1 + len(after.tables)
             self.stats.deleted_remote += self.cleanup_remote(after)
         except (BotoCoreError, ClientError, LakeError) as exc:
             raise LakeError(f"run {run} is committed in {self.remote.url} (state switched), but updating the "
@@ -346,7 +335,7 @@ class S3Cache:
     def _delete_remote(self, keys: list[str]) -> int:
         return delete_objects(self.remote, keys)
 
-    def cleanup_remote(self, state: dict[str, Any]) -> int:
+    def cleanup_remote(self, state: PipelineState) -> int:
         """Delete from S3 every table version, staging and quarantine batch ``state`` does not name.
 
         Runs only after the switch, so it also removes what a killed publish left behind.
@@ -392,7 +381,7 @@ class CachedStore(PipelineStore):
     """A pipeline store on the cache of an S3 lake: runs locally, commits by publishing to S3.
 
     ``commit`` publishes first (versions, then the state, then the pointers) and only then
-    commits the cache, so the cache never runs ahead of S3; ``save_run`` uploads the record.
+    commits the cache, so the cache never runs ahead of S3; ``save_record`` uploads every record.
     """
 
     def __init__(self, cache: S3Cache, need: Need = "run"):
@@ -417,7 +406,7 @@ class CachedStore(PipelineStore):
             out.append(LakeObject(obj.key, obj.size, entry["etag"]) if entry is not None and fresh else obj)
         return out
 
-    def commit(self, state: dict[str, Any]) -> None:
+    def commit(self, state: PipelineState) -> None:
         if self.need != "run":
             raise LakeError(f"this view of {self.url} was synced for {self.need}, not for a run")
         uploaded = self.cache.publish(self.base_state, state, self.before_switch)
@@ -427,9 +416,9 @@ class CachedStore(PipelineStore):
         self.cache.save_index()
         self.base_state = copy.deepcopy(state)
 
-    def save_run(self, run_id: str, record: dict[str, Any]) -> str:
+    def save_record(self, name: str, record: dict[str, Any]) -> str:
         record = {**record, "lake": self.url, "cache": str(self.root), "s3": self.cache.stats.as_dict()}
-        key = super().save_run(run_id, record)
+        key = super().save_record(name, record)
         for k, etag in self.cache.upload([key]).items():
             self.cache.remember(k, etag)
         self.cache.save_index()

@@ -13,10 +13,11 @@ of ``cloud_pipeline/storage/s3_cache.py`` instead; ``open_for_spark`` chooses.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from cloud_pipeline.storage.s3_cache import delete_objects, open_store, unnamed_objects
+from cloud_pipeline.storage.state import PipelineState
 from cloud_pipeline.storage.store import PipelineStore
 from stedi.lake import S3Lake
 
@@ -83,7 +84,7 @@ class ClusterStore(PipelineStore):
         found = self.s3.client.list_objects_v2(Bucket=self.s3.bucket, Prefix=prefix, MaxKeys=1)
         return int(found.get("KeyCount", 0)) > 0
 
-    def cleanup(self, state: dict[str, Any]) -> None:
+    def cleanup(self, state: PipelineState) -> None:
         doomed = unnamed_objects(self.s3, state)
         if doomed:
             log.info("deleting %d object(s) of old or orphaned versions and batches from %s", len(doomed), self.base)
@@ -95,7 +96,7 @@ def open_for_spark(spark: SparkSession, url: str) -> PipelineStore:
     this Spark reads S3 (cluster mode), else through the local cache."""
     parts = split_s3_url(url)
     if parts is None:
-        return PipelineStore.open(url)
+        return open_store(url)
     scheme, bucket, prefix = parts
     lake = S3Lake(bucket, prefix)
     found = spark_s3_scheme(spark, scheme)

@@ -1,10 +1,10 @@
 """All lake I/O of the pipeline in one place: landing files, staging, zones, state, runs.
 
 Works on a folder lake (Spark reads and writes local paths); an S3 lake is opened as a local
-cache that publishes back (``cloud_pipeline/storage/s3_cache.py``).  Zones are versioned: a run writes
-each table to a new folder ``<entity>/<zone>/v-<run id>/`` and the run commits by replacing one
-small JSON file, ``_pipeline/state/pipeline.json``, which names the current version of every
-table.  A run that fails or is killed before that point leaves the previous state, and so every
+cache that publishes back (``open_store`` in ``cloud_pipeline/storage/s3_cache.py`` opens either
+kind).  Zones are versioned: a run writes each table to a new folder ``<entity>/<zone>/v-<run id>/``
+and the run commits by replacing one small JSON file, ``_pipeline/state/pipeline.json`` (read and
+written by ``cloud_pipeline/storage/state.py``), which names the current version of every table.  A run that fails or is killed before that point leaves the previous state, and so every
 previous table, untouched; the folders it wrote are orphans that the next run deletes.  After
 the commit each table folder also gets a ``_CURRENT`` pointer naming its version, for readers
 that do not read the state file.
@@ -12,7 +12,6 @@ that do not read the state file.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -20,46 +19,62 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.schemas import quarantine_schema, staging_schema, table_schema
 from stedi.contract import (
-    LANDING_TABLES,
     QUARANTINE_FOLDER,
     RUNS_FOLDER,
-    STATE_FOLDER,
+    TABLES,
     TABLES_BY_NAME,
     is_landing_file,
 )
-from stedi.lake import FolderLake, LakeError, LakeObject, open_lake
+from stedi.lake import FolderLake, LakeError, LakeObject
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = STATE_FOLDER + "pipeline.json"
 STAGING_FOLDER = "_pipeline/staging/"
 POINTER_NAME = "_CURRENT"
-STATE_VERSION = 1
-ENTITIES = tuple(t.entity for t in LANDING_TABLES)
+ZONE_TABLES = tuple(t for t in TABLES if t.zone != "landing")
 
 
-def empty_state() -> dict[str, Any]:
-    return {
-        "version": STATE_VERSION,
-        "last_run": None,
-        "files": {e: {} for e in ENTITIES},
-        "staging": {e: [] for e in ENTITIES},
-        "quarantine": {e: [] for e in ENTITIES},
-        # Rows per quarantine rule (and "accepted") of each staging batch, counted when staged.
-        "counts": {e: {} for e in ENTITIES},
-        "tables": {},
-    }
+def read_as_landing(folder: str, key: str) -> bool:
+    """Whether the pipeline reads ``key`` as a landing file of ``folder``.
+
+    Readers ignore names starting with "." or "_" anywhere under the folder (temp files, markers).
+    """
+    return is_landing_file(key) and not any(part.startswith((".", "_")) for part in key[len(folder):].split("/"))
 
 
-def _is_visible(key: str) -> bool:
-    # Readers ignore names starting with "." or "_" anywhere in the path (temp files, markers).
-    return not any(part.startswith((".", "_")) for part in key.split("/"))
+def unnamed(state: PipelineState, key: str) -> bool:
+    """Whether ``key`` (a folder, ending in "/", or an object in one) lies in a table version, a
+    staging or quarantine batch, or an entity's part of a batch that ``state`` does not name.
+
+    That is what a commit deletes: older versions, orphans of failed runs, and the parts of a
+    batch whose entity re-staged since (``entity=<e>`` in staging, ``table=<e>_landing`` in
+    quarantine).  Anything else (landing, the state, pointers, run records, a batch's own marker
+    files) is not for it to judge, and is kept.
+    """
+    for table in ZONE_TABLES:
+        if key.startswith(table.folder):
+            head, in_folder, _ = key[len(table.folder):].partition("/")
+            current = state.tables.get(table.name)
+            return bool(in_folder) and head.startswith("v-") and (current is None or head != current.version)
+    for base, listed in ((STAGING_FOLDER, state.staging), (QUARANTINE_FOLDER, state.quarantine)):
+        if key.startswith(base):
+            batch, _, rest = key[len(base):].partition("/")
+            users = [e for e, batches in listed.items() if batch in batches]
+            part, in_part, _ = rest.partition("/")
+            return not users or (bool(in_part) and part not in _parts_of(users))
+    return False
+
+
+def _parts_of(entities: list[str]) -> set[str]:
+    # One staging batch holds every entity it parsed, a quarantine batch every dirty one.
+    return {f"entity={e}" for e in entities} | {f"table={e}_landing" for e in entities}
 
 
 class PipelineStore:
@@ -69,16 +84,6 @@ class PipelineStore:
         self.lake = lake
         self.root: Path = lake.root
 
-    @classmethod
-    def open(cls, url: str) -> PipelineStore:
-        lake = open_lake(url)
-        if not isinstance(lake, FolderLake):
-            # An S3 lake runs on a local cache that commits by publishing (cloud_pipeline/storage/s3_cache.py).
-            from cloud_pipeline.storage.s3_cache import open_store
-
-            return open_store(url)
-        return cls(lake)
-
     def path(self, key: str) -> str:
         return str(self.root / key)
 
@@ -86,65 +91,59 @@ class PipelineStore:
 
     def landing_files(self, entity: str) -> list[LakeObject]:
         folder = f"{entity}/landing/"
-        return [
-            o
-            for o in self.lake.list(folder)
-            if is_landing_file(o.key) and _is_visible(o.key[len(folder):])
-        ]
+        return [o for o in self.lake.list(folder) if read_as_landing(folder, o.key)]
+
+    def landing_bytes(self) -> int:
+        """The size of every landing file: it tells how much Spark a command needs."""
+        return sum(o.size for e in ENTITIES for o in self.landing_files(e))
 
     # --- state -----------------------------------------------------------------------------
 
-    def load_state(self) -> dict[str, Any]:
+    def load_state(self) -> PipelineState:
         if not self.lake.exists(STATE_KEY):
-            return empty_state()
-        state: dict[str, Any] = json.loads(self.lake.get(STATE_KEY))
-        if state.get("version") != STATE_VERSION:
-            raise LakeError(f"{STATE_KEY} has state version {state.get('version')}, expected {STATE_VERSION}")
-        return state
+            return PipelineState()
+        return PipelineState.from_json(self.lake.get(STATE_KEY))
 
-    def commit(self, state: dict[str, Any]) -> None:
+    def commit(self, state: PipelineState) -> None:
         """The commit point of a run: one atomic file replace.  Then pointers, then cleanup."""
-        self.lake.put(STATE_KEY, json.dumps(state, indent=2, sort_keys=True).encode())
-        for name, info in state["tables"].items():
-            folder = TABLES_BY_NAME[name].folder
-            self.lake.put(folder + POINTER_NAME, (info["version"] + "\n").encode())
+        self.lake.put(STATE_KEY, state.to_json())
+        for name, table in state.tables.items():
+            self.lake.put(TABLES_BY_NAME[name].folder + POINTER_NAME, (table.version + "\n").encode())
         self.cleanup(state)
 
-    def cleanup(self, state: dict[str, Any]) -> None:
+    def cleanup(self, state: PipelineState) -> None:
         """Delete table versions, staging and quarantine batches the state does not name."""
-        keep = {TABLES_BY_NAME[n].folder + info["version"] for n, info in state["tables"].items()}
-        for table in TABLES_BY_NAME.values():
-            if table.zone == "landing":
-                continue
-            folder = self.root / table.folder
-            if folder.is_dir():
-                for child in folder.iterdir():
-                    if child.is_dir() and child.name.startswith("v-") and f"{table.folder}{child.name}" not in keep:
-                        shutil.rmtree(child, ignore_errors=True)
-                        log.debug("removed old version %s%s", table.folder, child.name)
-        for base, listed in ((STAGING_FOLDER, state["staging"]), (QUARANTINE_FOLDER, state["quarantine"])):
-            folder = self.root / base
-            if not folder.is_dir():
-                continue
-            for batch in folder.iterdir():
-                if not batch.is_dir():
+        for table in ZONE_TABLES:
+            for version in self._folders(table.folder):
+                if unnamed(state, version):
+                    shutil.rmtree(self.root / version, ignore_errors=True)
+                    log.debug("removed old version %s", version)
+        for base in (STAGING_FOLDER, QUARANTINE_FOLDER):
+            for batch in self._folders(base):
+                if unnamed(state, batch):
+                    shutil.rmtree(self.root / batch, ignore_errors=True)
                     continue
-                users = [e for e in ENTITIES if batch.name in listed.get(e, [])]
-                if not users:
-                    shutil.rmtree(batch, ignore_errors=True)
-                    continue
-                for part in batch.iterdir():
-                    # entity=<e> or table=<e>_landing: drop parts of entities that re-staged since.
-                    if part.is_dir() and not any(part.name in (f"entity={e}", f"table={e}_landing") for e in users):
-                        shutil.rmtree(part, ignore_errors=True)
+                for part in self._folders(batch):
+                    if unnamed(state, part):
+                        shutil.rmtree(self.root / part, ignore_errors=True)
 
-    def save_run(self, run_id: str, record: dict[str, Any]) -> str:
-        key = f"{RUNS_FOLDER}{run_id}.json"
-        self.lake.put(key, json.dumps(record, indent=2, sort_keys=True).encode())
+    def _folders(self, folder: str) -> list[str]:
+        """The sub-folders of a folder of the lake, as keys ending in "/"."""
+        path = self.root / folder
+        return [f"{folder}{child.name}/" for child in path.iterdir() if child.is_dir()] if path.is_dir() else []
+
+    def save_run(self, record: RunRecord) -> str:
+        return self.save_record(record.run_id, record.to_dict())
+
+    def save_record(self, name: str, record: dict[str, Any]) -> str:
+        """Write a record to ``_pipeline/runs/<name>.json``: a run's, or an erase's."""
+        key = f"{RUNS_FOLDER}{name}.json"
+        self.lake.put(key, dump_json(record))
         return key
 
-    def runs(self) -> list[dict[str, Any]]:
-        return [json.loads(self.lake.get(o.key)) for o in self.lake.list(RUNS_FOLDER) if o.key.endswith(".json")]
+    def runs(self) -> list[RunRecord]:
+        keys = [o.key for o in self.lake.list(RUNS_FOLDER) if o.key.endswith(".json")]
+        return run_records(self.lake.get(k) for k in keys)
 
     # --- staging and quarantine ------------------------------------------------------------
 
@@ -203,7 +202,7 @@ class PipelineStore:
         schema = staging_schema(TABLES_BY_NAME[f"{entity}_landing"])
         return spark.read.schema(schema).parquet(*paths)
 
-    def read_quarantine(self, spark: SparkSession, state: dict[str, Any]) -> DataFrame:
+    def read_quarantine(self, spark: SparkSession, state: PipelineState) -> DataFrame:
         from functools import reduce
 
         from pyspark.sql import functions as F
@@ -212,7 +211,7 @@ class PipelineStore:
         schema = quarantine_schema()
         file_schema = type(schema)([f for f in schema.fields if f.name != "table"])
         for entity in ENTITIES:
-            paths = [self.quarantine_path(entity, b) for b in state["quarantine"].get(entity, [])]
+            paths = [self.quarantine_path(entity, b) for b in state.quarantine.get(entity, [])]
             paths = [p for p in paths if self.folder_exists(p)]
             if paths:
                 df = spark.read.schema(file_schema).parquet(*paths)
@@ -236,13 +235,13 @@ class PipelineStore:
         log.info("wrote %s (%s) in %.2fs", name, fmt, time.monotonic() - started)
         return version
 
-    def read_table(self, spark: SparkSession, name: str, state: dict[str, Any]) -> DataFrame:
-        info = state["tables"].get(name)
-        if info is None:
+    def read_table(self, spark: SparkSession, name: str, state: PipelineState) -> DataFrame:
+        current = state.tables.get(name)
+        if current is None:
             raise LakeError(f"table {name} has not been built yet: run `stedi pipeline run` first")
-        path = self.path(TABLES_BY_NAME[name].folder + info["version"])
+        path = self.path(TABLES_BY_NAME[name].folder + current.version)
         schema = table_schema(TABLES_BY_NAME[name])
-        if info["format"] == "json":
+        if current.format == "json":
             return spark.read.schema(schema).json(path)
         return spark.read.schema(schema).parquet(path)
 

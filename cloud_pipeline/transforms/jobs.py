@@ -1,10 +1,11 @@
 """The five jobs of the original design, each a pure function of DataFrames.
 
-No job reads or writes storage: the runner (``cloud_pipeline.runner``) does I/O at the edges.
-Beside each landing-to-trusted job there is a ``classify_*`` function that keeps every landing
-row and says what happened to it (its *fate*); the job is that classification filtered to
-``trusted``.  The runner uses the classification to reconcile: every landing row has exactly one
-fate, so landing = trusted + excluded + duplicates + quarantined holds by construction.
+No job reads or writes storage: the runner (``cloud_pipeline.runner``) does I/O at the edges,
+and ``cloud_pipeline.config.JOBS`` says which of these functions each job calls on what.  A
+landing-to-trusted job is a ``classify_*`` function that keeps every landing row and says what
+happened to it (its *fate*); the job's table is ``trusted_rows`` of that classification.  The
+runner uses the classification to reconcile: every landing row has exactly one fate, so
+landing = trusted + excluded + duplicates + quarantined holds by construction.
 """
 
 from __future__ import annotations
@@ -61,19 +62,11 @@ def classify_customers(customer_landing: DataFrame) -> DataFrame:
     return ranked.select(*CUSTOMER_COLUMNS, fate.alias(FATE))
 
 
-def latest_customers(customer_landing: DataFrame) -> DataFrame:
-    """One row per email: the latest record, consenting or not."""
+def latest_customers(classified_customers: DataFrame) -> DataFrame:
+    """One row per email from ``classify_customers``: the latest record, consenting or not."""
     from pyspark.sql import functions as F
 
-    classified = classify_customers(customer_landing)
-    return classified.filter(F.col(FATE) != SUPERSEDED).select(*CUSTOMER_COLUMNS)
-
-
-def customer_landing_to_trusted(customer_landing: DataFrame) -> DataFrame:
-    """The latest record per email whose ``shareWithResearchAsOfDate`` is not null."""
-    from pyspark.sql import functions as F
-
-    return classify_customers(customer_landing).filter(F.col(FATE) == TRUSTED).select(*CUSTOMER_COLUMNS)
+    return classified_customers.filter(F.col(FATE) != SUPERSEDED).select(*CUSTOMER_COLUMNS)
 
 
 # --- accelerometer --------------------------------------------------------------------------
@@ -124,19 +117,8 @@ def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...]) -> DataFr
     return trusted.unionByName(excluded)
 
 
-def accelerometer_landing_to_trusted(
-    accelerometer_landing: DataFrame, customer_landing: DataFrame, consent: ConsentMode = "all"
-) -> DataFrame:
-    """Readings of trusted customers (``user`` = ``email``), accelerometer columns only, no exact duplicates.
-
-    With ``consent="as-of"`` only readings taken at or after the customer's research consent date.
-    """
-
-    classified = classify_accelerometer(accelerometer_landing, latest_customers(customer_landing), consent)
-    return trusted_rows(classified, ACCELEROMETER_COLUMNS)
-
-
 def trusted_rows(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """A landing job's table: the rows a ``classify_*`` function found trusted, ``columns`` only."""
     from pyspark.sql import functions as F
 
     return classified.filter(F.col(FATE) == TRUSTED).select(*columns)
@@ -192,19 +174,6 @@ def classify_step_trainer(
         .otherwise(F.lit(TRUSTED))
     )
     return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS)
-
-
-def step_trainer_landing_to_trusted(
-    step_trainer_landing: DataFrame,
-    customer_landing: DataFrame,
-    customer_curated: DataFrame,
-    consent: ConsentMode = "all",
-) -> DataFrame:
-    """Step-trainer readings whose ``serialNumber`` belongs to a curated customer, no exact duplicates."""
-    classified = classify_step_trainer(
-        step_trainer_landing, latest_customers(customer_landing), customer_curated, consent
-    )
-    return trusted_rows(classified, STEP_TRAINER_COLUMNS)
 
 
 # --- machine learning -----------------------------------------------------------------------

@@ -9,7 +9,8 @@ classification per fate; each table write counts its rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from cloud_pipeline.transforms import jobs
 from cloud_pipeline.transforms.landing import RULES
@@ -34,6 +35,33 @@ FATES = (
     jobs.NOT_CURATED,
 )
 _SEP = "__"
+
+
+class Reconciliation(TypedDict):
+    """One landing table's rows, each in exactly one category: ``reconcile``'s result.
+
+    A fate appears only when some row has it; a job that keeps one row per exact copy always
+    reports ``trusted`` and ``duplicate``.  Kept in the state and the run records as it is.
+    """
+
+    landing: int
+    trusted: NotRequired[int]
+    superseded: NotRequired[int]
+    duplicate: NotRequired[int]
+    excluded_no_consent: NotRequired[int]
+    excluded_before_consent: NotRequired[int]
+    excluded_unknown_customer: NotRequired[int]
+    excluded_not_curated: NotRequired[int]
+    quarantined: int
+    quarantined_by_rule: dict[str, int]
+    balanced: bool
+
+
+def rows_in(reconciliation: Reconciliation, category: str) -> int:
+    """The rows of one category ("landing", a fate, "quarantined"); 0 when no row has that fate."""
+    counts: Mapping[str, object] = reconciliation
+    value = counts.get(category, 0)
+    return value if isinstance(value, int) else 0
 
 
 def _zero_if_null(column: Column) -> Column:
@@ -90,7 +118,7 @@ def rows_metric() -> list[Column]:
 
 def reconcile(
     batches: dict[str, dict[str, int]], fates: dict[str, Any], weighted: bool
-) -> dict[str, Any]:
+) -> Reconciliation:
     """Landing rows of one table split into exactly one category each; ``balanced`` checks the sum.
 
     ``batches``: the staging counts of every batch the table is built from; ``fates``: the
@@ -109,7 +137,8 @@ def reconcile(
         elif n:
             split[fate] = n
     accounted = sum(split.values()) + sum(rules.values())
-    return {
+    # The fates are keys of Reconciliation, named by FATES rather than spelled out one by one.
+    return cast(Reconciliation, {
         "landing": landing,
         **dict(sorted(split.items())),
         "quarantined": sum(rules.values()),
@@ -119,4 +148,4 @@ def reconcile(
         WARNED: sum(counts.get(WARNED, 0) for counts in batches.values()),
         # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
         "balanced": accounted == landing and sum(split.values()) == accepted_rows,
-    }
+    })

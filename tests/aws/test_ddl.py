@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -10,14 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud_pipeline.aws.ddl import HIVE_TYPES, QUARANTINE_FILES, WARNINGS_FILES, ddl_script, table_definitions
+from cloud_pipeline.storage.state import PipelineState, TableVersion
 from cloud_pipeline.storage.store import STATE_KEY
 from cloud_pipeline.transforms.schemas import quarantine_schema, spark_type, warnings_schema
 from stedi.contract import TABLES, TABLES_BY_NAME
 from stedi.lake import S3Lake
 from stedi_app.cli import app
 
-STATE = {"tables": {"customer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "parquet"},
-                    "accelerometer_trusted": {"version": "v-20260101T000000Z-ab12", "format": "json"}}}
+RUN = "20260101T000000Z-ab12"
+STATE = PipelineState(tables={"customer_trusted": TableVersion(f"v-{RUN}", "parquet", RUN),
+                              "accelerometer_trusted": TableVersion(f"v-{RUN}", "json", RUN)})
 
 
 def _statements(script: str) -> dict[str, str]:
@@ -64,7 +65,7 @@ def test_locations_and_formats_follow_the_pipeline_layout() -> None:
 
 
 def test_cli_reads_state_of_an_s3_lake(s3_bucket: str) -> None:
-    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(STATE).encode())
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, STATE.to_json())
     result = CliRunner().invoke(app, ["pipeline", "ddl", "--lake", f"s3://{s3_bucket}/lake", "--database", "stedi"])
     assert result.exit_code == 0, result.output
     assert f"LOCATION 's3://{s3_bucket}/lake/customer/trusted/v-20260101T000000Z-ab12/'" in result.output

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 from typer.testing import CliRunner
 
 from cloud_pipeline.aws.ddl import QUARANTINE_FILES, WARNINGS_FILES
 from cloud_pipeline.aws.deploy import code_zip, deploy, refresh_tables
 from cloud_pipeline.config import JOB_ORDER
+from cloud_pipeline.storage.state import PipelineState, TableVersion
 from cloud_pipeline.storage.store import STATE_KEY
 from stedi.contract import TABLES
 from stedi.lake import S3Lake
@@ -56,8 +55,8 @@ def test_deploy_twice_second_changes_nothing(s3_bucket: str) -> None:
     assert glue.get_trigger(Name="stedi-pipeline-start")["Trigger"]["Actions"] == [{"JobName": f"stedi-{JOB_ORDER[0]}"}]
 
     # After a pipeline run the zone table moves to the new version; nothing else changes.
-    state = {"tables": {"customer_trusted": {"version": "v-2", "format": "parquet"}}}
-    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(state).encode())
+    state = PipelineState(tables={"customer_trusted": TableVersion("v-2", "parquet", "2")})
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, state.to_json())
     moved = deploy(lake, ROLE)
     assert [str(c) for c in moved] == ["update table customer_trusted"]
     table = glue.get_table(DatabaseName="stedi", Name="customer_trusted")["Table"]
@@ -80,9 +79,9 @@ def test_a_job_moves_its_own_table_only(s3_bucket: str) -> None:
     deploy(lake, ROLE, database="refresh")
     assert boto3.client("glue").get_job(JobName="refresh-machine_learning_curated")["Job"]["DefaultArguments"][
         "--database"] == "refresh"
-    state = {"tables": {"customer_trusted": {"version": "v-9", "format": "parquet"},
-                        "machine_learning_curated": {"version": "v-9", "format": "json"}}}
-    S3Lake(s3_bucket, "lake").put(STATE_KEY, json.dumps(state).encode())
+    state = PipelineState(tables={"customer_trusted": TableVersion("v-9", "parquet", "9"),
+                                  "machine_learning_curated": TableVersion("v-9", "json", "9")})
+    S3Lake(s3_bucket, "lake").put(STATE_KEY, state.to_json())
     assert refresh_tables(lake, "refresh", ["machine_learning_curated"]) == ["machine_learning_curated"]
     assert refresh_tables(lake, "refresh", ["machine_learning_curated"]) == []
     glue = boto3.client("glue")

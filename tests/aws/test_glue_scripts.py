@@ -14,7 +14,7 @@ from cloud_pipeline.aws.glue.entry import parse_args
 from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
 from simulator.fleet import generate_fleet
 from stedi.lake import FolderLake
 
@@ -33,10 +33,10 @@ def test_glue_arguments_tolerate_glue_extras() -> None:
 
 
 def test_every_job_has_a_script() -> None:
-    scripts = {p.stem for p in (ROOT / "cloud_pipeline" / "glue").glob("*.py")} - {"__init__", "entry"}
+    scripts = {p.stem for p in (ROOT / "cloud_pipeline" / "aws" / "glue").glob("*.py")} - {"__init__", "entry"}
     assert scripts == set(JOB_ORDER)
     for job in JOB_ORDER:
-        assert f'main("{job}")' in (ROOT / "cloud_pipeline" / "glue" / f"{job}.py").read_text()
+        assert f'main("{job}")' in (ROOT / "cloud_pipeline" / "aws" / "glue" / f"{job}.py").read_text()
 
 
 def _rows(df) -> list[tuple]:  # type: ignore[no-untyped-def]
@@ -64,7 +64,7 @@ def test_spark_submit_scripts_match_local_runner(spark, tmp_path: Path, monkeypa
             [str(spark_submit), "--master", "local[1]",
              "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
              "--driver-java-options", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-             str(ROOT / "cloud_pipeline" / "glue" / f"{job}.py"),
+             str(ROOT / "cloud_pipeline" / "aws" / "glue" / f"{job}.py"),
              "--JOB_NAME", f"stedi-{job}", "--lake", str(glue), "--JOB_RUN_ID", "jr_test"],
             env=env, capture_output=True, text=True, timeout=300, check=False,
         )
@@ -72,8 +72,8 @@ def test_spark_submit_scripts_match_local_runner(spark, tmp_path: Path, monkeypa
         # spark-submit relays the Python driver's output on its stdout.
         assert f"job {job} committed run" in done.stdout + done.stderr, done.stdout[-3000:]
 
-    want = table_frames(spark, PipelineStore.open(str(local)))
-    got = table_frames(spark, PipelineStore.open(str(glue)))
+    want = table_frames(spark, open_store(str(local)))
+    got = table_frames(spark, open_store(str(glue)))
     for job in JOB_ORDER:
         table = JOB_OUTPUT[job]
         assert got[table].columns == want[table].columns, table

@@ -20,7 +20,8 @@ from cloud_pipeline.storage.s3_cluster import (
     spark_s3_scheme,
     split_s3_url,
 )
-from cloud_pipeline.storage.store import STATE_KEY, PipelineStore, empty_state
+from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableVersion
+from cloud_pipeline.storage.store import STATE_KEY, PipelineStore
 from simulator.fleet import generate_fleet
 from stedi.contract import TABLES_BY_NAME
 from stedi.lake import FolderLake, S3Lake
@@ -66,9 +67,9 @@ def test_this_spark_has_no_s3_filesystem_so_s3_lakes_use_the_cache(spark, s3_buc
     lake = _lake(s3_bucket)
     generate_fleet(lake, customers=4, seed=5, customers_per_file=4)
     result = run_job(spark, f"s3a://{s3_bucket}/lakes/x", PipelineOptions(salt="s", jobs=("customer_landing_to_trusted",)))
-    state = json.loads(lake.get(STATE_KEY))
-    assert state["last_run"] == result.run_id and list(state["tables"]) == ["customer_trusted"]
-    assert lake.list(f"{TRUSTED}{state['tables']['customer_trusted']['version']}/")
+    state = PipelineState.from_json(lake.get(STATE_KEY))
+    assert state.last_run == result.run_id and list(state.tables) == ["customer_trusted"]
+    assert lake.list(f"{TRUSTED}{state.tables['customer_trusted'].version}/")
 
 
 def test_cluster_commit_switches_then_cleans_up_on_s3(s3_bucket: str) -> None:
@@ -84,21 +85,23 @@ def test_cluster_commit_switches_then_cleans_up_on_s3(s3_bucket: str) -> None:
     assert not store.folder_exists(store.staging_path("step_trainer", "r2"))
     assert not store.folder_exists(store.path("_pipeline/staging/r"))  # a prefix of a name is no folder
 
-    state = empty_state()
-    state["tables"]["customer_trusted"] = {"version": "v-r2", "format": "parquet", "run_id": "r2", "rows": 1}
-    state["staging"]["customer"] = ["r1", "r2"]  # the accelerometer re-staged since r2: its part goes
-    state["last_run"] = "r2"
+    state = PipelineState()
+    state.tables["customer_trusted"] = TableVersion("v-r2", "parquet", "r2", 1)
+    state.staging["customer"] = ["r1", "r2"]  # the accelerometer re-staged since r2: its part goes
+    state.last_run = "r2"
     store.commit(state)
 
     assert json.loads(lake.get(STATE_KEY))["last_run"] == "r2"
     assert lake.get(f"{TRUSTED}_CURRENT") == b"v-r2\n"
-    assert store.load_state() == json.loads(json.dumps(state))
+    assert store.load_state() == state
     left = {o.key for o in lake.list("")}
     assert left == {STATE_KEY, f"{TRUSTED}_CURRENT", f"{TRUSTED}v-r2/part-0.parquet",
                     "_pipeline/staging/r1/entity=customer/part-0.parquet",
                     "_pipeline/staging/r2/entity=customer/part-0.parquet"}
-    store.save_run("r2", {"run_id": "r2"})
-    assert store.runs() == [{"run_id": "r2"}]
+    record = RunRecord("r2", store.base, BuildOptions("all", 0, "parquet"), False, ("customer_landing_to_trusted",),
+                       {"customer": 1}, {}, {"customer_trusted": 1}, 0.5)
+    store.save_run(record)
+    assert store.runs() == [record]
 
 
 def test_folder_store_keeps_its_hooks(tmp_path: Path) -> None:

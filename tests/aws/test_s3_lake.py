@@ -15,7 +15,8 @@ from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import PipelineRun, run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.s3_cache import CachedStore, S3Cache, cache_folder, check_sse, open_store
-from cloud_pipeline.storage.store import STATE_KEY, PipelineStore, empty_state
+from cloud_pipeline.storage.state import PipelineState, RunRecord, TableVersion
+from cloud_pipeline.storage.store import STATE_KEY, PipelineStore
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES, TABLES_BY_NAME
 from stedi.lake import FolderLake, LakeError, S3Lake
@@ -30,9 +31,13 @@ def _lake(bucket: str) -> S3Lake:
     return S3Lake(bucket, "lakes/one", client=boto3.client("s3"))
 
 
-def _run_record(lake: S3Lake, run_id: str) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(lake.get(f"{RUNS_FOLDER}{run_id}.json"))
-    return record
+def _run_record(lake: S3Lake, run_id: str) -> RunRecord:
+    return RunRecord.from_json(lake.get(f"{RUNS_FOLDER}{run_id}.json"))
+
+
+def _s3(record: RunRecord) -> dict[str, int]:
+    assert record.s3 is not None, "a run of an S3 lake records what it moved"
+    return record.s3
 
 
 def _table_rows(spark, store: PipelineStore) -> dict[str, list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
@@ -102,9 +107,9 @@ def test_one_process_per_cache_and_no_publish_of_a_partial_version(s3_bucket: st
     assert other.returncode == 1 and "in use by another stedi command" in other.stderr
 
     # A version folder without Spark's _SUCCESS marker (a write that did not finish) is refused.
-    before = empty_state()
-    after = empty_state()
-    after["tables"]["customer_trusted"] = {"version": "v-r1", "format": "parquet", "run_id": "r1", "rows": 1}
+    before = PipelineState()
+    after = PipelineState()
+    after.tables["customer_trusted"] = TableVersion("v-r1", "parquet", "r1", 1)
     cache.local.put(f"{TABLES_BY_NAME['customer_trusted'].folder}v-r1/part-0.parquet", b"PAR1")
     with pytest.raises(LakeError, match="incomplete"):
         cache.publish(before, after)
@@ -127,26 +132,26 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
 
     expected = run_pipeline(spark, folder.url, OPTIONS)
     first = run_pipeline(spark, url, OPTIONS)
-    assert first.balanced and first.record["reconciliation"] == expected.record["reconciliation"]
+    assert first.balanced and first.record.reconciliation == expected.record.reconciliation
     assert first.tables == expected.tables
     record = _run_record(lake, first.run_id)
-    assert record["lake"] == url and record["s3"]["fetched"] == fleet.files == 14 and record["s3"]["uploaded"] > 0
+    assert record.lake == url and _s3(record)["fetched"] == fleet.files == 14 and _s3(record)["uploaded"] > 0
 
     # What S3 readers see, through a cache of their own, equals the folder lake, row for row.
-    want = _table_rows(spark, PipelineStore.open(folder.url))
+    want = _table_rows(spark, open_store(folder.url))
     reader = open_store(url, "query", cache_root=tmp_path / "reader")
     assert _table_rows(spark, reader) == want
     assert want[QUARANTINE_TABLE] and all(want[name] for name in ZONE_TABLES)
-    state = json.loads(lake.get(STATE_KEY))
-    for name, info in state["tables"].items():
-        assert lake.get(TABLES_BY_NAME[name].folder + "_CURRENT").decode().strip() == info["version"]
+    state = PipelineState.from_json(lake.get(STATE_KEY))
+    for name, current in state.tables.items():
+        assert lake.get(TABLES_BY_NAME[name].folder + "_CURRENT").decode().strip() == current.version
 
     # Nothing new: nothing fetched, nothing rebuilt or uploaded but the run's record, same rows.
     second = run_pipeline(spark, url, OPTIONS)
     record = _run_record(lake, second.run_id)
-    assert record["s3"]["fetched"] == 0 and record["s3"]["reused"] > fleet.files and record["s3"]["uploaded"] == 0
-    assert second.record["new_landing_files"] == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
-    assert second.record["unchanged_since"] == first.run_id
+    assert _s3(record)["fetched"] == 0 and _s3(record)["reused"] > fleet.files and _s3(record)["uploaded"] == 0
+    assert second.record.new_landing_files == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
+    assert second.record.unchanged_since == first.run_id
     assert _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader")) == want
     versions = {o.key.split("/")[2] for name in ZONE_TABLES for o in lake.list(TABLES_BY_NAME[name].folder)
                 if o.key.split("/")[2].startswith("v-")}
@@ -157,14 +162,14 @@ def test_s3_lake_gives_the_folder_lakes_tables_and_reruns_fetch_nothing(  # type
         generate_fleet(target, customers=5, seed=7, customer_offset=20, customers_per_file=5)
     third = run_pipeline(spark, url, OPTIONS)
     record = _run_record(lake, third.run_id)
-    assert record["s3"]["fetched"] == 3
-    assert third.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
+    assert _s3(record)["fetched"] == 3
+    assert third.record.new_landing_files == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
     versions = {o.key.split("/")[2] for name in ZONE_TABLES for o in lake.list(TABLES_BY_NAME[name].folder)
                 if o.key.split("/")[2].startswith("v-")}
     assert versions == {f"v-{third.run_id}"}  # the previous versions are gone from S3
     run_pipeline(spark, folder.url, OPTIONS)
     assert _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader")) == _table_rows(
-        spark, PipelineStore.open(folder.url)
+        spark, open_store(folder.url)
     )
 
 
@@ -217,7 +222,7 @@ def test_reader_never_sees_a_half_published_run(spark, s3_bucket: str, tmp_path:
     # the killed one left behind.  The state names landing files by S3 ETag, so that cache too
     # stages only the new delivery.
     after = PipelineRun(spark, open_store(url, "run", cache_root=tmp_path / "laptop-2"), OPTIONS).run()
-    assert after.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
+    assert after.record.new_landing_files == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
     assert not lake.list(orphan) and not lake.list(f"_pipeline/staging/{run.run_id}/")
     now = _table_rows(spark, open_store(url, "query", cache_root=tmp_path / "reader"))
     assert len(now["customer_trusted"]) > len(before["customer_trusted"])
@@ -238,17 +243,17 @@ def test_cli_on_s3_with_sse_erase_query_status(spark, s3_bucket: str, tmp_path: 
     done = cli.invoke(app, ["pipeline", "run", "--lake", url, "--sse", "AES256"])
     assert done.exit_code == 0, done.output
     client = boto3.client("s3")
-    state = json.loads(lake.get(STATE_KEY))
-    version = state["tables"]["machine_learning_curated"]["version"]
+    state = PipelineState.from_json(lake.get(STATE_KEY))
+    version = state.tables["machine_learning_curated"].version
     uploaded = [o.key for o in lake.list(TABLES_BY_NAME["machine_learning_curated"].folder + version + "/")]
-    for key in [STATE_KEY, uploaded[0], f"{RUNS_FOLDER}{state['last_run']}.json"]:
+    for key in [STATE_KEY, uploaded[0], f"{RUNS_FOLDER}{state.last_run}.json"]:
         head = client.head_object(Bucket=s3_bucket, Key=f"lakes/one/{key}")
         assert head.get("ServerSideEncryption") == "AES256", key
     assert cli.invoke(app, ["pipeline", "run", "--lake", url, "--sse", "AES128"]).exit_code != 0
 
     status = cli.invoke(app, ["pipeline", "status", "--lake", url])
     assert status.exit_code == 0, status.output
-    assert json.loads(status.output)["last_run"] == state["last_run"]
+    assert json.loads(status.output)["last_run"] == state.last_run
 
     found = cli.invoke(app, ["query", "--lake", url, "--json", "SELECT min(email) AS email FROM customer_trusted"])
     assert found.exit_code == 0, found.output

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
 from tests.fuzz.landing import NON_UTF8, Corpus, build_corpus, expected_outcome, normalized
 from tests.fuzz.tally import tally
 
@@ -32,13 +32,13 @@ def check_lake(spark: Any, corpus: Corpus, seed: int) -> None:
         corpus.write(lake, random.Random(seed))
         result = run_pipeline(spark, str(lake), OPTIONS)
         want = expected_outcome(corpus)
-        got = result.record["reconciliation"]
+        got = result.record.reconciliation
         assert result.balanced, got
         for name, expected in want["reconciliation"].items():
             assert normalized(got[name]) == normalized(expected), name
         assert result.tables == want["tables"]
 
-        frames = table_frames(spark, PipelineStore.open(str(lake)))
+        frames = table_frames(spark, open_store(str(lake)))
         quarantine = frames["quarantine"].collect()
         bad = [line for line in corpus.lines if line.rule]
         assert len(quarantine) == len(bad)

@@ -71,16 +71,16 @@ def test_truncated_gzip_file_is_quarantined_not_fatal(spark: Any, lake_dir: Path
 
     result = run_pipeline(spark, str(lake_dir), PipelineOptions(salt="s"))
 
-    recon = result.record["reconciliation"]["accelerometer_landing"]
+    recon = result.record.reconciliation["accelerometer_landing"]
     assert recon["balanced"]
     # Each damaged file is one quarantine record; the complete lines before the cut still count.
     assert recon["quarantined_by_rule"]["damaged_file"] == 2
     recovered = recon["landing"] - 1 - 2
     assert 0 < recovered < len(records)
     spark.catalog.clearCache()
-    from cloud_pipeline.storage.store import PipelineStore
+    from cloud_pipeline.storage.s3_cache import open_store
 
-    store = PipelineStore.open(str(lake_dir))
+    store = open_store(str(lake_dir))
     rows = store.read_quarantine(spark, store.load_state()).collect()
     assert {(r.rule, r.source_file) for r in rows} == {
         ("damaged_file", "accelerometer/landing/cut.json.gz"),

@@ -324,10 +324,9 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
     their consent date on: the same (serial, boot, seq), each exactly once."""
     from cloud_pipeline.config import PipelineOptions
     from cloud_pipeline.runner import run_pipeline
-    from cloud_pipeline.session import local_session, session_running
+    from cloud_pipeline.session import spark_session
     from cloud_pipeline.storage.catalog import table_frames
     from cloud_pipeline.storage.s3_cache import open_store
-    from cloud_pipeline.storage.store import PipelineStore
     from stedi.lake import LakeError
     from stedi_app.demo_run import DEMO_SALT, mirror_down
 
@@ -344,14 +343,10 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
                 if consent.get(r["serial"]) is not None and r["t"] >= int(consent[r["serial"]] or 0)}
     excluded = len({(r["serial"], r["boot"], r["seq"]) for r in rows}) - len(expected)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # A session already running in this process (a test's) is borrowed and left running.
-    borrowed = session_running()
-    spark = local_session(app_name="stedi-faults", quick_start=True)
-    spark.sparkContext.setLogLevel("ERROR")
-    try:
+    with spark_session(app_name="stedi-faults") as spark:
         progress("pipeline: landing -> trusted -> curated (Spark)")
         run_pipeline(spark, pipeline_url, PipelineOptions(consent="as-of", salt=DEMO_SALT), progress=progress)
-        frames = table_frames(spark, PipelineStore.open(pipeline_url))
+        frames = table_frames(spark, open_store(pipeline_url))
         out: dict[str, Any] = {"expected": len(expected), "excluded_by_consent": excluded}
         exact = True
         for name in ("step_trainer_trusted", "machine_learning_curated"):
@@ -363,9 +358,6 @@ def check_curated(lake_url: str, work: Path, rows: list[dict[str, Any]], progres
             out[name] = figures
             exact = exact and figures["missing"] == 0 and figures["extra"] == 0 and figures["duplicated"] == 0
         out["exact"] = exact
-    finally:
-        if not borrowed:
-            spark.stop()
     return out
 
 

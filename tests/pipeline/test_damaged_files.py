@@ -86,7 +86,7 @@ def test_what_is_unreadable_is_told_apart_from_a_cut_end() -> None:
 
 def test_erase_searches_damaged_files_and_names_what_it_could_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from cloud_pipeline.storage.erase import erase_landing
-    from cloud_pipeline.storage.store import PipelineStore
+    from cloud_pipeline.storage.s3_cache import open_store
     from tests.pipeline.helpers import SALT, small_lake
 
     small_lake(tmp_path)
@@ -99,7 +99,7 @@ def test_erase_searches_damaged_files_and_names_what_it_could_not(tmp_path) -> N
     (landing / "corrupt-ann.json.gz").write_bytes(sound_member + _flushed_gzip([ann, bob], b"\xff" * 40))
     (landing / "corrupt-bob.json.gz").write_bytes(_flushed_gzip([bob], b"\xff" * 40))
 
-    report = erase_landing(PipelineStore.open(str(tmp_path)), "ann@example.com", SALT)
+    report = erase_landing(open_store(str(tmp_path)), "ann@example.com", SALT)
 
     # Files with ann's lines are rewritten whole, sound and without her; the cut line named her too.
     assert gzip.decompress((landing / "cut.json.gz").read_bytes()) == bob + b"\n"

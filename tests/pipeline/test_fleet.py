@@ -96,7 +96,7 @@ def test_dirty_fleet_reconciles_through_the_pipeline(spark, tmp_path: Path) -> N
 
     summary = generate_fleet(FolderLake(tmp_path), customers=30, seed=5, dirty=True)
     result = run_pipeline(spark, str(tmp_path), PipelineOptions(salt="s"))
-    recon = result.record["reconciliation"]
+    recon = result.record.reconciliation
     assert result.balanced
     assert recon["customer_landing"]["landing"] == summary.customer_records + summary.dirty["customer.truncated"]
     assert recon["customer_landing"]["quarantined_by_rule"]["malformed_json"] == summary.dirty["customer.truncated"]

@@ -17,7 +17,7 @@ def test_customer_trusted_keeps_latest_record_with_consent(spark) -> None:
         customer("dan", "S4", None, updated=T0),
         customer("dan", "S4", T0, updated=T0 + 1),  # consented later
     ])
-    trusted = jobs.customer_landing_to_trusted(landing)
+    trusted = jobs.trusted_rows(jobs.classify_customers(landing), jobs.CUSTOMER_COLUMNS)
     assert rows(trusted, "email", "phone") == [("ann@example.com", "new"), ("dan@example.com", "555-0100")]
     assert trusted.columns == list(jobs.CUSTOMER_COLUMNS)
 
@@ -31,12 +31,13 @@ def test_accelerometer_trusted_only_consenting_users_deduplicated_and_as_of(spar
         accel("ann", T0 + 2000, x=0.9),  # same time, other values: not a duplicate
         accel("bob", T0 + 1000), accel("zed", T0 + 1000),
     ])
-    trusted = jobs.accelerometer_landing_to_trusted(landing, customers)
+    latest = jobs.latest_customers(jobs.classify_customers(customers))
+    trusted = jobs.trusted_rows(jobs.classify_accelerometer(landing, latest), jobs.ACCELEROMETER_COLUMNS)
     assert rows(trusted, "user", "timestamp", "x") == [
         ("ann@example.com", T0 + 1000, 0.5), ("ann@example.com", T0 + 2000, 0.5), ("ann@example.com", T0 + 2000, 0.9),
     ]
     assert trusted.columns == ["user", "timestamp", "x", "y", "z"]
-    as_of = jobs.accelerometer_landing_to_trusted(landing, customers, consent="as-of")
+    as_of = jobs.trusted_rows(jobs.classify_accelerometer(landing, latest, consent="as-of"), jobs.ACCELEROMETER_COLUMNS)
     assert rows(as_of, "timestamp") == [(T0 + 2000,), (T0 + 2000,)]
 
 
@@ -56,17 +57,15 @@ def test_step_trainer_trusted_only_serials_of_curated_customers(spark) -> None:
         step("S1", T0 + 1000), step("S1", T0 + 2000), step("S1", T0 + 2000),
         step("S2", T0 + 1000), step("S5", T0 + 1000), step("S9", T0 + 1000),
     ])
-    assert rows(jobs.step_trainer_landing_to_trusted(landing, customers, curated), "serialNumber", "sensorReadingTime") == [
+    latest = jobs.latest_customers(jobs.classify_customers(customers))
+    classified = jobs.classify_step_trainer(landing, latest, curated)
+    assert rows(jobs.trusted_rows(classified, jobs.STEP_TRAINER_COLUMNS), "serialNumber", "sensorReadingTime") == [
         ("S1", T0 + 1000), ("S1", T0 + 2000),
     ]
-    as_of = jobs.step_trainer_landing_to_trusted(landing, customers, curated, consent="as-of")
+    as_of = jobs.trusted_rows(jobs.classify_step_trainer(landing, latest, curated, consent="as-of"),
+                              jobs.STEP_TRAINER_COLUMNS)
     assert rows(as_of, "sensorReadingTime") == [(T0 + 2000,)]
-    fates = dict(
-        (f, n) for f, n in rows(
-            jobs.classify_step_trainer(landing, jobs.latest_customers(customers), curated)
-            .groupBy(jobs.FATE).sum(jobs.COUNT)
-        )
-    )
+    fates = dict((f, n) for f, n in rows(classified.groupBy(jobs.FATE).sum(jobs.COUNT)))
     assert fates == {"trusted": 3, "excluded_no_consent": 1, "excluded_not_curated": 1, "excluded_unknown_customer": 1}
 
 

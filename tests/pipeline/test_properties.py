@@ -32,11 +32,14 @@ def test_no_row_of_a_customer_without_consent_reaches_trusted_or_curated(spark, 
         readings += [accel(name, T0 + s * 1000, x=float(i)) for s in accel_slots]
         steps += [step(serial, T0 + s * 1000, distance=i) for s in step_slots]
     consent = "as-of" if as_of else "all"
-    cl = frame(spark, "customer_landing", customers)
-    ct = jobs.customer_landing_to_trusted(cl)
-    at = jobs.accelerometer_landing_to_trusted(frame(spark, "accelerometer_landing", readings), cl, consent)
+    classified = jobs.classify_customers(frame(spark, "customer_landing", customers))
+    latest = jobs.latest_customers(classified)
+    ct = jobs.trusted_rows(classified, jobs.CUSTOMER_COLUMNS)
+    readings_landing = frame(spark, "accelerometer_landing", readings)
+    at = jobs.trusted_rows(jobs.classify_accelerometer(readings_landing, latest, consent), jobs.ACCELEROMETER_COLUMNS)
     cc = jobs.customer_trusted_to_curated(ct, at)
-    stt = jobs.step_trainer_landing_to_trusted(frame(spark, "step_trainer_landing", steps), cl, cc, consent)
+    steps_landing = frame(spark, "step_trainer_landing", steps)
+    stt = jobs.trusted_rows(jobs.classify_step_trainer(steps_landing, latest, cc, consent), jobs.STEP_TRAINER_COLUMNS)
     ml = jobs.machine_learning_curated(stt, at, cc, salt=SALT)
 
     assert {r.email for r in ct.collect()} == consenting

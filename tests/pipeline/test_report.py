@@ -24,7 +24,7 @@ from cloud_pipeline.report.html import Report, write_report
 from cloud_pipeline.report.plots import CONSENT_COLOUR, DISTANCE_COLOUR, MAGNITUDE_COLOUR, consent_plot
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
 from simulator.fleet import generate_fleet
 from stedi.contract import QUARANTINE_TABLE, TABLES
 from stedi.lake import FolderLake
@@ -85,7 +85,7 @@ def built(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     lake = tmp_path_factory.mktemp("report") / "lake"
     generate_fleet(FolderLake(lake), customers=20, seed=1, dirty=True)
     record = run_pipeline(spark, str(lake), PipelineOptions(salt=SALT)).record
-    report = write_report(spark, PipelineStore.open(str(lake)), lake.parent / "report.html")
+    report = write_report(spark, open_store(str(lake)), lake.parent / "report.html")
     return lake, record, report
 
 
@@ -93,7 +93,7 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     lake, record, report = built
     page = _Page()
     page.feed((lake.parent / "report.html").read_text(encoding="utf-8"))
-    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    frames = table_frames(spark, open_store(str(lake)))
 
     # Rows per table and zone: every contract table and the quarantine, each equal to its count.
     assert set(page.table_rows) == {t.name for t in TABLES} | {QUARANTINE_TABLE}
@@ -102,7 +102,7 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     assert all(_int(page.table_rows[t.name][3]) > 0 for t in TABLES)
 
     # The last run's reconciliation, cell by cell, and it balances.
-    recon = record["reconciliation"]
+    recon = record.reconciliation
     assert page.cells and {t for t, _ in page.cells} == set(recon)
     for table, r in recon.items():
         # A damaged file's rest is one landing row of the reconciliation that Spark cannot read.
@@ -127,7 +127,7 @@ def test_report_figures_equal_the_tables(spark, built) -> None:  # type: ignore[
     # No personal data on the page: no email, name or phone of any customer record.
     for c in frames["customer_landing"].where("email IS NOT NULL").collect():
         assert c["email"] not in text and c["phone"] not in text and c["customerName"] not in text
-    assert report.data.lake == str(lake) and report.data.last_run == record["run_id"] in text
+    assert report.data.lake == str(lake) and report.data.last_run == record.run_id in text
 
 
 def _png_pixels(data: bytes) -> tuple[tuple[int, int], Counter[tuple[int, int, int]]]:
@@ -147,7 +147,7 @@ def _has_colour(colours: Counter[tuple[int, int, int]], hex_colour: str, toleran
 
 def test_plots_hold_the_data_spark_holds(spark, built) -> None:  # type: ignore[no-untyped-def]
     lake, _, report = built
-    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    frames = table_frames(spark, open_store(str(lake)))
     page = _Page()
     page.feed(report.html)
     assert set(page.images) == {"signal", "readings", "consent"}
@@ -241,7 +241,7 @@ def test_unbuilt_and_empty_lakes(spark, tmp_path: Path) -> None:  # type: ignore
 
     empty = tmp_path / "empty"
     with pytest.raises(EmptyLakeError, match="nothing to report"):
-        write_report(spark, PipelineStore.open(str(empty)), tmp_path / "never.html")
+        write_report(spark, open_store(str(empty)), tmp_path / "never.html")
     result = CliRunner().invoke(app, ["pipeline", "report", "--lake", str(empty), "--out", str(tmp_path / "x.html")])
     assert result.exit_code == 2 and "nothing to report" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.html").exists()

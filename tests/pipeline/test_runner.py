@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.erase import erase_landing
-from cloud_pipeline.storage.store import STATE_KEY, PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.store import STATE_KEY
 from stedi.contract import TABLES, TABLES_BY_NAME
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
@@ -21,7 +23,7 @@ ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
 
 
 def _snapshot(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
-    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    frames = table_frames(spark, open_store(str(lake)))
     return {name: rows(frames[name]) for name in [*ZONE_TABLES, "quarantine"] if name != "quarantine"} | {
         "quarantine": rows(frames["quarantine"], "table", "rule", "reason", "source_file", "line")
     }
@@ -30,7 +32,7 @@ def _snapshot(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-u
 def test_run_reconciles_and_is_idempotent(spark, lake_dir: Path) -> None:
     small_lake(lake_dir)
     first = run_pipeline(spark, str(lake_dir), OPTIONS)
-    recon = first.record["reconciliation"]
+    recon = first.record.reconciliation
     assert recon["customer_landing"] == {
         "landing": 6, "trusted": 1, "superseded": 2, "excluded_no_consent": 2, "quarantined": 1,
         "quarantined_by_rule": {"damaged_file": 0, "non_utf8": 0, "malformed_json": 1, "wrong_type": 0, "missing_required": 0},
@@ -51,7 +53,7 @@ def test_run_reconciles_and_is_idempotent(spark, lake_dir: Path) -> None:
 
     before = _snapshot(spark, lake_dir)
     second = run_pipeline(spark, str(lake_dir), OPTIONS)
-    assert second.record["new_landing_files"] == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
+    assert second.record.new_landing_files == {"customer": 0, "accelerometer": 0, "step_trainer": 0}
     assert _snapshot(spark, lake_dir) == before
     # Old versions are gone: exactly one version folder per table, named by the pointer.
     for name in ZONE_TABLES:
@@ -69,13 +71,13 @@ def test_a_run_with_nothing_new_leaves_the_tables_and_says_so(spark, lake_dir: P
     assert SALT not in state  # only its fingerprint is kept
 
     again = run_pipeline(spark, str(lake_dir), OPTIONS)
-    assert again.record["unchanged_since"] == first.run_id
-    assert again.record["reconciliation"] == first.record["reconciliation"] and again.tables == first.tables
+    assert again.record.unchanged_since == first.run_id
+    assert again.record.reconciliation == first.record.reconciliation and again.tables == first.tables
     assert (lake_dir / STATE_KEY).read_text() == state  # nothing written, nothing committed
     assert (lake_dir / "_pipeline/runs" / f"{again.run_id}.json").exists()
 
     def rebuilds(options: PipelineOptions) -> bool:
-        return "unchanged_since" not in run_pipeline(spark, str(lake_dir), options).record
+        return run_pipeline(spark, str(lake_dir), options).record.unchanged_since is None
 
     # Whatever would change a table makes the next run rebuild them.
     assert rebuilds(PipelineOptions(salt="another salt"))
@@ -111,10 +113,10 @@ def test_killed_run_leaves_previous_zone_intact(spark, lake_dir: Path) -> None:
     assert _snapshot(spark, lake_dir) == before
     # The next run cleans the orphans and picks the new file up.
     after = run_pipeline(spark, str(lake_dir), OPTIONS)
-    assert after.record["new_landing_files"]["customer"] == 1
+    assert after.record.new_landing_files["customer"] == 1
     assert after.tables["customer_trusted"] == 2
     staging = [p.name for p in (lake_dir / "_pipeline/staging").iterdir()]
-    assert sorted(staging) == sorted(set(sum(json.loads((lake_dir / STATE_KEY).read_text())["staging"].values(), [])))
+    assert sorted(staging) == sorted(set(sum(open_store(str(lake_dir)).load_state().staging.values(), [])))
 
 
 def test_incremental_equals_full_and_withdrawal_removes_customer(spark, tmp_path: Path) -> None:
@@ -128,7 +130,7 @@ def test_incremental_equals_full_and_withdrawal_removes_customer(spark, tmp_path
     write_jsonl(lake, "accelerometer/landing/a2.json", [accel("bob", T0 + 5000, x=5.0), accel("ann", T0 + 5000), "{"])
     write_jsonl(lake, "step_trainer/landing/s2.json", [step("S-BOB", T0 + 5000, 55), step("S-ANN", T0 + 5000, 66)])
     incremental = run_pipeline(spark, str(lake), OPTIONS)
-    assert incremental.record["new_landing_files"] == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
+    assert incremental.record.new_landing_files == {"customer": 1, "accelerometer": 1, "step_trainer": 1}
     assert incremental.balanced
 
     full_lake = tmp_path / "full"
@@ -147,7 +149,7 @@ def test_erase_removes_customer_from_every_zone(spark, lake_dir: Path) -> None:
     small_lake(lake_dir)
     write_jsonl(lake_dir, "accelerometer/landing/a3.json", ['{"user": "ann@example.com", "timestamp": ', accel("bob", 1)])
     run_pipeline(spark, str(lake_dir), OPTIONS)
-    store = PipelineStore.open(str(lake_dir))
+    store = open_store(str(lake_dir))
     report = erase_landing(store, "ann@example.com", SALT)
     # ann's 2 records, 3 readings + 1 bad line + 1 truncated line naming her; 2 steps + 1 bad line of her serial
     assert report.lines_removed == {"customer": 2, "accelerometer": 5, "step_trainer": 3}
@@ -193,14 +195,14 @@ def test_json_format_and_query_cli(spark, lake_dir: Path) -> None:
 def test_selected_jobs_reuse_the_current_tables(spark, lake_dir: Path) -> None:
     small_lake(lake_dir)
     first = run_pipeline(spark, str(lake_dir), OPTIONS)
-    state = json.loads((lake_dir / STATE_KEY).read_text())
+    state = open_store(str(lake_dir)).load_state()
     only_ml = PipelineOptions(salt=SALT, tolerance_ms=10, jobs=("machine_learning_curated",))
     second = run_pipeline(spark, str(lake_dir), only_ml)
-    after = json.loads((lake_dir / STATE_KEY).read_text())
-    assert after["tables"]["machine_learning_curated"]["version"] == f"v-{second.run_id}"
+    after = open_store(str(lake_dir)).load_state()
+    assert after.tables["machine_learning_curated"].version == f"v-{second.run_id}"
     for name in ("customer_trusted", "accelerometer_trusted", "customer_curated", "step_trainer_trusted"):
-        assert after["tables"][name] == state["tables"][name] == after["tables"][name] | {"run_id": first.run_id}
-    assert second.record["reconciliation"] == {}
+        assert after.tables[name] == state.tables[name] == replace(after.tables[name], run_id=first.run_id)
+    assert second.record.reconciliation == {}
     assert second.tables["machine_learning_curated"] == 2
     with pytest.raises(ValueError, match="unknown job"):
         PipelineOptions(jobs=("no_such_job",))

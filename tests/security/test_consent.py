@@ -18,7 +18,7 @@ import pytest
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import RunResult, run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
 from stedi.contract import MACHINE_LEARNING_CURATED, PERSONAL_COLUMNS, RUNS_FOLDER, TABLES
 from stedi.lake import FolderLake
 from tests.security.people import ANN, BOB, CAT, READINGS, fill_lake
@@ -38,7 +38,7 @@ def lake(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 
 def _values(spark: Any, root: Path) -> dict[str, list[dict[str, Any]]]:
-    frames = table_frames(spark, PipelineStore.open(str(root)))
+    frames = table_frames(spark, open_store(str(root)))
     return {name: [r.asDict() for r in df.collect()] for name, df in frames.items()}
 
 
@@ -58,7 +58,7 @@ def test_without_consent_in_landing_but_in_no_trusted_or_curated_table(spark: An
     assert {r["email"] for r in tables["customer_trusted"]} == {ANN.email}
     assert len(tables["step_trainer_trusted"]) == READINGS
     assert len(tables["machine_learning_curated"]) == READINGS
-    recon = result.record["reconciliation"]
+    recon = result.record.reconciliation
     assert recon["customer_landing"]["excluded_no_consent"] == 2
     assert recon["step_trainer_landing"]["excluded_no_consent"] == 2 * READINGS
 
@@ -79,7 +79,7 @@ def test_no_zone_file_or_run_record_names_a_customer_without_consent(lake: Any) 
 
 def test_machine_learning_table_has_no_personal_data(spark: Any, lake: Any) -> None:
     root, _ = lake
-    frames = table_frames(spark, PipelineStore.open(str(root)))
+    frames = table_frames(spark, open_store(str(root)))
     ml = frames[MACHINE_LEARNING_CURATED.name]
     assert not set(ml.columns) & PERSONAL_COLUMNS
     assert ml.columns == list(MACHINE_LEARNING_CURATED.field_names)

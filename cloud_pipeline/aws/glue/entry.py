@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions, salt_from_env
+from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, Job, PipelineOptions, salt_from_env
 from cloud_pipeline.runner import PipelineRun, RunResult
 from cloud_pipeline.storage.s3_cluster import open_for_spark, split_s3_url
 from cloud_pipeline.transforms.schemas import table_schema
@@ -55,11 +55,10 @@ class OneJobRun(PipelineRun):
     failing.  A missing table of an EARLIER job still fails: the jobs ran out of order.
     """
 
-    def _table(self, job: str) -> DataFrame:
-        name = JOB_OUTPUT[job]
-        later = JOB_ORDER.index(job) > max(JOB_ORDER.index(j) for j in self.options.jobs)
-        if later and name not in self.state["tables"]:
-            return self.spark.createDataFrame([], table_schema(TABLES_BY_NAME[name]))
+    def _table(self, job: Job) -> DataFrame:
+        later = JOB_ORDER.index(job.name) > max(JOB_ORDER.index(j) for j in self.options.jobs)
+        if later and job.output not in self.state.tables:
+            return self.spark.createDataFrame([], table_schema(TABLES_BY_NAME[job.output]))
         return super()._table(job)
 
 
@@ -125,6 +124,6 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
         glue_job.commit()
     log.info("job %s committed run %s: %s", job, result.run_id, result.tables)
     if not result.balanced:
-        log.error("job %s: reconciliation does not balance: %s", job, result.record["reconciliation"])
+        log.error("job %s: reconciliation does not balance: %s", job, result.record.reconciliation)
         return 1
     return 0
