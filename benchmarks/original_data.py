@@ -83,7 +83,7 @@ def run_one(spark, url: str) -> dict[str, object]:  # type: ignore[no-untyped-de
     started = time.monotonic()
     result = PipelineRun(spark, open_store(url), PipelineOptions()).run()
     return {"seconds": round(time.monotonic() - started, 1), "tables": result.tables,
-            "reconciliation": result.record["reconciliation"]}
+            "reconciliation": result.record.reconciliation}
 
 
 def upload(folder: Path, bucket: str, prefix: str) -> str:

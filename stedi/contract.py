@@ -136,6 +136,7 @@ TABLES_BY_NAME = {t.name: t for t in TABLES}
 PERSONAL_COLUMNS = frozenset({"customerName", "email", "phone", "birthDay", "user"})
 
 #: Folders the pipeline keeps for itself, beside the zones.
+STAGING_FOLDER = "_pipeline/staging/"
 QUARANTINE_FOLDER = "_pipeline/quarantine/"
 WARNINGS_FOLDER = "_pipeline/warnings/"
 STATE_FOLDER = "_pipeline/state/"

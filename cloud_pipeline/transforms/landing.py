@@ -273,6 +273,33 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     )
 
 
+def landing_as_read(text: DataFrame, table: Table) -> DataFrame:
+    """A landing table for reading by hand (``stedi query``, the report): ``text`` holds each field
+    as JSON text (``landing_parse_schema``); the result has the contract's types, with the lossless
+    coercions applied and every value its type cannot hold read as NULL.
+
+    Lenient where the pipeline is strict, as a reader of raw data expects: it decides nothing
+    about a line, so it needs no look at the line itself (a digit string in a number field reads
+    as its number, any JSON text in a text field as that text).
+    """
+    from pyspark.sql import functions as F
+
+    columns = []
+    for f in table.fields:
+        name = f"`{f.name}`"
+        if f.type == "long":
+            number = F.expr(f"try_cast({name} as decimal(38, 6))")
+            integral = (number == F.floor(number)) & (F.abs(number) < F.lit(_EXACT_DOUBLE_INTEGER))
+            value = F.coalesce(F.expr(f"try_cast({name} as bigint)"), F.when(integral, number.cast("long")))
+        elif f.type == "double":
+            value = F.expr(f"try_cast({name} as double)")
+            value = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+        else:
+            value = F.col(name)
+        columns.append(value.alias(f.name))
+    return text.select(*columns)
+
+
 def accepted(staged: DataFrame, table: Table) -> DataFrame:
     """The lines that passed every rule, as contract columns only."""
     from pyspark.sql import functions as F

@@ -54,6 +54,9 @@ class Reconciliation(TypedDict):
     excluded_not_curated: NotRequired[int]
     quarantined: int
     quarantined_by_rule: dict[str, int]
+    #: Accepted rows with a value coerced losslessly / with warnings (absent in older records).
+    coerced: NotRequired[int]
+    with_warnings: NotRequired[int]
     balanced: bool
 
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
-from cloud_pipeline.storage.store import PipelineStore
+from cloud_pipeline.storage.s3_cache import open_store
+from simulator.drift import WARNING_KINDS
 from simulator.fleet import generate_fleet
 from stedi.contract import TABLES, Table
 from stedi.lake import FolderLake
@@ -35,7 +36,7 @@ def _relied_on(table: Table) -> list[str]:
 
 
 def _zones(spark: Any, lake: Path) -> dict[str, list[tuple[Any, ...]]]:
-    frames = table_frames(spark, PipelineStore.open(str(lake)))
+    frames = table_frames(spark, open_store(str(lake)))
     return {t.name: sorted(tuple(r) for r in frames[t.name].select(*_relied_on(t)).collect()) for t in ZONE_TABLES}
 
 
@@ -56,10 +57,18 @@ def test_a_drifted_fleet_gives_the_clean_fleets_zones(spark: Any, seed: int, cus
 
         assert got.tables == want.tables
         assert _zones(spark, drifted) == _zones(spark, clean)
-        for name, recon in got.record["reconciliation"].items():
+        for name, recon in got.record.reconciliation.items():
             entity = name.removesuffix("_landing")
-            base = {k: v for k, v in want.record["reconciliation"][name].items() if k not in ("coerced", "with_warnings")}
+            base = {k: v for k, v in want.record.reconciliation[name].items() if k not in ("coerced", "with_warnings")}
             assert {k: v for k, v in recon.items() if k not in ("coerced", "with_warnings")} == base, name
             assert recon["coerced"] == summary.drifted_lines.get(f"{entity}.coerced", 0), name
             assert recon["with_warnings"] == summary.drifted_lines.get(f"{entity}.with_warnings", 0), name
-            assert want.record["reconciliation"][name]["coerced"] == want.record["reconciliation"][name]["with_warnings"] == 0
+            assert want.record.reconciliation[name]["coerced"] == want.record.reconciliation[name]["with_warnings"] == 0
+
+        # One warning per damaged value, in the queryable warnings table; a second run adds none.
+        damaged = sum(n for kind, n in summary.drift.items() if kind.split(".")[1] in WARNING_KINDS)
+        warnings = table_frames(spark, open_store(str(drifted)))["warnings"]
+        assert warnings.count() == damaged
+        assert {r.table for r in warnings.select("table").distinct().collect()} <= {"customer_landing"}
+        run_pipeline(spark, str(drifted), PipelineOptions(salt="drift-salt", full_refresh=True))
+        assert table_frames(spark, open_store(str(drifted)))["warnings"].count() == damaged
