@@ -273,7 +273,9 @@ def query(
 
     Tables: customer_landing, accelerometer_landing, step_trainer_landing, customer_trusted,
     accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
-    and quarantine (rejected landing lines with rule, reason, source_file, run_id).
+    quarantine (rejected landing lines with rule, reason, source_file, run_id) and warnings (kept
+    lines with a descriptive field not as the contract says: rule, field, reason, value, source_file,
+    run_id).  Landing tables read every line, with the lossless coercions of docs/lake.md.
     """
     from cloud_pipeline.storage.catalog import register_tables
 

@@ -26,10 +26,10 @@ from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableVersion
 from cloud_pipeline.storage.store import ENTITIES, PipelineStore
 from cloud_pipeline.transforms import jobs, reconcile
-from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
+from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
 from cloud_pipeline.transforms.reconcile import Reconciliation
 from cloud_pipeline.transforms.schemas import table_schema
-from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME
+from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME, WARNINGS_FOLDER
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -108,6 +108,7 @@ class PipelineRun:
                 self.state.files[entity] = seen
                 self.state.staging[entity] = []
                 self.state.quarantine[entity] = []
+                self.state.warnings[entity] = []
                 self.state.counts[entity] = {}
             todo = sorted(k for k in current if k not in seen)
             self.new_files[entity] = len(todo)
@@ -129,22 +130,26 @@ class PipelineRun:
             observed_rows.write.mode("overwrite").parquet(self.store.staging_path(entity, self.run_id))
             counts[entity] = reconcile.staging_counts(observed.get)
             self.state.counts[entity][self.run_id] = counts[entity]
-        # Only entities with rejected lines get a quarantine batch: clean data costs no extra write.
-        dirty = [e for e, by_rule in counts.items() if sum(by_rule.values()) > by_rule[reconcile.ACCEPTED]]
-        if not dirty:
-            return
-        self.progress("quarantine")
-        rejected = []
-        for entity in dirty:
-            staged = self.store.read_staging(self.spark, entity, [self.run_id])
-            if staged is not None:
-                rejected.append(quarantined(staged, TABLES_BY_NAME[f"{entity}_landing"]))
-        union = reduce(lambda a, b: a.unionByName(b), rejected)
-        union.write.mode("overwrite").partitionBy("table").parquet(
-            self.store.batch_path(QUARANTINE_FOLDER, self.run_id)
-        )
-        for entity in dirty:
-            self.state.quarantine[entity].append(self.run_id)
+        # Only entities with rejected lines get a quarantine batch, and only those with warned lines
+        # a warnings batch: clean data costs no extra write.
+        dirty = [e for e, n in counts.items() if sum(n.get(r, 0) for r in RULES)]
+        warned_entities = [e for e, n in counts.items() if n.get(reconcile.WARNED, 0)]
+        for step, entities, folder, select, listed in (
+            ("quarantine", dirty, QUARANTINE_FOLDER, quarantined, self.state.quarantine),
+            ("warnings", warned_entities, WARNINGS_FOLDER, warned, self.state.warnings),
+        ):
+            if not entities:
+                continue
+            self.progress(step)
+            frames = []
+            for entity in entities:
+                staged = self.store.read_staging(self.spark, entity, [self.run_id])
+                if staged is not None:
+                    frames.append(select(staged, TABLES_BY_NAME[f"{entity}_landing"]))
+            union = reduce(lambda a, b: a.unionByName(b), frames)
+            union.write.mode("overwrite").partitionBy("table").parquet(self.store.batch_path(folder, self.run_id))
+            for entity in entities:
+                listed[entity].append(self.run_id)
 
     def staged_counts(self, entity: str) -> dict[str, dict[str, int]]:
         """Rows per rule of each staging batch of an entity, as stored when each batch was staged.

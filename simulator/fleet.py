@@ -11,6 +11,12 @@ readings; some customers have an older record (consent given later, or withdrawn
 missing fields, a non-UTF-8 line, readings of unknown users and serial numbers, and a ``.json.gz``
 file cut short the way a writer killed mid-file leaves it.
 
+``drift=RATE`` rewrites about that share of lines the way the original STEDI data drifted between
+its published forms (``simulator/drift.py``): numeric phones, epoch dates as floats with a zero
+fraction or as strings of digits, three-digit and otherwise malformed birth years, missing
+descriptive fields.  Drift draws from its own random stream, so a drifted fleet holds the same
+customers and readings as the clean fleet of the same seed.
+
 Rows are generated with numpy and formatted per file, then stored with the lake's ``put`` (so a
 folder and an ``s3://`` lake both work).
 """
@@ -25,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.drift import Drift
 from stedi.lake import FolderLake, S3Lake
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,10 @@ class FleetSummary:
     step_trainer_rows: int = 0
     files: int = 0
     dirty: dict[str, int] = field(default_factory=dict)
+    #: Drifted values per "entity.kind", and drifted lines per "entity.coerced" / "entity.with_warnings"
+    #: (``simulator/drift.py``).
+    drift: dict[str, int] = field(default_factory=dict)
+    drifted_lines: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -95,7 +106,8 @@ def _chunk(
         name = f"{_FIRST[idx % len(_FIRST)]} {_LAST[(idx // len(_FIRST)) % len(_LAST)]}"
         email = f"{name.replace(' ', '.')}.{idx}@stedi.example"
         serial = _serial(rng)
-        phone = f"555-{idx % 10_000_000:07d}"
+        # Digits only, as in the original data: a phone that drifts to a JSON number keeps its text.
+        phone = f"801{5_550_000 + idx % 10_000:07d}"
         birthday = f"{1950 + idx % 55}-{1 + idx % 12:02d}-{1 + idx % 28:02d}"
         reg = int(registered[i])
         t0 = int(start[i])
@@ -113,7 +125,7 @@ def _chunk(
             older_consent = -1 if consent >= 0 else reg
             customer_lines.append(
                 _CUSTOMER_LINE
-                % (name, email, "555-0000000", birthday, serial, reg, reg - 1, _json_or_null(older_consent), "null", "null")
+                % (name, email, "8010000000", birthday, serial, reg, reg - 1, _json_or_null(older_consent), "null", "null")
             )
         customer_lines.append(
             _CUSTOMER_LINE
@@ -188,6 +200,7 @@ def generate_fleet(
     consent_rate: float = 0.5,
     dirty: bool = False,
     *,
+    drift: float = 0.0,
     customer_offset: int = 0,
     customers_per_file: int = 100,
     progress: Callable[[int], None] | None = None,
@@ -197,9 +210,10 @@ def generate_fleet(
     Files are named ``fleet-s<seed>-<first customer>.json`` in each landing folder, so a second
     call with another ``customer_offset`` adds new files (an incremental delivery).
     """
-    if customers < 0 or not 0.0 <= consent_rate <= 1.0:
-        raise ValueError("customers must be >= 0 and consent_rate within [0, 1]")
+    if customers < 0 or not 0.0 <= consent_rate <= 1.0 or not 0.0 <= drift <= 1.0:
+        raise ValueError("customers must be >= 0, consent_rate and drift within [0, 1]")
     rng = np.random.default_rng([seed, customer_offset])
+    drifter = Drift(drift, seed, customer_offset) if drift else None
     summary = FleetSummary(customers=customers)
     for first in range(customer_offset, customer_offset + customers, customers_per_file):
         count = min(customers_per_file, customer_offset + customers - first)
@@ -215,6 +229,8 @@ def generate_fleet(
                 for kind, n in kinds.items():
                     summary.dirty[f"{entity}.{kind}"] = summary.dirty.get(f"{entity}.{kind}", 0) + n
         name = f"fleet-s{seed}-{first:08d}.json"
+        if drifter is not None:
+            cust, accel, steps = drifter.customers(cust), drifter.readings(accel), drifter.readings(steps)
         bodies = {"customer": cust, "accelerometer": accel, "step_trainer": steps}
         for entity, parts in bodies.items():
             text = "\n".join(parts + extra[entity]) + "\n"
@@ -236,5 +252,8 @@ def generate_fleet(
             summary.dirty["step_trainer.unknown_serial"] = summary.dirty.get("step_trainer.unknown_serial", 0) + CUT_GZIP_LINES
         if progress:
             progress(count)
+    if drifter is not None:
+        summary.drift = dict(sorted(drifter.counts.items()))
+        summary.drifted_lines = dict(sorted(drifter.lines.items()))
     log.info("fleet of %d customers (seed %d) written to %s: %s", customers, seed, lake.url, summary.as_dict())
     return summary

@@ -19,6 +19,11 @@ def fleet(
     consent_rate: float = typer.Option(0.5, "--consent-rate", min=0.0, max=1.0, help="Share of customers who consent to research."),
     dirty: bool = typer.Option(False, "--dirty", help="Add duplicates, truncated lines, wrong types, unknown users and a gzip file cut short."),
     offset: int = typer.Option(0, "--offset", min=0, help="Number of the first customer: a later batch of new customers as new files."),
+    drift: float = typer.Option(
+        0.0, "--drift", min=0.0, max=1.0,
+        help="Share of lines drifted as the original STEDI data drifted: numeric phones, float and digit-string "
+             "epoch dates, three-digit and malformed birth years, missing descriptive fields (combines with --dirty).",
+    ),
 ) -> None:
     """Write landing data (customer, accelerometer, step_trainer) for a fleet of simulated customers.
 
@@ -34,7 +39,7 @@ def fleet(
     with Progress(transient=True) as bar:
         task = bar.add_task(f"writing {customers} customers", total=customers)
         summary = generate_fleet(
-            target, customers, seed, consent_rate, dirty, customer_offset=offset,
+            target, customers, seed, consent_rate, dirty, drift=drift, customer_offset=offset,
             progress=lambda n: bar.advance(task, n),
         )
     typer.echo(json.dumps({"lake": target.url, **summary.as_dict()}, indent=2))

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 FieldType = Literal["string", "long", "double", "date_string"]
+#: What an invalid value of a landing field does to its line.  ``quarantine``: the line is rejected
+#: (fields the jobs rely on: identity, lineage, consent, readings).  ``warn``: the line is kept, the
+#: value stays when its column's type can hold it (else NULL), and a warning records it
+#: (descriptive fields no job reads; real lakes hold three-digit birth years, for one).
+Severity = Literal["quarantine", "warn"]
 
 #: File endings a landing folder may hold; anything else is ignored by readers.
 LANDING_FILE_SUFFIXES = (".json", ".jsonl", ".json.gz")
@@ -26,6 +31,7 @@ class Field:
     type: FieldType
     required: bool
     doc: str
+    severity: Severity = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,16 @@ class Table:
 
 
 CUSTOMER_FIELDS = (
-    Field("customerName", "string", True, "Full name."),
+    Field("customerName", "string", True, "Full name.", "warn"),
     Field("email", "string", True, "Customer key across the lake; the accelerometer `user`."),
-    Field("phone", "string", True, "Phone number."),
-    Field("birthDay", "date_string", True, '"YYYY-MM-DD".'),
+    Field("phone", "string", True, "Phone number.", "warn"),
+    Field("birthDay", "date_string", True, '"YYYY-MM-DD".', "warn"),
     Field("serialNumber", "string", True, "UUID of the customer's step trainer."),
-    Field("registrationDate", "long", True, "Epoch ms when the customer registered."),
+    Field("registrationDate", "long", True, "Epoch ms when the customer registered.", "warn"),
     Field("lastUpdateDate", "long", True, "Epoch ms of this record; the latest record per email wins."),
     Field("shareWithResearchAsOfDate", "long", False, "Epoch ms research consent was given, or null."),
-    Field("shareWithPublicAsOfDate", "long", False, "Epoch ms public sharing was allowed, or null."),
-    Field("shareWithFriendsAsOfDate", "long", False, "Epoch ms sharing with friends was allowed, or null."),
+    Field("shareWithPublicAsOfDate", "long", False, "Epoch ms public sharing was allowed, or null.", "warn"),
+    Field("shareWithFriendsAsOfDate", "long", False, "Epoch ms sharing with friends was allowed, or null.", "warn"),
 )
 
 ACCELEROMETER_FIELDS = (
@@ -130,10 +136,14 @@ TABLES_BY_NAME = {t.name: t for t in TABLES}
 PERSONAL_COLUMNS = frozenset({"customerName", "email", "phone", "birthDay", "user"})
 
 #: Folders the pipeline keeps for itself, beside the zones.
+STAGING_FOLDER = "_pipeline/staging/"
 QUARANTINE_FOLDER = "_pipeline/quarantine/"
+WARNINGS_FOLDER = "_pipeline/warnings/"
 STATE_FOLDER = "_pipeline/state/"
 RUNS_FOLDER = "_pipeline/runs/"
 QUARANTINE_TABLE = "quarantine"
+#: Warnings about descriptive fields of kept landing lines (``Field.severity == "warn"``).
+WARNINGS_TABLE = "warnings"
 
 
 def is_landing_file(key: str) -> bool:

@@ -3,7 +3,10 @@ real layout.
 
 * Landing tables are JSON lines read with ``org.openx.data.jsonserde.JsonSerDe`` over
   ``<entity>/landing/`` (``ignore.malformed.json``: a bad line reads as nulls, as the pipeline
-  quarantines it).
+  quarantines it).  Their number columns are declared ``string``: the SerDe skips malformed JSON
+  but fails the whole query on a value of the wrong type (``HIVE_BAD_DATA: Error parsing field
+  value``), and real landing data holds drifted values (``1655564376361.0``, ``"1655564376361"``);
+  as text every line reads, and the pipeline's zones hold the typed values.
 * Zone tables are written by the pipeline as immutable versions ``<entity>/<zone>/v-<run_id>/``;
   the lake's state file (``_pipeline/state/pipeline.json``, also mirrored by ``_CURRENT`` pointer
   files) names the current one.  Athena reads every file under a LOCATION, subfolders included,
@@ -14,6 +17,8 @@ real layout.
 * Quarantine batches are Parquet under ``_pipeline/quarantine/<run>/table=<landing table>/``:
   the ``quarantine_files`` table reads them all and the ``quarantine`` view recovers the table
   name from each file's path (the pipeline's cleanup removes batches a re-staging superseded).
+  Warnings about descriptive fields are laid out the same way under ``_pipeline/warnings/``
+  (``warnings_files`` and the ``warnings`` view).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_pipeline.storage.state import STATE_KEY, PipelineState
-from stedi.contract import QUARANTINE_FOLDER, QUARANTINE_TABLE, TABLES, Table
+from stedi.contract import QUARANTINE_FOLDER, QUARANTINE_TABLE, TABLES, WARNINGS_FOLDER, WARNINGS_TABLE, Table
 
 #: Hive / Athena column types of the contract's field types (date_string keeps its "YYYY-MM-DD" text).
 HIVE_TYPES = {"string": "string", "long": "bigint", "double": "double", "date_string": "string"}
@@ -39,6 +44,16 @@ QUARANTINE_COLUMNS = (
     ("reason", "string", "Which fields broke the rule."),
     ("source_file", "string", "Landing file the line came from."),
     ("line", "string", "The raw line."),
+    ("run_id", "string", "Pipeline run that staged it."),
+)
+WARNINGS_FILES = "warnings_files"
+#: Columns of the warnings Parquet files (``table`` is in the folder name, not in the files).
+WARNINGS_COLUMNS = (
+    ("rule", "string", "wrong_type, not_a_date or missing_field."),
+    ("field", "string", "The descriptive field the warning is about."),
+    ("reason", "string", "What is wrong and what was kept."),
+    ("value", "string", "The raw value, as the line held it."),
+    ("source_file", "string", "Landing file the line came from."),
     ("run_id", "string", "Pipeline run that staged it."),
 )
 
@@ -92,6 +107,10 @@ def _quote(text: str) -> str:
 
 
 def _columns(table: Table) -> tuple[tuple[str, str, str], ...]:
+    if table.zone == "landing":
+        # Text: a drifted or wrongly typed value must read, not fail the query (module docstring).
+        return tuple((f.name, "string", f.doc if f.type in ("string", "date_string") else f"{f.doc} As text.")
+                     for f in table.fields)
     return tuple((f.name, HIVE_TYPES[f.type], f.doc) for f in table.fields)
 
 
@@ -117,17 +136,31 @@ def table_definitions(lake_url: str, state: PipelineState | None = None) -> list
         TableDefinition(QUARANTINE_FILES, QUARANTINE_COLUMNS, base + QUARANTINE_FOLDER, "parquet",
                         "Rejected landing lines, one Parquet batch per staging run.")
     )
+    definitions.append(
+        TableDefinition(WARNINGS_FILES, WARNINGS_COLUMNS, base + WARNINGS_FOLDER, "parquet",
+                        "Warnings about descriptive fields of kept landing lines, one batch per staging run.")
+    )
     return definitions
+
+
+def _batch_view_sql(database: str, view: str, files: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+    """A view over batch files with the landing table name taken from each file's path."""
+    cols = ", ".join(f"`{n}`" for n, _t, _c in columns)
+    return (
+        f"CREATE OR REPLACE VIEW `{database}`.`{view}` AS\n"
+        f"SELECT regexp_extract(\"$path\", 'table=([a-z_]+)', 1) AS \"table\", {cols}\n"
+        f"FROM `{database}`.`{files}`;"
+    )
 
 
 def quarantine_view_sql(database: str) -> str:
     """The ``quarantine`` view: quarantine files with the landing table name taken from the path."""
-    cols = ", ".join(f"`{n}`" for n, _t, _c in QUARANTINE_COLUMNS)
-    return (
-        f"CREATE OR REPLACE VIEW `{database}`.`{QUARANTINE_TABLE}` AS\n"
-        f"SELECT regexp_extract(\"$path\", 'table=([a-z_]+)', 1) AS \"table\", {cols}\n"
-        f"FROM `{database}`.`{QUARANTINE_FILES}`;"
-    )
+    return _batch_view_sql(database, QUARANTINE_TABLE, QUARANTINE_FILES, QUARANTINE_COLUMNS)
+
+
+def warnings_view_sql(database: str) -> str:
+    """The ``warnings`` view, laid out like the quarantine's."""
+    return _batch_view_sql(database, WARNINGS_TABLE, WARNINGS_FILES, WARNINGS_COLUMNS)
 
 
 def load_state(lake_url: str) -> PipelineState | None:
@@ -144,5 +177,5 @@ def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | No
     """The whole Athena script: database, every table, the quarantine view."""
     parts = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
     parts += [d.create_sql(database) for d in table_definitions(lake_url, state)]
-    parts.append(quarantine_view_sql(database))
+    parts += [quarantine_view_sql(database), warnings_view_sql(database)]
     return "\n\n".join(parts) + "\n"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.state import RunRecord
 from cloud_pipeline.storage.store import PipelineStore
-from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES
+from stedi.contract import QUARANTINE_TABLE, RUNS_FOLDER, TABLES, WARNINGS_TABLE
 from stedi.lake import LakeError
 
 if TYPE_CHECKING:
@@ -122,6 +122,8 @@ class ReportData:
     run: RunRecord | None  # the record of the run that made the current state
     tables: list[TableRows]
     quarantine: list[QuarantineGroup]
+    #: Warnings about descriptive fields of kept lines, grouped the same way (reason: "field: reason").
+    warnings: list[QuarantineGroup]
     signal: Signal | None
     histograms: list[Histogram]
     consent: ConsentCurve | None
@@ -147,6 +149,15 @@ def quarantine_of(quarantine: DataFrame, examples: int = EXAMPLES) -> list[Quara
     for r in picked:
         found.setdefault((r["table"], r["rule"]), []).append((r["reason"], r["source"]))
     return [QuarantineGroup(t, rule, n, tuple(found.get((t, rule), []))) for (t, rule), n in sorted(counts.items())]
+
+
+def warnings_by_field(warnings: DataFrame) -> DataFrame:
+    """The warnings table with each reason naming its field, to be grouped like the quarantine.
+
+    The raw values are left out: they are descriptive fields of customers (names, phones)."""
+    from pyspark.sql import functions as F
+
+    return warnings.select("table", "rule", F.concat_ws(": ", "field", "reason").alias("reason"), "source_file")
 
 
 def sample_customer_of(ml: DataFrame) -> tuple[str, int] | None:
@@ -299,6 +310,7 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         tables.append(TableRows(t.name, t.entity, t.zone, int(frames[t.name].count()) if built else 0,
                                 current.version if current else None, built))
     tables.append(TableRows(QUARANTINE_TABLE, "all", "quarantine", int(frames[QUARANTINE_TABLE].count()), None, True))
+    tables.append(TableRows(WARNINGS_TABLE, "all", "warnings", int(frames[WARNINGS_TABLE].count()), None, True))
 
     ml = frames["machine_learning_curated"]
     sample = sample_customer_of(ml)
@@ -321,6 +333,7 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         run=run,
         tables=tables,
         quarantine=quarantine_of(frames[QUARANTINE_TABLE]),
+        warnings=quarantine_of(warnings_by_field(frames[WARNINGS_TABLE])),
         signal=signal,
         histograms=histograms,
         consent=consent,

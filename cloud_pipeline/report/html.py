@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cloud_pipeline.report.data import MAX_POINTS, ReportData, gather
+from cloud_pipeline.report.data import MAX_POINTS, QuarantineGroup, ReportData, gather
 from cloud_pipeline.report.plots import Plot, consent_plot, readings_plot, signal_plot
 from cloud_pipeline.transforms.reconcile import rows_in
 from stedi.contract import LANDING_TABLES
@@ -137,6 +137,9 @@ def _reconciliation(data: ReportData) -> str:
                  [recon[n]["quarantined_by_rule"].get(rule, 0) for n in names]) for rule in rules]
     body.append(row("quarantined (all rules)", "quarantined", [recon[n]["quarantined"] for n in names]))
     body.append(row("landing rows", "landing", [recon[n]["landing"] for n in names], "total"))
+    # Subsets of the kept rows, not categories: shown below the total (absent in older run records).
+    body.append(row("of the kept: a value coerced losslessly", "coerced", [recon[n].get("coerced") for n in names]))
+    body.append(row("of the kept: with warnings", "with_warnings", [recon[n].get("with_warnings") for n in names]))
     balanced = "".join(
         f'<td class="num {"ok" if recon[n]["balanced"] else "bad"}" data-table="{_e(n)}" data-category="balanced">'
         f'{"yes" if recon[n]["balanced"] else "NO"}</td>' for n in names)
@@ -145,20 +148,31 @@ def _reconciliation(data: ReportData) -> str:
     return f"<table>{head}{''.join(body)}</table>{equations}"
 
 
+def _rule_groups(groups: list[QuarantineGroup], attribute: str, what: str) -> str:
+    """Rows per table and rule with example reasons and files (``attribute`` marks each row)."""
+    head = '<tr><th>table</th><th>rule</th><th class="num">rows</th><th>examples (reason — landing file)</th></tr>'
+    body = []
+    for g in groups:
+        examples = "<br>".join(f"{_e(reason)} — <code>{_e(source)}</code>" for reason, source in g.examples)
+        body.append(f'<tr data-table="{_e(g.table)}" {attribute}="{_e(g.rule)}"><td>{_e(g.table)}</td>'
+                    f'<td>{_e(g.rule)}</td><td class="num">{g.rows:,}</td><td>{examples}</td></tr>')
+    total = sum(g.rows for g in groups)
+    body.append(f'<tr class="total"><td>all</td><td></td><td class="num">{total:,}</td><td></td></tr>')
+    return (f"<table>{head}{''.join(body)}</table>"
+            f"<p class=\"sub\">The {what} themselves are in the <code>{attribute.removeprefix('data-')}</code> "
+            "table (<code>stedi query</code>); they are left out here because they may hold personal data.</p>")
+
+
 def _quarantine(data: ReportData) -> str:
     if not data.quarantine:
         return '<p class="nodata">No rejected landing lines: the quarantine table is empty.</p>'
-    head = '<tr><th>table</th><th>rule</th><th class="num">rows</th><th>examples (reason — landing file)</th></tr>'
-    body = []
-    for g in data.quarantine:
-        examples = "<br>".join(f"{_e(reason)} — <code>{_e(source)}</code>" for reason, source in g.examples)
-        body.append(f'<tr data-table="{_e(g.table)}" data-rule="{_e(g.rule)}"><td>{_e(g.table)}</td>'
-                    f'<td>{_e(g.rule)}</td><td class="num">{g.rows:,}</td><td>{examples}</td></tr>')
-    total = sum(g.rows for g in data.quarantine)
-    body.append(f'<tr class="total"><td>all</td><td></td><td class="num">{total:,}</td><td></td></tr>')
-    return (f"<table>{head}{''.join(body)}</table>"
-            "<p class=\"sub\">The rejected lines themselves are in the <code>quarantine</code> table "
-            "(<code>stedi query</code>); they are left out here because they may hold personal data.</p>")
+    return _rule_groups(data.quarantine, "data-rule", "rejected lines")
+
+
+def _warnings(data: ReportData) -> str:
+    if not data.warnings:
+        return '<p class="nodata">No warnings: every descriptive field of the kept lines is as the contract says.</p>'
+    return _rule_groups(data.warnings, "data-warning", "raw values")
 
 
 def _figure(plot: Plot | None, caption: str, nodata: str) -> str:
@@ -207,6 +221,10 @@ what was quarantined, and three plots of the data.</p>
 {_reconciliation(data)}
 <h2 id="quarantine">Quarantine: rejected landing lines by rule</h2>
 {_quarantine(data)}
+<h2 id="warnings">Warnings: kept lines with a descriptive field not as the contract says</h2>
+<p class="sub">Kept in trusted and curated, because no job relies on the field (docs/lake.md); the value
+stays when its column can hold it (a three-digit birth year), else it reads as NULL.</p>
+{_warnings(data)}
 <h2 id="signal">A customer's distance signal and acceleration</h2>
 {_figure(plots.get("signal"), signal_caption, "machine_learning_curated is empty")}
 <h2 id="readings">Readings per customer</h2>

@@ -1,4 +1,4 @@
-"""The lake's tables by name, like Athena: eight contract tables plus ``quarantine``."""
+"""The lake's tables by name, like Athena: eight contract tables plus ``quarantine`` and ``warnings``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from cloud_pipeline.storage.store import PipelineStore
 from cloud_pipeline.transforms.schemas import table_schema
-from stedi.contract import QUARANTINE_TABLE, TABLES
+from stedi.contract import QUARANTINE_TABLE, TABLES, WARNINGS_TABLE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,6 +28,7 @@ def table_frames(spark: SparkSession, store: PipelineStore) -> dict[str, DataFra
             log.info("%s is not built yet: it reads as empty", table.name)
             frames[table.name] = spark.createDataFrame([], table_schema(table))
     frames[QUARANTINE_TABLE] = store.read_quarantine(spark, state)
+    frames[WARNINGS_TABLE] = store.read_warnings(spark, state)
     return frames
 
 

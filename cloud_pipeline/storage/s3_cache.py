@@ -38,7 +38,6 @@ from typing import Any, Literal
 from cloud_pipeline.storage.state import STATE_KEY, PipelineState, batch_names
 from cloud_pipeline.storage.store import (
     POINTER_NAME,
-    STAGING_FOLDER,
     ZONE_TABLES,
     PipelineStore,
     read_as_landing,
@@ -48,8 +47,10 @@ from stedi.contract import (
     LANDING_TABLES,
     QUARANTINE_FOLDER,
     RUNS_FOLDER,
+    STAGING_FOLDER,
     STATE_FOLDER,
     TABLES_BY_NAME,
+    WARNINGS_FOLDER,
 )
 from stedi.lake import FolderLake, LakeError, LakeObject, S3Lake, open_lake
 from stedi.tools import write_atomically
@@ -128,12 +129,12 @@ def _hidden(key: str) -> bool:
 
 
 def unnamed_objects(lake: S3Lake, state: PipelineState) -> list[str]:
-    """Keys of table versions, staging and quarantine batches (or parts) ``state`` does not name.
+    """Keys of table versions, staging, quarantine and warnings batches (or parts) ``state`` does not name.
 
     The S3 twin of ``PipelineStore.cleanup``: the same rule (``store.unnamed``), by listing objects
     instead of walking folders.
     """
-    folders = [t.folder for t in ZONE_TABLES] + [STAGING_FOLDER, QUARANTINE_FOLDER]
+    folders = [t.folder for t in ZONE_TABLES] + [base for base, _listed in state.batches()]
     return [o.key for folder in folders for o in lake.list(folder) if unnamed(state, o.key)]
 
 
@@ -241,8 +242,9 @@ class S3Cache:
                 self.mirror(table.folder, _landing_file_of(table.folder))
             for name, current in state.tables.items():
                 self.mirror(f"{TABLES_BY_NAME[name].folder}{current.version}/")
-            for batch in sorted(batch_names(state.quarantine)):
-                self.mirror(f"{QUARANTINE_FOLDER}{batch}/")
+            for base, listed in ((QUARANTINE_FOLDER, state.quarantine), (WARNINGS_FOLDER, state.warnings)):
+                for batch in sorted(batch_names(listed)):
+                    self.mirror(f"{base}{batch}/")
         if need == "run":
             for batch in sorted(batch_names(state.staging)):
                 self.mirror(f"{STAGING_FOLDER}{batch}/")
@@ -293,8 +295,7 @@ class S3Cache:
             if (old := before.tables.get(name)) is None or old.version != table.version
         ]
         folders = list(versions)
-        for base, old_batches, new_batches in ((STAGING_FOLDER, before.staging, after.staging),
-                                               (QUARANTINE_FOLDER, before.quarantine, after.quarantine)):
+        for (base, old_batches), (_same, new_batches) in zip(before.batches(), after.batches(), strict=True):
             folders += [f"{base}{b}/" for b in sorted(batch_names(new_batches) - batch_names(old_batches))]
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from cloud_pipeline.transforms.jobs import ConsentMode
 from cloud_pipeline.transforms.reconcile import Reconciliation
-from stedi.contract import LANDING_TABLES, STATE_FOLDER
+from stedi.contract import LANDING_TABLES, QUARANTINE_FOLDER, STAGING_FOLDER, STATE_FOLDER, WARNINGS_FOLDER
 from stedi.lake import LakeError
 
 STATE_KEY = STATE_FOLDER + "pipeline.json"
@@ -93,6 +93,8 @@ class PipelineState:
     staging: dict[str, list[str]] = field(default_factory=lambda: {e: [] for e in ENTITIES})
     #: Per entity: its quarantine batches, one per staging batch that had rejected lines.
     quarantine: dict[str, list[str]] = field(default_factory=lambda: {e: [] for e in ENTITIES})
+    #: Per entity: its warnings batches, one per staging batch that kept lines with warnings.
+    warnings: dict[str, list[str]] = field(default_factory=lambda: {e: [] for e in ENTITIES})
     #: Per entity, per staging batch: its rows per quarantine rule and "accepted", counted when staged.
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=lambda: {e: {} for e in ENTITIES})
     tables: dict[str, TableVersion] = field(default_factory=dict)
@@ -100,6 +102,10 @@ class PipelineState:
     options: BuildOptions | None = None
     #: The latest reconciliation of each landing table: a run with nothing new reports it again.
     reconciliation: dict[str, Reconciliation] | None = None
+
+    def batches(self) -> tuple[tuple[str, dict[str, list[str]]], ...]:
+        """Each kind of batch the state names, with the folder its batches live in."""
+        return ((STAGING_FOLDER, self.staging), (QUARANTINE_FOLDER, self.quarantine), (WARNINGS_FOLDER, self.warnings))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> PipelineState:
@@ -113,6 +119,8 @@ class PipelineState:
             files=data["files"],
             staging=data["staging"],
             quarantine=data["quarantine"],
+            # Lakes staged before warnings were kept have none.
+            warnings=data.get("warnings", {e: [] for e in ENTITIES}),
             # Lakes staged before per-batch counts were kept have none: the runner counts them once.
             counts=data.get("counts", {e: {} for e in ENTITIES}),
             tables={name: TableVersion.from_dict(info) for name, info in data["tables"].items()},
@@ -127,6 +135,7 @@ class PipelineState:
             "files": self.files,
             "staging": self.staging,
             "quarantine": self.quarantine,
+            "warnings": self.warnings,
             "counts": self.counts,
             "tables": {name: t.to_dict() for name, t in self.tables.items()},
         }

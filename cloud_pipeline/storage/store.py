@@ -21,22 +21,31 @@ from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
 from cloud_pipeline.transforms.damaged_files import check_gzip
-from cloud_pipeline.transforms.schemas import quarantine_schema, staging_schema, table_schema
+from cloud_pipeline.transforms.landing import landing_as_read
+from cloud_pipeline.transforms.schemas import (
+    landing_parse_schema,
+    quarantine_schema,
+    staging_schema,
+    table_schema,
+    warnings_schema,
+)
 from stedi.contract import (
     QUARANTINE_FOLDER,
     RUNS_FOLDER,
+    STAGING_FOLDER,
     TABLES,
     TABLES_BY_NAME,
+    WARNINGS_FOLDER,
     is_landing_file,
 )
 from stedi.lake import FolderLake, LakeError, LakeObject
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
-STAGING_FOLDER = "_pipeline/staging/"
 POINTER_NAME = "_CURRENT"
 ZONE_TABLES = tuple(t for t in TABLES if t.zone != "landing")
 
@@ -63,7 +72,7 @@ def unnamed(state: PipelineState, key: str) -> bool:
             head, in_folder, _ = key[len(table.folder):].partition("/")
             current = state.tables.get(table.name)
             return bool(in_folder) and head.startswith("v-") and (current is None or head != current.version)
-    for base, listed in ((STAGING_FOLDER, state.staging), (QUARANTINE_FOLDER, state.quarantine)):
+    for base, listed in state.batches():
         if key.startswith(base):
             batch, _, rest = key[len(base):].partition("/")
             users = [e for e, batches in listed.items() if batch in batches]
@@ -73,7 +82,7 @@ def unnamed(state: PipelineState, key: str) -> bool:
 
 
 def _parts_of(entities: list[str]) -> set[str]:
-    # One staging batch holds every entity it parsed, a quarantine batch every dirty one.
+    # One staging batch holds every entity it parsed, a quarantine or warnings batch every one with some.
     return {f"entity={e}" for e in entities} | {f"table={e}_landing" for e in entities}
 
 
@@ -112,13 +121,13 @@ class PipelineStore:
         self.cleanup(state)
 
     def cleanup(self, state: PipelineState) -> None:
-        """Delete table versions, staging and quarantine batches the state does not name."""
+        """Delete table versions, staging, quarantine and warnings batches the state does not name."""
         for table in ZONE_TABLES:
             for version in self._folders(table.folder):
                 if unnamed(state, version):
                     shutil.rmtree(self.root / version, ignore_errors=True)
                     log.debug("removed old version %s", version)
-        for base in (STAGING_FOLDER, QUARANTINE_FOLDER):
+        for base, _listed in state.batches():
             for batch in self._folders(base):
                 if unnamed(state, batch):
                     shutil.rmtree(self.root / batch, ignore_errors=True)
@@ -192,7 +201,11 @@ class PipelineStore:
         return self.path(f"{STAGING_FOLDER}{batch}/entity={entity}")
 
     def quarantine_path(self, entity: str, batch: str) -> str:
-        return self.path(f"{QUARANTINE_FOLDER}{batch}/table={entity}_landing")
+        return self._per_table_path(QUARANTINE_FOLDER, entity, batch)
+
+    def _per_table_path(self, base: str, entity: str, batch: str) -> str:
+        # A quarantine or warnings batch is partitioned by landing table (one Spark write).
+        return self.path(f"{base}{batch}/table={entity}_landing")
 
     def read_staging(self, spark: SparkSession, entity: str, batches: list[str]) -> DataFrame | None:
         paths = [self.staging_path(entity, b) for b in batches]
@@ -203,15 +216,24 @@ class PipelineStore:
         return spark.read.schema(schema).parquet(*paths)
 
     def read_quarantine(self, spark: SparkSession, state: PipelineState) -> DataFrame:
+        """Every rejected landing line of the current staging batches (the ``quarantine`` table)."""
+        return self._read_per_table(spark, QUARANTINE_FOLDER, state.quarantine, quarantine_schema())
+
+    def read_warnings(self, spark: SparkSession, state: PipelineState) -> DataFrame:
+        """Every warning about a kept landing line of the current staging batches (``warnings``)."""
+        return self._read_per_table(spark, WARNINGS_FOLDER, state.warnings, warnings_schema())
+
+    def _read_per_table(self, spark: SparkSession, base: str, listed: dict[str, list[str]],
+                        schema: StructType) -> DataFrame:
         from functools import reduce
 
         from pyspark.sql import functions as F
 
         parts = []
-        schema = quarantine_schema()
+        # ``table`` is in the folder name, not in the files.
         file_schema = type(schema)([f for f in schema.fields if f.name != "table"])
         for entity in ENTITIES:
-            paths = [self.quarantine_path(entity, b) for b in state.quarantine.get(entity, [])]
+            paths = [self._per_table_path(base, entity, b) for b in listed.get(entity, [])]
             paths = [p for p in paths if self.folder_exists(p)]
             if paths:
                 df = spark.read.schema(file_schema).parquet(*paths)
@@ -246,12 +268,17 @@ class PipelineStore:
         return spark.read.schema(schema).parquet(path)
 
     def read_landing_table(self, spark: SparkSession, entity: str) -> DataFrame:
-        """A landing table as Athena would show it: every file, explicit schema, bad values null."""
+        """A landing table for reading by hand: every file, a row per line, the contract's types with
+        the lossless coercions applied and bad values null (``landing.landing_as_read``)."""
         table = TABLES_BY_NAME[f"{entity}_landing"]
         keys = [o.key for o in self.landing_files(entity)]
         if not keys:
             return spark.createDataFrame([], table_schema(table))
         # A damaged .json.gz file shows what Spark can read of it instead of failing the query;
         # the pipeline's own read accounts for its rest (cloud_pipeline/transforms/damaged_files.py).
-        reader = spark.read.schema(table_schema(table)).option("ignoreCorruptFiles", "true")
-        return reader.json([self.path(k) for k in keys])
+        # Read as text first: a drifted value (1655564376361.0 in a long field) then reads as its
+        # number instead of as NULL.
+        text = landing_parse_schema(table)
+        text = type(text)([f for f in text.fields if f.name in table.field_names])
+        reader = spark.read.schema(text).option("ignoreCorruptFiles", "true")
+        return landing_as_read(reader.json([self.path(k) for k in keys]), table)

@@ -1,19 +1,35 @@
-"""Parsing landing lines into typed rows, and the quarantine rules for lines that break the contract.
+"""Parsing landing lines into typed rows: quarantine rules, lossless coercions and warnings.
 
 The input is a DataFrame of raw text lines (``value``) with the file each came from (``_source``);
-the output keeps every line: contract columns for good lines, and for bad ones the rule that
+the output keeps every line: contract columns for kept lines, and for rejected ones the rule that
 rejected it, a reason naming the fields, and the raw line.  Nothing is dropped silently.
 
-Rules, in the order they are checked:
+Each field's value is read as the JSON text it holds, then typed here, so that what real lakes
+hold can be told apart from what is wrong (``docs/lake.md``, "What a landing line may hold"):
+
+- **Lossless coercions**, counted per row in ``_coerced``: an integer where text is expected
+  becomes its text (``"phone": 8015551212``); a number with a zero fraction
+  (``1655564376361.0``) or a string of digits (``"1655564376361"``) where an epoch-ms integer is
+  expected becomes that integer.  Anything that would lose information (``1.5`` as a time,
+  ``"soon"``, ``true``) is not coerced: it is invalid.
+- **Severity**: an invalid value of a field the jobs rely on rejects the line (rules below); one
+  of a descriptive field (``Field.severity == "warn"``) keeps the line, keeps the value when its
+  column can hold it (``"983-01-01"`` in the text column ``birthDay``) or NULL when not, and adds
+  a warning with the rule, field, reason and raw value to ``_warnings``.
+
+Quarantine rules, in the order they are checked:
 
 - ``damaged_file``: the rest of a landing file that could not be read whole (a truncated or
   corrupt gzip stream): the line a cut ended, or each line decoded from a corrupt member (not to
   be trusted), with what is wrong as the reason.
 - ``non_utf8``: the line is not valid UTF-8.
 - ``malformed_json``: the line is not a JSON object (truncated, garbage, an array...).
-- ``wrong_type``: a field has a value of the wrong JSON type (e.g. ``"timestamp": "soon"`` or
-  ``"user": 5``), or ``birthDay`` is not ``YYYY-MM-DD``.
-- ``missing_required``: a required field is absent or null.
+- ``wrong_type``: a relied-on field holds a value its type cannot hold, even after coercion
+  (``"timestamp": "soon"``, ``"user": true``, ``"x": "0.5"``), or a number beyond a double's range.
+- ``missing_required``: a required relied-on field is absent or null.
+
+Warning rules (descriptive fields only): ``wrong_type`` (kept as NULL), ``not_a_date`` (kept as
+text), ``missing_field`` (a required descriptive field absent or null).
 """
 
 from __future__ import annotations
@@ -22,8 +38,8 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from cloud_pipeline.transforms.schemas import CORRUPT_COLUMN, landing_parse_schema
-from stedi.contract import Table
+from cloud_pipeline.transforms.schemas import CORRUPT_COLUMN, WARNING_FIELDS, landing_parse_schema
+from stedi.contract import Field, Table
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -35,11 +51,20 @@ RULE_WRONG_TYPE = "wrong_type"
 RULE_MISSING_REQUIRED = "missing_required"
 RULES = (RULE_DAMAGED_FILE, RULE_NON_UTF8, RULE_MALFORMED_JSON, RULE_WRONG_TYPE, RULE_MISSING_REQUIRED)
 
+WARN_WRONG_TYPE = "wrong_type"
+WARN_NOT_A_DATE = "not_a_date"
+WARN_MISSING = "missing_field"
+WARNING_RULES = (WARN_WRONG_TYPE, WARN_NOT_A_DATE, WARN_MISSING)
+
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 #: A JSON object with no object or array inside: nothing can follow its closing brace.
 _FLAT_OBJECT = r"^[ \t]*\{[^{}\[\]]*\}[ \t]*$"
-#: What from_json makes of a number, boolean, object or array in a string field.
-_NON_STRING_TEXT = r"^(-?[0-9]|true$|false$|\{|\[)"
+#: Text from_json may have made of a non-string JSON value (a number, true/false, an object or an
+#: array, or a non-finite double, which it writes quoted): only such text needs a closer look.
+_NOT_PLAIN_TEXT = r'^(-?[0-9]|true$|false$|\{|\[|")'
+_INTEGER = r"^-?[0-9]+$"
+#: Below 2^53 every integer is exactly a double, so a double with a zero fraction is that integer.
+_EXACT_DOUBLE_INTEGER = 2**53
 
 
 def _fields_where(names_and_conditions: list[tuple[str, Column]]) -> Column:
@@ -47,6 +72,15 @@ def _fields_where(names_and_conditions: list[tuple[str, Column]]) -> Column:
     from pyspark.sql import functions as F
 
     return F.concat_ws(", ", *[F.when(cond, F.lit(name)) for name, cond in names_and_conditions])
+
+
+def _any(conditions: list[Column]) -> Column:
+    from pyspark.sql import functions as F
+
+    result = F.lit(False)
+    for cond in conditions:
+        result = result | F.coalesce(cond, F.lit(False))
+    return result
 
 
 def _one_json_value(line: Column) -> Column:
@@ -66,8 +100,89 @@ def _one_json_value(line: Column) -> Column:
     return line.rlike(_FLAT_OBJECT) | (F.get_json_object(probe, "$[1]") == F.lit(token))
 
 
+def _is_json_string(name: str, text: Column) -> Column:
+    """Whether field ``name`` of the line holds a JSON string (``text`` is what from_json read).
+
+    from_json gives the same text for ``"12"`` and ``12``, so the line itself is asked.  The
+    usual spellings are found by a plain substring search; only others pay for the pattern.
+    """
+    from pyspark.sql import functions as F
+
+    value = F.col("value")
+    key = '"' + name + '"'
+    as_string = value.contains(F.concat(F.lit(key + ':"'), text)) | value.contains(F.concat(F.lit(key + ': "'), text))
+    as_other = value.contains(F.concat(F.lit(key + ":"), text)) | value.contains(F.concat(F.lit(key + ": "), text))
+    return as_string | (~as_other & value.rlike(re.escape(key) + r'\s*:\s*"'))
+
+
+class _Typed:
+    """One field of a parsed line: its value typed by the contract, and what typing it found."""
+
+    def __init__(self, field: Field):
+        from pyspark.sql import functions as F
+
+        self.field = field
+        text = F.col(f"r.{field.name}")
+        self.text = text
+        self.present = text.isNotNull()
+        self.non_finite = F.lit(False)
+        if field.type in ("string", "date_string"):
+            looks_other = text.rlike(_NOT_PLAIN_TEXT)
+            other = looks_other & ~_is_json_string(field.name, text)
+            integer = other & text.rlike(_INTEGER)
+            self.value = F.when(~other | integer, text)
+            self.coerced = integer
+        elif field.type == "long":
+            digits = text.rlike(_INTEGER)
+            string = _is_json_string(field.name, text)
+            whole = F.expr(f"try_cast(r.`{field.name}` as bigint)")
+            # Only a number token, never a string such as "1655564376361.0", may carry a fraction.
+            number = F.expr(f"try_cast(r.`{field.name}` as decimal(38, 6))")
+            zero_fraction = (~digits & ~string & (number == F.floor(number))
+                             & (F.abs(number) < F.lit(_EXACT_DOUBLE_INTEGER)))
+            self.value = F.when(digits, whole).when(zero_fraction, number.cast("long"))
+            self.coerced = (digits & string & whole.isNotNull()) | zero_fraction
+        else:  # double: a JSON number only (a reading given as a string is not a reading)
+            number = F.expr(f"try_cast(r.`{field.name}` as double)")
+            string = text.rlike(_NOT_PLAIN_TEXT) & _is_json_string(field.name, text)
+            # from_json writes a double beyond range as "Infinity" (quoted): not a reading.
+            self.non_finite = ~string & (text.rlike(r'(?i)^"?[-+]?(infinity|nan)"?$')
+                                         | F.isnan(number) | (F.abs(number) == float("inf")))
+            self.value = F.when(~string & ~self.non_finite, number)
+            self.coerced = F.lit(False)
+        # A non-finite double has its own rule and reason: it is not counted as a wrong type.
+        self.cannot_hold = self.present & self.value.isNull() & ~F.coalesce(self.non_finite, F.lit(False))
+        self.missing = ~self.present if field.required else F.lit(False)
+        self.not_a_date = (
+            self.value.isNotNull() & ~self.value.rlike(_DATE_PATTERN) if field.type == "date_string" else F.lit(False)
+        )
+
+
+def _warnings(typed: list[_Typed]) -> Column:
+    """The warnings of a line's descriptive fields: an array of (rule, field, reason, value)."""
+    from pyspark.sql import functions as F
+
+    items = []
+    for t in typed:
+        if t.field.severity != "warn":
+            continue
+        name = t.field.name
+        for cond, rule, reason in (
+            (t.cannot_hold, WARN_WRONG_TYPE, f"not a {t.field.type} value; kept as NULL"),
+            (t.not_a_date, WARN_NOT_A_DATE, "not a YYYY-MM-DD date; kept as text"),
+            (t.missing, WARN_MISSING, "absent or null"),
+        ):
+            item = F.struct(F.lit(rule).alias("rule"), F.lit(name).alias("field"), F.lit(reason).alias("reason"),
+                            t.text.alias("value"))
+            items.append(F.when(cond, item))
+    if not items:
+        return F.lit(None).cast(f"array<struct<{WARNING_FIELDS}>>")
+    return F.filter(F.array(*items), lambda w: w.isNotNull())
+
+
 def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
-    """Typed contract columns plus ``_rule``, ``_reason``, ``_source``, ``_raw``, ``_run`` for each line.
+    """Typed contract columns plus ``_rule``, ``_reason``, ``_source``, ``_raw``, ``_run``,
+    ``_coerced`` (fields coerced losslessly) and ``_warnings`` for each line.
 
     ``lines`` has columns ``value`` (string) and ``_source`` (the landing key), and may have
     ``_damage``: what is wrong with the file, on the rows that stand for a damaged file's rest.
@@ -92,87 +207,97 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         F.from_json(F.col("value"), schema, options).alias("r"),
     )
 
-    # from_json turns any JSON value into a string for a string field ({"user": 5} gives "5"), so a
-    # string field is checked against the line itself.  Only values that could be such a
-    # conversion (a number, true/false, an object or array) pay for the regular expression.
-    mistyped_strings = {
-        f.name: F.col(f"r.{f.name}").rlike(_NON_STRING_TEXT)
-        & ~F.col("value").rlike('"' + re.escape(f.name) + r'"\s*:\s*"')
-        for f in table.fields
-        if f.type in ("string", "date_string")
-    }
-    any_mistyped_string = F.lit(False)
-    for cond in mistyped_strings.values():
-        any_mistyped_string = any_mistyped_string | cond
-    wrong_typed = _fields_where(
-        [
-            (
-                f.name,
-                (F.get_json_object(F.col("value"), f"$.{f.name}").isNotNull() & F.col(f"r.{f.name}").isNull())
-                | mistyped_strings.get(f.name, F.lit(False)),
-            )
-            for f in table.fields
-        ]
-    )
-    bad_dates = [f.name for f in table.fields if f.type == "date_string"]
-    bad_date = F.lit(False)
-    for name in bad_dates:
-        bad_date = bad_date | (F.col(f"r.{name}").isNotNull() & ~F.col(f"r.{name}").rlike(_DATE_PATTERN))
-    missing = _fields_where([(name, F.col(f"r.{name}").isNull()) for name in table.required_fields])
-    any_missing = F.lit(False)
-    for name in table.required_fields:
-        any_missing = any_missing | F.col(f"r.{name}").isNull()
+    typed = [_Typed(f) for f in table.fields]
+    relied_on = [t for t in typed if t.field.severity == "quarantine"]
+    invalid = [(t.field.name, t.cannot_hold | t.not_a_date) for t in relied_on]
+    wrong_typed = _fields_where(invalid)
+    any_wrong_type = _any([cond for _, cond in invalid])
+    non_finite = _any([t.non_finite for t in relied_on])
+    missing = _fields_where([(t.field.name, t.missing) for t in relied_on])
+    any_missing = _any([t.missing for t in relied_on])
 
     valid_utf8 = F.is_valid_utf8(F.col("value"))
     corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
     # Only lines the parser flagged are looked at twice: good lines cost one from_json.
     one_value = _one_json_value(F.col("value"))
     not_object = (corrupt & F.json_object_keys(F.col("value")).isNull()) | ~F.coalesce(one_value, F.lit(False))
-    # A number beyond a double's range (1e400) parses as infinity: not a reading.
-    non_finite = F.lit(False)
-    for f in table.fields:
-        if f.type == "double":
-            x = F.col(f"r.{f.name}")
-            non_finite = non_finite | F.isnan(x) | (F.abs(x) == float("inf"))
-    non_finite = F.coalesce(non_finite, F.lit(False))
     damaged = F.col("_damage").isNotNull()
     rule = (
         F.when(damaged, F.lit(RULE_DAMAGED_FILE))
         .when(~valid_utf8, F.lit(RULE_NON_UTF8))
         .when(not_object, F.lit(RULE_MALFORMED_JSON))
-        .when(corrupt | any_mistyped_string | non_finite | bad_date, F.lit(RULE_WRONG_TYPE))
+        .when(corrupt | any_wrong_type | non_finite, F.lit(RULE_WRONG_TYPE))
         .when(any_missing, F.lit(RULE_MISSING_REQUIRED))
     )
-    # The rule is computed once, in its own step; the reason, file and raw text are then keyed on
-    # its value, so the checks run once per line and the details only for rejected lines.  (Spark
-    # keeps the two projections apart because the next one refers to _rule more than once.)
+    # The rule is computed once, in its own step; the reason, values, warnings, file and raw text
+    # are then keyed on its value, so the checks run once per line and the details only for the
+    # lines that need them.  (Spark keeps the two projections apart because the next one refers
+    # to _rule more than once.)
     ruled = parsed_rows.select("value", "_source", "_damage", "r", rule.alias("_rule"))
     is_rule = {name: F.col("_rule") == name for name in RULES}
-    date_names = ", ".join(bad_dates)
     reason = (
         F.when(is_rule[RULE_DAMAGED_FILE], F.concat(F.lit("the rest of a damaged file: "), F.col("_damage")))
         .when(is_rule[RULE_NON_UTF8], F.lit("line is not valid UTF-8"))
         .when(is_rule[RULE_MALFORMED_JSON],
               F.lit("line is not one JSON object (truncated, malformed or with more after it)"))
-        .when(is_rule[RULE_WRONG_TYPE] & (corrupt | any_mistyped_string),
-              F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
+        .when(is_rule[RULE_WRONG_TYPE] & any_wrong_type, F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
         .when(is_rule[RULE_WRONG_TYPE] & non_finite, F.lit("a number field is not finite (NaN or out of range)"))
-        .when(is_rule[RULE_WRONG_TYPE], F.lit(f"not a YYYY-MM-DD date: {date_names}"))
+        .when(is_rule[RULE_WRONG_TYPE], F.lit("a field could not be read"))
         .when(is_rule[RULE_MISSING_REQUIRED], F.concat(F.lit("missing required field(s): "), missing))
     )
     rejected = F.col("_rule").isNotNull()
-    # A rejected line keeps no typed values: only its raw text, so no partial record leaks on.
-    return ruled.select(
-        *[F.when(~rejected, F.col(f"r.{f.name}")).alias(f.name) for f in table.fields],
+    coerced = sum((F.coalesce(t.coerced, F.lit(False)).cast("int") for t in typed), F.lit(0))
+    kept = ruled.select(
         "_rule",
         reason.alias("_reason"),
-        # Only rejected lines name their file: the quarantine needs it, and the decoding of the
-        # file name is then done for a few lines instead of every line.
-        F.when(rejected, F.col("_source")).alias("_source"),
+        # A rejected line keeps no typed values: only its raw text, so no partial record leaks on.
+        *[F.when(~rejected, t.value).alias(t.field.name) for t in typed],
+        F.col("_source"),
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
         F.when(rejected, F.make_valid_utf8(F.col("value"))).alias("_raw"),
-        F.lit(run_id).alias("_run"),
+        F.when(~rejected, coerced).alias("_coerced"),
+        F.when(~rejected, _warnings(typed)).alias("_warnings"),
     )
+    has_warnings = F.coalesce(F.size("_warnings") > 0, F.lit(False))
+    return kept.select(
+        *table.field_names,
+        "_rule",
+        "_reason",
+        # Only rejected or warned lines name their file: the quarantine and the warnings need it,
+        # and the decoding of the file name is then done for a few lines instead of every line.
+        F.when(rejected | has_warnings, F.col("_source")).alias("_source"),
+        "_raw",
+        F.lit(run_id).alias("_run"),
+        F.when(F.col("_coerced") > 0, F.col("_coerced")).alias("_coerced"),
+        F.when(has_warnings, F.col("_warnings")).alias("_warnings"),
+    )
+
+
+def landing_as_read(text: DataFrame, table: Table) -> DataFrame:
+    """A landing table for reading by hand (``stedi query``, the report): ``text`` holds each field
+    as JSON text (``landing_parse_schema``); the result has the contract's types, with the lossless
+    coercions applied and every value its type cannot hold read as NULL.
+
+    Lenient where the pipeline is strict, as a reader of raw data expects: it decides nothing
+    about a line, so it needs no look at the line itself (a digit string in a number field reads
+    as its number, any JSON text in a text field as that text).
+    """
+    from pyspark.sql import functions as F
+
+    columns = []
+    for f in table.fields:
+        name = f"`{f.name}`"
+        if f.type == "long":
+            number = F.expr(f"try_cast({name} as decimal(38, 6))")
+            integral = (number == F.floor(number)) & (F.abs(number) < F.lit(_EXACT_DOUBLE_INTEGER))
+            value = F.coalesce(F.expr(f"try_cast({name} as bigint)"), F.when(integral, number.cast("long")))
+        elif f.type == "double":
+            value = F.expr(f"try_cast({name} as double)")
+            value = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+        else:
+            value = F.col(name)
+        columns.append(value.alias(f.name))
+    return text.select(*columns)
 
 
 def accepted(staged: DataFrame, table: Table) -> DataFrame:
@@ -194,3 +319,15 @@ def quarantined(staged: DataFrame, table: Table) -> DataFrame:
         F.col("_raw").alias("line"),
         F.col("_run").alias("run_id"),
     )
+
+
+def warned(staged: DataFrame, table: Table) -> DataFrame:
+    """The warnings of kept lines, one row each, in the warnings table's shape."""
+    from pyspark.sql import functions as F
+
+    return staged.filter(F.col("_warnings").isNotNull()).select(
+        F.lit(table.name).alias("table"),
+        F.explode("_warnings").alias("w"),
+        F.col("_source").alias("source_file"),
+        F.col("_run").alias("run_id"),
+    ).select("table", "w.rule", "w.field", "w.reason", F.col("w.value").alias("value"), "source_file", "run_id")

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 ACCEPTED = "accepted"
 ROWS = "rows"
+#: Kept rows with a value coerced losslessly, and kept rows with warnings: subsets of the
+#: accepted rows, reported beside the categories, never added to them.
+COERCED = "coerced"
+WARNED = "with_warnings"
 
 #: Every fate a landing job can give a row.
 FATES = (
@@ -50,6 +54,9 @@ class Reconciliation(TypedDict):
     excluded_not_curated: NotRequired[int]
     quarantined: int
     quarantined_by_rule: dict[str, int]
+    #: Accepted rows with a value coerced losslessly / with warnings (absent in older records).
+    coerced: NotRequired[int]
+    with_warnings: NotRequired[int]
     balanced: bool
 
 
@@ -76,11 +83,15 @@ def observe(df: DataFrame, name: str, metrics: list[Column]) -> tuple[DataFrame,
 
 
 def staging_metrics() -> list[Column]:
-    """Rows of a staging batch that passed every rule, and rows per rule."""
+    """Rows of a staging batch that passed every rule, rows per rule, and the accepted rows that
+    were coerced or carry warnings."""
     from pyspark.sql import functions as F
 
     return [F.count_if(F.col("_rule").isNull()).alias(ACCEPTED)] + [
         F.count_if(F.col("_rule") == rule).alias(rule) for rule in RULES
+    ] + [
+        F.count_if(F.col("_coerced").isNotNull()).alias(COERCED),
+        F.count_if(F.col("_warnings").isNotNull()).alias(WARNED),
     ]
 
 
@@ -116,8 +127,8 @@ def reconcile(
     ``batches``: the staging counts of every batch the table is built from; ``fates``: the
     observed ``fate_metrics`` of its classification.
     """
-    landing = sum(n for counts in batches.values() for n in counts.values())
     accepted_rows = sum(counts.get(ACCEPTED, 0) for counts in batches.values())
+    landing = accepted_rows + sum(counts.get(r, 0) for counts in batches.values() for r in RULES)
     rules = {r: sum(counts.get(r, 0) for counts in batches.values()) for r in RULES}
     split: dict[str, int] = {}
     for fate in FATES:
@@ -135,6 +146,9 @@ def reconcile(
         **dict(sorted(split.items())),
         "quarantined": sum(rules.values()),
         "quarantined_by_rule": rules,
+        # Batches staged before these were counted report 0.
+        COERCED: sum(counts.get(COERCED, 0) for counts in batches.values()),
+        WARNED: sum(counts.get(WARNED, 0) for counts in batches.values()),
         # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
         "balanced": accounted == landing and sum(split.values()) == accepted_rows,
     })

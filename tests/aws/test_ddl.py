@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from cloud_pipeline.aws.ddl import HIVE_TYPES, QUARANTINE_FILES, ddl_script, table_definitions
+from cloud_pipeline.aws.ddl import HIVE_TYPES, QUARANTINE_FILES, WARNINGS_FILES, ddl_script, table_definitions
 from cloud_pipeline.storage.state import PipelineState, TableVersion
 from cloud_pipeline.storage.store import STATE_KEY
-from cloud_pipeline.transforms.schemas import quarantine_schema, spark_type
+from cloud_pipeline.transforms.schemas import quarantine_schema, spark_type, warnings_schema
 from stedi.contract import TABLES, TABLES_BY_NAME
 from stedi.lake import S3Lake
 from stedi_app.cli import app
@@ -33,13 +34,17 @@ def test_hive_types_are_the_types_spark_writes() -> None:
 def test_every_table_with_contract_columns() -> None:
     script = ddl_script("s3://bucket/lake", "stedi", STATE)
     statements = _statements(script)
-    assert set(statements) == {t.name for t in TABLES} | {QUARANTINE_FILES}
+    assert set(statements) == {t.name for t in TABLES} | {QUARANTINE_FILES, WARNINGS_FILES}
     for table in TABLES:
         columns = re.findall(r"^  `(\w+)` (\w+) COMMENT", statements[table.name], re.M)
-        assert columns == [(f.name, HIVE_TYPES[f.type]) for f in table.fields], table.name
-    quarantine = re.findall(r"^  `(\w+)` (\w+) COMMENT", statements[QUARANTINE_FILES], re.M)
-    assert [n for n, _ in quarantine] == [f.name for f in quarantine_schema().fields if f.name != "table"]
+        # Landing columns are text: a drifted value must read, not fail the query (HIVE_BAD_DATA).
+        want = [(f.name, "string" if table.zone == "landing" else HIVE_TYPES[f.type]) for f in table.fields]
+        assert columns == want, table.name
+    for files, schema in ((QUARANTINE_FILES, quarantine_schema()), (WARNINGS_FILES, warnings_schema())):
+        columns = re.findall(r"^  `(\w+)` (\w+) COMMENT", statements[files], re.M)
+        assert [n for n, _ in columns] == [f.name for f in schema.fields if f.name != "table"]
     assert "CREATE OR REPLACE VIEW `stedi`.`quarantine`" in script
+    assert "CREATE OR REPLACE VIEW `stedi`.`warnings`" in script
     assert script.startswith("CREATE DATABASE IF NOT EXISTS `stedi`;")
 
 
@@ -70,3 +75,27 @@ def test_cli_before_first_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["pipeline", "ddl", "--lake", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "_not_built_yet/" in result.output
+
+
+def test_landing_tables_read_drifted_lines_without_failing(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Spark's JSON reader stands in for the OpenX SerDe: FAILFAST fails on a value its column's type
+    # cannot hold, as the SerDe does (HIVE_BAD_DATA).  Through the DDL's columns every line reads.
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    landing = {d.name: d for d in table_definitions("s3://b/lake")}["customer_landing"]
+    schema = StructType([StructField(n, StringType(), True) for n, _t, _c in landing.columns])
+    assert {t for _n, t, _c in landing.columns} == {"string"}
+    path = tmp_path / "customer.json"
+    path.write_text(
+        '{"customerName":"A","email":"a@x","phone":8015551212,"birthDay":"983-01-01","serialNumber":"S",'
+        '"registrationDate":1655564376361,"lastUpdateDate":"1655564376361","shareWithResearchAsOfDate":1655564376361.0}\n'
+        '{"customerName":"B","email":"b@x","phone":"1","birthDay":"1990-01-01","serialNumber":"S",'
+        '"registrationDate":"soon","lastUpdateDate":2,"shareWithResearchAsOfDate":null}\n'
+    )
+    rows = spark.read.schema(schema).option("mode", "FAILFAST").json(str(path)).collect()
+    assert [(r.email, r.phone, r.lastUpdateDate, r.registrationDate) for r in rows] == [
+        ("a@x", "8015551212", "1655564376361", "1655564376361"), ("b@x", "1", "2", "soon")]
+    # The typed reading the SerDe would do fails on the same file: the test would catch typed columns.
+    typed = StructType([StructField("registrationDate", LongType())])
+    with pytest.raises(Exception, match="(?i)malformed|parse|FAILFAST"):
+        spark.read.schema(typed).option("mode", "FAILFAST").json(str(path)).collect()

@@ -8,8 +8,9 @@ from stedi import contract
 DOC = Path(__file__).resolve().parents[2] / "docs" / "lake.md"
 
 
-def _doc_tables() -> dict[str, list[tuple[str, str, bool]]]:
-    tables: dict[str, list[tuple[str, str, bool]]] = {}
+def _doc_tables() -> dict[str, list[tuple[str, str, bool, str | None]]]:
+    """Each documented table's rows: name, type, required, and severity (landing tables only)."""
+    tables: dict[str, list[tuple[str, str, bool, str | None]]] = {}
     current = None
     for line in DOC.read_text().splitlines():
         heading = re.match(r"^### `(\w+)`", line)
@@ -17,16 +18,27 @@ def _doc_tables() -> dict[str, list[tuple[str, str, bool]]]:
             current = heading.group(1)
             tables[current] = []
             continue
-        row = re.match(r"^\| `(\w+)` \| (\w+) \| (yes|no) \|", line)
+        row = re.match(r"^\| `(\w+)` \| (\w+) \| (yes|no) \|(?: (quarantine|warn) \|)?", line)
         if row and current:
-            tables[current].append((row.group(1), row.group(2), row.group(3) == "yes"))
+            tables[current].append((row.group(1), row.group(2), row.group(3) == "yes", row.group(4)))
     return tables
 
 
 def test_every_table_in_code_is_documented_with_the_same_fields() -> None:
     documented = _doc_tables()
-    in_code = {t.name: [(f.name, f.type, f.required) for f in t.fields] for t in contract.TABLES}
+    # Severity says what an invalid landing value does, so only landing tables document it.
+    in_code = {
+        t.name: [(f.name, f.type, f.required, f.severity if t.zone == "landing" else None) for f in t.fields]
+        for t in contract.TABLES
+    }
     assert documented == in_code
+
+
+def test_relied_on_fields_quarantine_and_descriptive_fields_warn() -> None:
+    # The issue's list: identity, lineage, consent and readings quarantine; descriptive fields warn.
+    warn = {f.name for t in contract.LANDING_TABLES for f in t.fields if f.severity == "warn"}
+    assert warn == {"customerName", "phone", "birthDay", "registrationDate", "shareWithPublicAsOfDate",
+                    "shareWithFriendsAsOfDate"}
 
 
 def test_documented_layout_lists_every_folder() -> None:

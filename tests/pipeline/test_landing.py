@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined
+from cloud_pipeline.transforms.landing import accepted, parse_landing, quarantined, warned
 from stedi.contract import ACCELEROMETER_LANDING, CUSTOMER_LANDING
 
 
@@ -46,18 +46,25 @@ def test_each_rule_with_reason(spark) -> None:
     assert staged.filter("_rule is not null and timestamp is not null").count() == 0
 
 
-def test_birthday_must_be_a_date(spark) -> None:
+def test_a_birthday_that_is_not_a_date_is_kept_with_a_warning(spark) -> None:
+    # birthDay is descriptive: no job reads it, so the customer stays (the original data has 983-01-01).
     lines = _lines(spark, [
         b'{"customerName":"A","email":"a@x","phone":"1","birthDay":"02/03/1990","serialNumber":"S",'
         b'"registrationDate":1,"lastUpdateDate":2,"shareWithResearchAsOfDate":null}',
     ])
     staged = parse_landing(lines, CUSTOMER_LANDING, "r")
-    [row] = quarantined(staged, CUSTOMER_LANDING).collect()
-    assert (row.rule, row.reason) == ("wrong_type", "not a YYYY-MM-DD date: birthDay")
+    assert quarantined(staged, CUSTOMER_LANDING).count() == 0
+    [row] = accepted(staged, CUSTOMER_LANDING).collect()
+    assert (row.email, row.birthDay) == ("a@x", "02/03/1990")
+    [warning] = warned(staged, CUSTOMER_LANDING).collect()
+    assert (warning.rule, warning.field, warning.value, warning.run_id) == ("not_a_date", "birthDay", "02/03/1990", "r")
+    assert warning.reason == "not a YYYY-MM-DD date; kept as text"
+    assert warning.source_file == "accelerometer/landing/x.json"
 
 
-def test_a_non_string_value_in_a_string_field_is_a_wrong_type(spark) -> None:
-    # from_json would silently turn 5, true or {...} into the strings "5", "true", "{...}".
+def test_a_non_string_value_in_a_string_field_is_a_wrong_type_unless_an_integer(spark) -> None:
+    # from_json would silently turn true or {...} into the strings "true", "{...}"; an integer has one
+    # exact text, so it is coerced (counted), as the original data's numeric phones need.
     lines = _lines(spark, [
         b'{"user": 5, "timestamp": 1, "x": 0.1, "y": 0.2, "z": 0.3}',
         b'{"user":true,"timestamp":2,"x":0.1,"y":0.2,"z":0.3}',
@@ -67,6 +74,60 @@ def test_a_non_string_value_in_a_string_field_is_a_wrong_type(spark) -> None:
     ])
     staged = parse_landing(lines, ACCELEROMETER_LANDING, "r")
     good = sorted((r.user, r.timestamp) for r in accepted(staged, ACCELEROMETER_LANDING).collect())
-    assert good == [("5", 4), ("[not an array]", 5)]  # real strings stay, whatever they look like
+    assert good == [("5", 1), ("5", 4), ("[not an array]", 5)]  # real strings stay, whatever they look like
+    coerced = {r.timestamp: r._coerced for r in staged.filter("_rule is null").collect()}
+    assert coerced == {1: 1, 4: None, 5: None}
     bad = [(r.rule, r.reason) for r in quarantined(staged, ACCELEROMETER_LANDING).collect()]
-    assert bad == [("wrong_type", "wrong JSON type for field(s): user")] * 3
+    assert bad == [("wrong_type", "wrong JSON type for field(s): user")] * 2
+
+
+# One line of each kind: which zone it reaches (kept, quarantine) and what it records.
+_CUSTOMER = ('{"customerName":"Ann","email":"%s","phone":%s,"birthDay":%s,"serialNumber":"S",'
+             '"registrationDate":%s,"lastUpdateDate":%s,"shareWithResearchAsOfDate":%s}')
+SEVERITY_CASES = [
+    # (line, kept?, quarantine rule, coerced fields, warnings as (rule, field, value))
+    (_CUSTOMER % ("clean@x", '"8015551212"', '"1990-01-01"', "1", "2", "3"), True, None, None, []),
+    (_CUSTOMER % ("phone@x", "8015551212", '"1990-01-01"', "1", "2", "3"), True, None, 1, []),
+    (_CUSTOMER % ("floats@x", '"1"', '"1990-01-01"', "1.0", "1655564376361.0", "1655564376361.0"), True, None, 3, []),
+    (_CUSTOMER % ("digits@x", '"1"', '"1990-01-01"', '"1"', '"2"', '"3"'), True, None, 3, []),
+    (_CUSTOMER % ("year@x", '"1"', '"983-01-01"', "1", "2", "3"), True, None, None,
+     [("not_a_date", "birthDay", "983-01-01")]),
+    (_CUSTOMER % ("bday@x", '"1"', "19900101", "1", "2", "3"), True, None, 1,
+     [("not_a_date", "birthDay", "19900101")]),
+    (_CUSTOMER % ("phonefloat@x", "8015551212.5", '"1990-01-01"', "1", "2", "3"), True, None, None,
+     [("wrong_type", "phone", "8.0155512125E9")]),
+    (_CUSTOMER % ("reg@x", '"1"', '"1990-01-01"', '"soon"', "2", "3"), True, None, None,
+     [("wrong_type", "registrationDate", "soon")]),
+    ('{"email":"bare@x","serialNumber":"S","lastUpdateDate":2}', True, None, None,
+     [("missing_field", "customerName", None), ("missing_field", "phone", None),
+      ("missing_field", "birthDay", None), ("missing_field", "registrationDate", None)]),
+    (_CUSTOMER % ("late@x", '"1"', '"1990-01-01"', "1", "2.5", "3"), False, "wrong_type", None, []),
+    (_CUSTOMER % ("consent@x", '"1"', '"1990-01-01"', "1", "2", '"yesterday"'), False, "wrong_type", None, []),
+    (_CUSTOMER % ("consentstr@x", '"1"', '"1990-01-01"', "1", "2", '"3.0"'), False, "wrong_type", None, []),
+    ('{"customerName":"N","email":"nolast@x","phone":"1","birthDay":"1990-01-01","serialNumber":"S",'
+     '"registrationDate":1}', False, "missing_required", None, []),
+]
+
+
+def test_each_kind_of_value_lands_where_its_severity_says(spark) -> None:
+    lines = _lines(spark, [case[0].encode() for case in SEVERITY_CASES])
+    staged = parse_landing(lines, CUSTOMER_LANDING, "r").cache()
+    rows = {r.email: r for r in staged.filter("_rule is null").collect()}
+    rejected = {r.line: r.rule for r in quarantined(staged, CUSTOMER_LANDING).collect()}
+    for line, kept, rule, coerced, expected_warnings in SEVERITY_CASES:
+        email = line.split('"email":"')[1].split('"')[0]
+        assert (email in rows) == kept, line
+        if kept:
+            assert rows[email]._coerced == coerced, line
+            got = sorted((w.rule, w.field, w.value) for w in rows[email]._warnings or [])
+            assert got == sorted(expected_warnings, key=str), line
+        else:
+            assert rejected[line] == rule, line
+    assert len(rejected) == sum(not case[1] for case in SEVERITY_CASES)
+    # The warnings table holds each warning once, with the line's file and run.
+    table = warned(staged, CUSTOMER_LANDING).collect()
+    assert len(table) == sum(len(case[4]) for case in SEVERITY_CASES)
+    assert {(w.table, w.source_file, w.run_id) for w in table} == {("customer_landing", "accelerometer/landing/x.json", "r")}
+    assert rows["floats@x"].lastUpdateDate == 1655564376361 and rows["digits@x"].registrationDate == 1
+    assert rows["phone@x"].phone == "8015551212" and rows["phonefloat@x"].phone is None
+    assert rows["year@x"].birthDay == "983-01-01" and rows["reg@x"].registrationDate is None

@@ -36,10 +36,11 @@ def test_run_reconciles_and_is_idempotent(spark, lake_dir: Path) -> None:
     assert recon["customer_landing"] == {
         "landing": 6, "trusted": 1, "superseded": 2, "excluded_no_consent": 2, "quarantined": 1,
         "quarantined_by_rule": {"damaged_file": 0, "non_utf8": 0, "malformed_json": 1, "wrong_type": 0, "missing_required": 0},
-        "balanced": True,
+        "coerced": 0, "with_warnings": 0, "balanced": True,
     }
     assert {k: v for k, v in recon["accelerometer_landing"].items() if k != "quarantined_by_rule"} == {
-        "landing": 6, "trusted": 2, "duplicate": 1, "excluded_no_consent": 2, "quarantined": 1, "balanced": True,
+        "landing": 6, "trusted": 2, "duplicate": 1, "excluded_no_consent": 2, "quarantined": 1,
+        "coerced": 0, "with_warnings": 0, "balanced": True,
     }
     assert recon["step_trainer_landing"]["excluded_unknown_customer"] == 1
     assert recon["step_trainer_landing"]["quarantined_by_rule"]["missing_required"] == 1
