@@ -4,9 +4,12 @@ A corpus is drawn from a seed and a few shape parameters (hypothesis draws those
 hundreds of lines per example keeps the number of slow Spark runs small).  Each line is either a
 good record, whose fate the model below computes (trusted, superseded, excluded by consent or
 unknown owner, duplicate), or a malformed one with the quarantine rule it must get: truncated
-JSON, garbage, a JSON value of the wrong type in any field (numbers in string fields, strings in
-number fields, floats in integer fields, integers beyond int64), missing or null required
-fields, bad dates, non-UTF-8 bytes, nesting deeper than the parser allows.  Files are plain or
+JSON, garbage, a JSON value of the wrong type in a field the jobs rely on (floats or booleans in
+string fields, strings, fractions and booleans in number fields, integers beyond int64), missing
+or null required fields, non-UTF-8 bytes, nesting deeper than the parser allows.  Good records
+are sometimes written the way real data drifts (epoch-ms integers as ``1700000000000.0`` or
+``"1700000000000"``: coerced back, counted), and the same damage in a descriptive field
+(``docs/lake.md``) keeps the record with a warning instead.  Files are plain or
 gzip, LF or CRLF, with empty lines and sometimes a UTF-8 byte-order mark at the start.
 """
 
@@ -24,11 +27,14 @@ from stedi.contract import TABLES_BY_NAME
 
 T0 = 1_700_000_000_000
 ENTITIES = ("customer", "accelerometer", "step_trainer")
+LONG_NAMES = {f.name for e in ENTITIES for f in TABLES_BY_NAME[f"{e}_landing"].fields if f.type == "long"}
 STRING_FIELDS = {e: [f.name for f in TABLES_BY_NAME[f"{e}_landing"].fields if f.type in ("string", "date_string")]
                  for e in ENTITIES}
 LONG_FIELDS = {e: [f.name for f in TABLES_BY_NAME[f"{e}_landing"].fields if f.type == "long"] for e in ENTITIES}
 DOUBLE_FIELDS = {e: [f.name for f in TABLES_BY_NAME[f"{e}_landing"].fields if f.type == "double"] for e in ENTITIES}
 REQUIRED = {e: list(TABLES_BY_NAME[f"{e}_landing"].required_fields) for e in ENTITIES}
+#: Fields whose damage keeps the line, with a warning (``Field.severity == "warn"``).
+DESCRIPTIVE = {f.name for e in ENTITIES for f in TABLES_BY_NAME[f"{e}_landing"].fields if f.severity == "warn"}
 
 MALFORMED = "malformed_json"
 WRONG_TYPE = "wrong_type"
@@ -43,6 +49,8 @@ class Line:
     raw: bytes
     rule: str | None  # the quarantine rule it must get; None for a good record
     record: dict[str, Any] | None = None  # a good line's values, as the pipeline types them
+    coerced: bool = False  # a good line written with a drifted value the pipeline coerces back
+    warned: bool = False  # a good line with one damaged descriptive field: one warning
 
 
 @dataclass
@@ -89,9 +97,19 @@ def _customer_records(rng: random.Random, i: int) -> tuple[dict[str, Any], list[
     return {"name": name, "email": email, "serial": serial, "kind": kind}, records
 
 
-def _render(record: dict[str, Any], rng: random.Random) -> bytes:
-    """JSON text of a record, in a random but valid style: key order, spacing, escapes, extras."""
+def _render(record: dict[str, Any], rng: random.Random) -> tuple[bytes, bool]:
+    """JSON text of a record, in a random but valid style: key order, spacing, escapes, extras;
+    sometimes an epoch-ms integer drifted as real data has it (float or digit string).  Returns the
+    text and whether a value was drifted."""
     items = list(record.items())
+    drifted = False
+    if rng.random() < 0.15:
+        longs = [i for i, (k, v) in enumerate(items) if k in LONG_NAMES and isinstance(v, int) and abs(v) < 2**53]
+        if longs:
+            i = rng.choice(longs)
+            k, v = items[i]
+            items[i] = (k, float(v) if rng.random() < 0.5 else str(v))
+            drifted = True
     if rng.random() < 0.3:
         rng.shuffle(items)
     if rng.random() < 0.2:
@@ -100,58 +118,71 @@ def _render(record: dict[str, Any], rng: random.Random) -> bytes:
     obj = dict(items)
     sep = rng.choice(((",", ":"), (", ", ": "), (" , ", " : ")))
     text = json.dumps(obj, separators=sep, ensure_ascii=rng.random() < 0.5)
-    return text.encode()
+    return text.encode(), drifted
 
 
 # --- malformed records --------------------------------------------------------------------------
 
 
 def _wrong_value_for(kind: str, rng: random.Random) -> Any:
-    if kind == "string":  # any JSON value that is not a string
-        return rng.choice((5, -1.5, True, False, {"a": 1}, [1, 2], 0))
+    # Only values no lossless coercion turns into the field's type: an integer is text's coercion,
+    # a digit string or a float with a zero fraction a long's (those are drift, see _render).
+    if kind == "string":  # any JSON value that is neither a string nor an integer
+        return rng.choice((-1.5, 0.5, True, False, {"a": 1}, [1, 2]))
     if kind == "long":
-        return rng.choice(("12", "abc", "", 1.5, 1e3, 2**63, 2**70, -(2**63) - 1, True, [1], {"v": 1}))
+        return rng.choice(("abc", "", "12.0", 1.5, 2**63, 2**70, -(2**63) - 1, True, [1], {"v": 1}))
     return rng.choice(("1.5", "abc", "", True, [0.5], {"v": 1}))  # double
 
 
-def _malform(entity: str, record: dict[str, Any], rng: random.Random) -> tuple[bytes, str]:
+Damage = tuple[bytes, str | None, dict[str, Any] | None]
+
+
+def _malform(entity: str, record: dict[str, Any], rng: random.Random) -> Damage:
+    """A damaged copy of ``record``: its text, the quarantine rule it gets, and, when the damage is
+    in a descriptive field (the line is kept with one warning), the values the pipeline keeps."""
     how = rng.choice(("truncate", "garbage", "wrong_type", "wrong_type", "missing", "null", "non_utf8", "deep",
                       "bad_date"))
     rec = dict(record)
     if how == "truncate":
         text = json.dumps(rec).encode()
-        return text[: rng.randint(1, len(text) - 1)].rstrip() or b"{", MALFORMED
+        return text[: rng.randint(1, len(text) - 1)].rstrip() or b"{", MALFORMED, None
     if how == "garbage":
         return rng.choice((b"[1, 2, 3]", b"null", b"42", b'"just a string"', b"not json at all", b"}{",
-                           b'{"a":1,,}', b"{'single': 'quotes'", b"<xml/>")), MALFORMED
+                           b'{"a":1,,}', b"{'single': 'quotes'", b"<xml/>")), MALFORMED, None
     if how == "wrong_type":
         kind = rng.choice(("string", "long", "double") if DOUBLE_FIELDS[entity] else ("string", "long"))
         name = rng.choice({"string": STRING_FIELDS, "long": LONG_FIELDS, "double": DOUBLE_FIELDS}[kind][entity])
         rec[name] = _wrong_value_for(kind, rng)
-        return json.dumps(rec).encode(), WRONG_TYPE
+        return json.dumps(rec).encode(), *_kept_if_descriptive(name, rec, WRONG_TYPE)
     if how in ("missing", "null"):
         name = rng.choice(REQUIRED[entity])
         if how == "missing":
             del rec[name]
         else:
             rec[name] = None
-        return json.dumps(rec).encode(), MISSING
+        return json.dumps(rec).encode(), *_kept_if_descriptive(name, rec, MISSING)
     if how == "non_utf8":
         name = rng.choice(STRING_FIELDS[entity])
         text = json.dumps(rec, ensure_ascii=False).encode()
         marker = json.dumps(rec[name], ensure_ascii=False).encode()
         bad = rng.choice((b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xe9", b"\xf8\x88\x80\x80\x80"))
-        return text.replace(marker, marker[:-1] + bad + b'"', 1), NON_UTF8
+        return text.replace(marker, marker[:-1] + bad + b'"', 1), NON_UTF8, None
     if how == "deep":
         depth = rng.randint(1500, 3000)  # beyond the JSON parser's nesting limit (1000)
         text = json.dumps(rec)
-        return (text[:-1] + ',"deep":' + "[" * depth + "]" * depth + "}").encode(), MALFORMED
-    # "bad_date" on customers; elsewhere a wrong type in the first string field
+        return (text[:-1] + ',"deep":' + "[" * depth + "]" * depth + "}").encode(), MALFORMED, None
+    # "bad_date" on customers (a descriptive field: kept as text, with a warning); elsewhere a
+    # boolean in the first string field
     if entity == "customer":
-        rec["birthDay"] = rng.choice(("02/01/1990", "1990-1-2", "yesterday", "1990-01-02T00:00:00"))
-    else:
-        rec[STRING_FIELDS[entity][0]] = 7
-    return json.dumps(rec).encode(), WRONG_TYPE
+        rec["birthDay"] = rng.choice(("02/01/1990", "1990-1-2", "yesterday", "1990-01-02T00:00:00", "983-01-01"))
+        return json.dumps(rec).encode(), None, rec
+    rec[STRING_FIELDS[entity][0]] = True
+    return json.dumps(rec).encode(), WRONG_TYPE, None
+
+
+def _kept_if_descriptive(name: str, damaged: dict[str, Any], rule: str) -> tuple[str | None, dict[str, Any] | None]:
+    # The model reads only relied-on fields of a kept record, so the damaged value may stay in it.
+    return (None, damaged) if name in DESCRIPTIVE else (rule, None)
 
 
 # --- the corpus ---------------------------------------------------------------------------------
@@ -164,10 +195,11 @@ def build_corpus(seed: int, people: int, readings: int, bad_share: float, unknow
 
     def add(entity: str, record: dict[str, Any]) -> None:
         if rng.random() < bad_share:
-            raw, rule = _malform(entity, record, rng)
-            per_entity[entity].append(Line(entity, raw, rule))
+            raw, rule, kept = _malform(entity, record, rng)
+            per_entity[entity].append(Line(entity, raw, rule, kept, warned=kept is not None))
         else:
-            per_entity[entity].append(Line(entity, _render(record, rng), None, record))
+            raw, drifted = _render(record, rng)
+            per_entity[entity].append(Line(entity, raw, None, record, coerced=drifted))
 
     owners = []
     for i in range(people):
@@ -277,6 +309,8 @@ def expected_outcome(corpus: Corpus) -> dict[str, Any]:
             "landing": landing,
             "quarantined": sum(bad[e].values()),
             "quarantined_by_rule": {r: bad[e].get(r, 0) for r in (DAMAGED, NON_UTF8, MALFORMED, WRONG_TYPE, MISSING)},
+            "coerced": sum(1 for line in corpus.lines if line.entity == e and line.rule is None and line.coerced),
+            "with_warnings": sum(1 for line in corpus.lines if line.entity == e and line.rule is None and line.warned),
             **{k: v for k, v in fates[e].items() if v},
             "balanced": True,
         }

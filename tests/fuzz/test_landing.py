@@ -47,6 +47,10 @@ def check_lake(spark: Any, corpus: Corpus, seed: int) -> None:
                            if line.rule != NON_UTF8)
         assert Counter((r.table, r.rule, r.line) for r in quarantine if r.rule != NON_UTF8) == readable
         assert all("\ufffd" in r.line for r in quarantine if r.rule == NON_UTF8)
+        # Damage to a descriptive field keeps the line: one warning each, naming its file.
+        warnings = frames["warnings"].collect()
+        assert len(warnings) == sum(line.warned for line in corpus.lines)
+        assert all(w.source_file in corpus.files and w.run_id and w.field for w in warnings)
 
         consenting = want["consenting"]
         serials = {p["serial"] for p in corpus.people if p["email"] in consenting}
