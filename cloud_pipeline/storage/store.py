@@ -23,7 +23,7 @@ from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, Run
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.landing import landing_as_read
 from cloud_pipeline.transforms.schemas import (
-    landing_parse_schema,
+    landing_text_schema,
     quarantine_schema,
     staging_schema,
     table_schema,
@@ -278,7 +278,7 @@ class PipelineStore:
         # the pipeline's own read accounts for its rest (cloud_pipeline/transforms/damaged_files.py).
         # Read as text first: a drifted value (1655564376361.0 in a long field) then reads as its
         # number instead of as NULL.
-        text = landing_parse_schema(table)
+        text = landing_text_schema(table)
         text = type(text)([f for f in text.fields if f.name in table.field_names])
         reader = spark.read.schema(text).option("ignoreCorruptFiles", "true")
         return landing_as_read(reader.json([self.path(k) for k in keys]), table)

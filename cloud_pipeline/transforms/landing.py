@@ -4,8 +4,11 @@ The input is a DataFrame of raw text lines (``value``) with the file each came f
 the output keeps every line: contract columns for kept lines, and for rejected ones the rule that
 rejected it, a reason naming the fields, and the raw line.  Nothing is dropped silently.
 
-Each field's value is read as the JSON text it holds, then typed here, so that what real lakes
-hold can be told apart from what is wrong (``docs/lake.md``, "What a landing line may hold"):
+Every line is parsed in the contract's types first; a line that parse cannot read as it is (a
+value of another type, a date that is not one, a missing or non-finite value) gets a second look:
+each value read as the JSON text it holds and typed here, so that what real lakes hold can be told
+apart from what is wrong (``docs/lake.md``, "What a landing line may hold").  Clean lines, nearly
+all of them, cost the one typed parse and the checks that flag a line for the second look:
 
 - **Lossless coercions**, counted per row in ``_coerced``: an integer where text is expected
   becomes its text (``"phone": 8015551212``); a number with a zero fraction
@@ -38,7 +41,12 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from cloud_pipeline.transforms.schemas import CORRUPT_COLUMN, WARNING_FIELDS, landing_parse_schema
+from cloud_pipeline.transforms.schemas import (
+    CORRUPT_COLUMN,
+    WARNING_FIELDS,
+    landing_text_schema,
+    landing_typed_schema,
+)
 from stedi.contract import Field, Table
 
 if TYPE_CHECKING:
@@ -116,13 +124,14 @@ def _is_json_string(name: str, text: Column) -> Column:
 
 
 class _Typed:
-    """One field of a parsed line: its value typed by the contract, and what typing it found."""
+    """One field of a line given the second look: its value typed by the contract from the JSON
+    text it holds (struct column ``t``), and what typing it found."""
 
     def __init__(self, field: Field):
         from pyspark.sql import functions as F
 
         self.field = field
-        text = F.col(f"r.{field.name}")
+        text = F.col(f"t.{field.name}")
         self.text = text
         self.present = text.isNotNull()
         self.non_finite = F.lit(False)
@@ -135,15 +144,15 @@ class _Typed:
         elif field.type == "long":
             digits = text.rlike(_INTEGER)
             string = _is_json_string(field.name, text)
-            whole = F.expr(f"try_cast(r.`{field.name}` as bigint)")
+            whole = F.expr(f"try_cast(t.`{field.name}` as bigint)")
             # Only a number token, never a string such as "1655564376361.0", may carry a fraction.
-            number = F.expr(f"try_cast(r.`{field.name}` as decimal(38, 6))")
+            number = F.expr(f"try_cast(t.`{field.name}` as decimal(38, 6))")
             zero_fraction = (~digits & ~string & (number == F.floor(number))
                              & (F.abs(number) < F.lit(_EXACT_DOUBLE_INTEGER)))
             self.value = F.when(digits, whole).when(zero_fraction, number.cast("long"))
             self.coerced = (digits & string & whole.isNotNull()) | zero_fraction
         else:  # double: a JSON number only (a reading given as a string is not a reading)
-            number = F.expr(f"try_cast(r.`{field.name}` as double)")
+            number = F.expr(f"try_cast(t.`{field.name}` as double)")
             string = text.rlike(_NOT_PLAIN_TEXT) & _is_json_string(field.name, text)
             # from_json writes a double beyond range as "Infinity" (quoted): not a reading.
             self.non_finite = ~string & (text.rlike(r'(?i)^"?[-+]?(infinity|nan)"?$')
@@ -190,7 +199,6 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    schema = landing_parse_schema(table)
     # Strict JSON: NaN/Infinity tokens and single-quoted strings are not JSON and go to quarantine.
     options = {
         "mode": "PERMISSIVE",
@@ -204,17 +212,44 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         F.col("value"),
         F.col("_source"),
         damage.alias("_damage"),
-        F.from_json(F.col("value"), schema, options).alias("r"),
+        F.from_json(F.col("value"), landing_typed_schema(table), options).alias("r"),
     )
 
+    # What sends a line to the second look.  from_json turns any JSON value into a string for a
+    # string field ({"user": 5} gives "5"), so a string field is checked against the line itself;
+    # only values that could be such a conversion pay for the regular expression.
+    corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
+    looks = [corrupt]
+    for f in table.fields:
+        value = F.col(f"r.{f.name}")
+        if f.type in ("string", "date_string"):
+            looks.append(value.rlike(_NOT_PLAIN_TEXT) & ~F.col("value").rlike('"' + re.escape(f.name) + r'"\s*:\s*"'))
+        if f.type == "date_string":
+            looks.append(~value.rlike(_DATE_PATTERN))
+        if f.type == "double":
+            looks.append(F.isnan(value) | (F.abs(value) == float("inf")))
+        if f.required:
+            looks.append(value.isNull())
+    second_look = _any(looks)
+    # The text parse runs only for the lines that need it (a CASE branch is evaluated only when taken).
+    looked = parsed_rows.select(
+        "value", "_source", "_damage", "r",
+        F.when(second_look, F.from_json(F.col("value"), landing_text_schema(table), options)).alias("t"),
+    )
+
+    # For a line given the second look, the typed values and the faults it found; any other line
+    # keeps what the typed parse read.
     typed = [_Typed(f) for f in table.fields]
+    was_looked_at = F.col("t").isNotNull()
+    values = {t.field.name: F.when(was_looked_at, t.value).otherwise(F.col(f"r.{t.field.name}")) for t in typed}
     relied_on = [t for t in typed if t.field.severity == "quarantine"]
     invalid = [(t.field.name, t.cannot_hold | t.not_a_date) for t in relied_on]
     wrong_typed = _fields_where(invalid)
-    any_wrong_type = _any([cond for _, cond in invalid])
-    non_finite = _any([t.non_finite for t in relied_on])
+    any_wrong_type = was_looked_at & _any([cond for _, cond in invalid])
+    non_finite = was_looked_at & _any([t.non_finite for t in relied_on])
     missing = _fields_where([(t.field.name, t.missing) for t in relied_on])
-    any_missing = _any([t.missing for t in relied_on])
+    any_missing = was_looked_at & _any([t.missing for t in relied_on])
+    text_corrupt = was_looked_at & F.col(f"t.{CORRUPT_COLUMN}").isNotNull()
 
     valid_utf8 = F.is_valid_utf8(F.col("value"))
     corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
@@ -226,14 +261,14 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         F.when(damaged, F.lit(RULE_DAMAGED_FILE))
         .when(~valid_utf8, F.lit(RULE_NON_UTF8))
         .when(not_object, F.lit(RULE_MALFORMED_JSON))
-        .when(corrupt | any_wrong_type | non_finite, F.lit(RULE_WRONG_TYPE))
+        .when(text_corrupt | any_wrong_type | non_finite, F.lit(RULE_WRONG_TYPE))
         .when(any_missing, F.lit(RULE_MISSING_REQUIRED))
     )
     # The rule is computed once, in its own step; the reason, values, warnings, file and raw text
     # are then keyed on its value, so the checks run once per line and the details only for the
     # lines that need them.  (Spark keeps the two projections apart because the next one refers
     # to _rule more than once.)
-    ruled = parsed_rows.select("value", "_source", "_damage", "r", rule.alias("_rule"))
+    ruled = looked.select("value", "_source", "_damage", "r", "t", rule.alias("_rule"))
     is_rule = {name: F.col("_rule") == name for name in RULES}
     reason = (
         F.when(is_rule[RULE_DAMAGED_FILE], F.concat(F.lit("the rest of a damaged file: "), F.col("_damage")))
@@ -246,17 +281,17 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         .when(is_rule[RULE_MISSING_REQUIRED], F.concat(F.lit("missing required field(s): "), missing))
     )
     rejected = F.col("_rule").isNotNull()
-    coerced = sum((F.coalesce(t.coerced, F.lit(False)).cast("int") for t in typed), F.lit(0))
+    coerced = F.when(was_looked_at, sum((F.coalesce(t.coerced, F.lit(False)).cast("int") for t in typed), F.lit(0)))
     kept = ruled.select(
         "_rule",
         reason.alias("_reason"),
         # A rejected line keeps no typed values: only its raw text, so no partial record leaks on.
-        *[F.when(~rejected, t.value).alias(t.field.name) for t in typed],
+        *[F.when(~rejected, values[t.field.name]).alias(t.field.name) for t in typed],
         F.col("_source"),
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
         F.when(rejected, F.make_valid_utf8(F.col("value"))).alias("_raw"),
         F.when(~rejected, coerced).alias("_coerced"),
-        F.when(~rejected, _warnings(typed)).alias("_warnings"),
+        F.when(~rejected & was_looked_at, _warnings(typed)).alias("_warnings"),
     )
     has_warnings = F.coalesce(F.size("_warnings") > 0, F.lit(False))
     return kept.select(

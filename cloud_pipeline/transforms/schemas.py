@@ -34,13 +34,25 @@ def table_schema(table: Table) -> StructType:
     return StructType([StructField(f.name, spark_type(f.type), not f.required) for f in table.fields])
 
 
-def landing_parse_schema(table: Table) -> StructType:
-    """Every landing field as the JSON text it holds, plus the corrupt-record column ``from_json``
-    fills in PERMISSIVE mode.
+def landing_typed_schema(table: Table) -> StructType:
+    """The landing schema in the contract's types, plus the corrupt-record column ``from_json``
+    fills in PERMISSIVE mode: the parse every line gets (``landing.py``)."""
+    from pyspark.sql.types import StringType, StructField, StructType
 
-    Text, not the contract's types: ``landing.py`` types each value itself, so that a lossless
-    coercion (``1655564376361.0`` for an epoch-ms integer) is told from a wrong type, and a wrong
-    type in one descriptive field does not cost the line its other fields.
+    # All fields nullable while parsing: a missing required field is a quarantine rule, not a crash.
+    return StructType(
+        [StructField(f.name, spark_type(f.type), True) for f in table.fields]
+        + [StructField(CORRUPT_COLUMN, StringType(), True)]
+    )
+
+
+def landing_text_schema(table: Table) -> StructType:
+    """Every landing field as the JSON text it holds, plus the corrupt-record column.
+
+    The second look ``landing.py`` takes at a line the typed parse could not read as it is: it
+    types each value itself, so that a lossless coercion (``1655564376361.0`` for an epoch-ms
+    integer) is told from a wrong type, and a wrong type in one descriptive field does not cost
+    the line its other fields.
     """
     from pyspark.sql.types import StringType, StructField, StructType
 

@@ -15,6 +15,7 @@ gzip, LF or CRLF, with empty lines and sometimes a UTF-8 byte-order mark at the 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import random
@@ -241,7 +242,7 @@ def build_corpus(seed: int, people: int, readings: int, bad_share: float, unknow
             if rng.random() < 0.1:
                 # A byte-order mark at the start of a file is skipped by the line reader.
                 first = part[0]
-                part[0] = Line(entity, b"\xef\xbb\xbf" + first.raw, first.rule, first.record)
+                part[0] = dataclasses.replace(first, raw=b"\xef\xbb\xbf" + first.raw)
             corpus.files[key] = part
             corpus.lines.extend(part)
     return corpus
