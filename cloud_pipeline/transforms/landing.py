@@ -252,7 +252,6 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     text_corrupt = was_looked_at & F.col(f"t.{CORRUPT_COLUMN}").isNotNull()
 
     valid_utf8 = F.is_valid_utf8(F.col("value"))
-    corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
     # Only lines the parser flagged are looked at twice: good lines cost one from_json.
     one_value = _one_json_value(F.col("value"))
     not_object = (corrupt & F.json_object_keys(F.col("value")).isNull()) | ~F.coalesce(one_value, F.lit(False))
