@@ -112,6 +112,9 @@ def _summary(result: RunResult) -> None:
         recon.add_column(name, justify="right")
     for c in categories:
         recon.add_row(c, *[f"{rows_in(r, c):,}" for r in recon_tables.values()])
+    # Subsets of the kept rows, not categories (docs/lake.md, "What a landing line may hold").
+    for c, label in (("coerced", "kept, coerced"), ("with_warnings", "kept, with warnings")):
+        recon.add_row(label, *[f"{rows_in(r, c):,}" for r in recon_tables.values()])
     recon.add_row("balanced", *["yes" if r["balanced"] else "NO" for r in recon_tables.values()])
     console.print(recon)
 
