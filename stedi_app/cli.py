@@ -15,6 +15,7 @@ from firmware.cli import app as firmware_app
 from gateway.cli import app as gateway_app
 from simulator.cli import app as sim_app
 from stedi import __version__
+from stedi.errors import EXIT_UNEXPECTED, UserError
 from stedi.settings import setup_logging
 from stedi_app.demo import demo as demo_command
 from stedi_app.warm_up import warm_up
@@ -46,11 +47,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_debug = False
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages too."),
+    debug: bool = typer.Option(False, "--debug", help="On an error, show the full traceback too."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
+    global _debug
+    _debug = debug
     try:
         setup_logging(verbose)
     except ValueError as exc:  # STEDI_LOG_FORMAT unknown
@@ -59,7 +66,31 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """Run the command; an error ends in one message and a documented exit code (stedi/errors.py)."""
+    import sys
+
+    try:
+        app()
+    except SystemExit:
+        raise
+    except UserError as exc:
+        if _debug:
+            raise
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if _debug:
+            raise
+        typer.secho(
+            f"error: unexpected {type(exc).__name__}: {exc}\n  this is a defect in stedi; "
+            "run again with --debug (stedi --debug ...) for the traceback and report it",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,53 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("stedi ")
+
+
+def _run_main(monkeypatch, capsys, argv: list[str]) -> tuple[int, str]:
+    from stedi_app import cli
+
+    monkeypatch.setattr(sys, "argv", ["stedi", *argv])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def test_a_user_error_is_one_message_and_its_exit_code_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
+    from cloud_pipeline.cli import app as pipeline_app
+    from stedi.errors import LakeBusyError, UserError
+
+    def no_lake() -> None:
+        raise UserError("no lake at /no/such", hint="create it with --create")
+
+    def busy() -> None:
+        raise LakeBusyError("another run holds this lake")
+
+    def defect() -> None:
+        raise ValueError("a bug")
+
+    for name, fn in (("t-no-lake", no_lake), ("t-busy", busy), ("t-defect", defect)):
+        pipeline_app.command(name)(fn)
+    try:
+        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-no-lake"])
+        assert (code, err) == (2, "error: no lake at /no/such\n  hint: create it with --create\n")
+        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-busy"])
+        assert code == 4 and "Traceback" not in err
+        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-defect"])
+        assert code == 70 and "unexpected ValueError: a bug" in err and "--debug" in err and "Traceback" not in err
+        monkeypatch.setattr(sys, "argv", ["stedi", "--debug", "pipeline", "t-no-lake"])
+        from stedi_app import cli
+
+        try:
+            cli.main()
+        except UserError as exc:  # --debug lets the exception through, traceback and all
+            assert exc.exit_code == 2
+        else:
+            raise AssertionError("--debug did not let the error through")
+    finally:
+        pipeline_app.registered_commands[:] = [
+            c for c in pipeline_app.registered_commands if c.name not in ("t-no-lake", "t-busy", "t-defect")
+        ]
+        cli_mod = sys.modules["stedi_app.cli"]
+        cli_mod._debug = False
