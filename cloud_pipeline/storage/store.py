@@ -19,6 +19,7 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_pipeline.storage.lock import WriterLock
 from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.landing import landing_as_read
@@ -58,6 +59,12 @@ def read_as_landing(folder: str, key: str) -> bool:
     return is_landing_file(key) and not any(part.startswith((".", "_")) for part in key[len(folder):].split("/"))
 
 
+def ignored_landing_file(folder: str, key: str) -> bool:
+    """A file in a landing folder that the pipeline skips because of its name (a ``.txt`` or ``.csv``
+    copied in by hand), as opposed to hidden and marker files (names starting with "." or "_")."""
+    return not is_landing_file(key) and not any(p.startswith((".", "_")) for p in key[len(folder):].split("/"))
+
+
 def unnamed(state: PipelineState, key: str) -> bool:
     """Whether ``key`` (a folder, ending in "/", or an object in one) lies in a table version, a
     staging or quarantine batch, or an entity's part of a batch that ``state`` does not name.
@@ -92,6 +99,8 @@ class PipelineStore:
     def __init__(self, lake: FolderLake):
         self.lake = lake
         self.root: Path = lake.root
+        #: The lake's writer lock, while a writer holds it: ``commit`` checks it is still held.
+        self.writer_lock: WriterLock | None = None
 
     def path(self, key: str) -> str:
         return str(self.root / key)
@@ -101,6 +110,11 @@ class PipelineStore:
     def landing_files(self, entity: str) -> list[LakeObject]:
         folder = f"{entity}/landing/"
         return [o for o in self.lake.list(folder) if read_as_landing(folder, o.key)]
+
+    def ignored_landing_files(self) -> list[str]:
+        """Files in the landing folders that no run reads, by name (see ``ignored_landing_file``)."""
+        folders = [f"{e}/landing/" for e in ENTITIES]
+        return [o.key for f in folders for o in self.lake.list(f) if ignored_landing_file(f, o.key)]
 
     def landing_bytes(self) -> int:
         """The size of every landing file: it tells how much Spark a command needs."""
@@ -115,10 +129,16 @@ class PipelineStore:
 
     def commit(self, state: PipelineState) -> None:
         """The commit point of a run: one atomic file replace.  Then pointers, then cleanup."""
+        self.check_writer()
         self.lake.put(STATE_KEY, state.to_json())
         for name, table in state.tables.items():
             self.lake.put(TABLES_BY_NAME[name].folder + POINTER_NAME, (table.version + "\n").encode())
         self.cleanup(state)
+
+    def check_writer(self) -> None:
+        """Before a commit: the writer lock, when one is held, must still be this writer's."""
+        if self.writer_lock is not None:
+            self.writer_lock.ensure_held()
 
     def cleanup(self, state: PipelineState) -> None:
         """Delete table versions, staging, quarantine and warnings batches the state does not name."""
