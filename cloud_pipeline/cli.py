@@ -190,7 +190,7 @@ def run(
         tolerance_ms=tolerance_ms,
         format=None if fmt is None else ("json" if fmt == "json" else "parquet"),
     )
-    with writer_lock(target, new_run_id(), "run") as lock, StepProgress() as progress:
+    with writer_lock(target, new_run_id(), "run", sse=sse, kms_key_id=kms_key_id) as lock, StepProgress() as progress:
         progress.step("syncing the lake" if url.startswith("s3://") else "reading the lake's state")
         store = _open(url, "run", sse, kms_key_id)
         store.writer_lock = lock
@@ -248,7 +248,7 @@ def erase(
     url = lake or default_lake()
     target = _lake(url)
     _require_lake(target, url)
-    with writer_lock(target, new_run_id(), "erase") as lock:
+    with writer_lock(target, new_run_id(), "erase", sse=sse, kms_key_id=kms_key_id) as lock:
         store = _open(url, "run", sse, kms_key_id)
         store.writer_lock = lock
         salt = salt_from_env()
@@ -307,6 +307,7 @@ def report(
 
     from cloud_pipeline.progress import StepProgress
     from cloud_pipeline.report.html import write_report
+    from stedi.lake import LakeError
 
     url = lake or default_lake()
     _require_lake(_lake(url), url)
@@ -316,7 +317,10 @@ def report(
         progress.step("starting Spark")
         with _spark(store) as spark:
             progress.watch(spark)
-            written = write_report(spark, store, Path(out), max_points, progress.step)
+            try:
+                written = write_report(spark, store, Path(out), max_points, progress.step)
+            except LakeError as exc:  # a lake with nothing to report
+                raise UserError(str(exc)) from None
     drawn = [k for k, p in written.plots.items() if p is not None]
     typer.echo(f"report: {out} ({len(written.html) / 1024:.0f} KB; run {written.data.last_run or 'none'}; "
                f"plots: {', '.join(drawn) or 'none'})")

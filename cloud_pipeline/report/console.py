@@ -8,12 +8,12 @@ ellipsis, and the reconciliation is headed by entity (``accelerometer``, not
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+from cloud_pipeline.report.words import plural, run_time
 from cloud_pipeline.storage.state import PipelineState, RunRecord
 from cloud_pipeline.transforms.reconcile import Reconciliation, rows_in
 
@@ -25,22 +25,6 @@ FATES = ("trusted", "superseded", "duplicate", "excluded_no_consent", "excluded_
          "excluded_unknown_customer", "excluded_not_curated", "quarantined")
 #: Every fate is in the sum (the four ``excluded_*`` rows as one term, so the title fits 80 columns).
 RECONCILIATION_TITLE = "reconciliation: landing = trusted + superseded + duplicate + excluded_* + quarantined"
-
-
-def plural(n: int, noun: str, nouns: str | None = None) -> str:
-    """``1 customer``, ``2 customers`` (``nouns`` for an irregular plural)."""
-    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
-
-
-def run_time(run_id: str | None) -> str:
-    """When a run started, from its id (``20261201T235018123456Z-ab12``), as local ISO-8601."""
-    if not run_id:
-        return "never"
-    try:
-        started = datetime.strptime(run_id[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return run_id
-    return started.astimezone().isoformat(timespec="seconds")
 
 
 def _table(title: str | None = None) -> Table:
@@ -104,3 +88,6 @@ def print_status(console: Console, url: str, state: PipelineState, last: RunReco
         console.print(tables)
     if last is not None and last.reconciliation:
         console.print(reconciliation_table(last.reconciliation))
+
+
+__all__ = ["plural", "print_status", "reconciliation_table", "rows_table", "run_time"]

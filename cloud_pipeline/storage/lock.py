@@ -155,10 +155,12 @@ class S3Lease:
     #: How often a held lease is renewed, as a share of its time to live.
     RENEW_SHARE = 0.25
 
-    def __init__(self, lake: S3Lake, holder: LockHolder):
+    def __init__(self, lake: S3Lake, holder: LockHolder, encryption: dict[str, str] | None = None):
         self.lake = lake
         self.holder = holder
         self.key = lake.prefix + HOLDER_KEY
+        #: ServerSideEncryption / SSEKMSKeyId of the command's --sse: a bucket may refuse plain puts.
+        self.encryption = encryption or {}
         self._etag: str | None = None
         self._lost: LockHolder | None | bool = False  # set by the renewer when another writer took it
         self._guard = threading.Lock()
@@ -167,7 +169,7 @@ class S3Lease:
 
     def _put(self, **condition: str) -> str:
         resp = self.lake.client.put_object(Bucket=self.lake.bucket, Key=self.key, Body=self.holder.to_json(),
-                                           ContentType="application/json", **condition)
+                                           ContentType="application/json", **self.encryption, **condition)
         return str(resp["ETag"])
 
     def _read(self) -> tuple[LockHolder | None, str, bool] | None:
@@ -286,9 +288,13 @@ class writer_lock:  # noqa: N801 - used as a context manager, like open()
     """``with writer_lock(lake, run_id, "run") as lock:`` holds the lake's writer lock."""
 
     def __init__(self, lake: FolderLake | S3Lake, run_id: str, command: str, *,
-                 lease_seconds: float = LEASE_SECONDS):
+                 lease_seconds: float = LEASE_SECONDS, sse: str | None = None, kms_key_id: str | None = None):
         holder = replace(LockHolder.me(run_id, command), lease_seconds=lease_seconds)
-        self.lock: WriterLock = FolderLock(lake, holder) if isinstance(lake, FolderLake) else S3Lease(lake, holder)
+        encryption = {"ServerSideEncryption": sse} if sse else {}
+        if sse and kms_key_id:
+            encryption["SSEKMSKeyId"] = kms_key_id
+        self.lock: WriterLock = (FolderLock(lake, holder) if isinstance(lake, FolderLake)
+                                 else S3Lease(lake, holder, encryption))
 
     def __enter__(self) -> WriterLock:
         self.lock.acquire()

@@ -251,7 +251,7 @@ def test_cli_on_s3_with_sse_erase_query_status(spark, s3_bucket: str, tmp_path: 
         assert head.get("ServerSideEncryption") == "AES256", key
     assert cli.invoke(app, ["pipeline", "run", "--lake", url, "--sse", "AES128"]).exit_code != 0
 
-    status = cli.invoke(app, ["pipeline", "status", "--lake", url])
+    status = cli.invoke(app, ["pipeline", "status", "--lake", url, "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["last_run"] == state.last_run
 
