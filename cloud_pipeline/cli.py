@@ -141,7 +141,7 @@ def _warn_ignored(store: PipelineStore) -> list[str]:
     ignored = store.ignored_landing_files()
     if ignored:
         shown = ", ".join(ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
-        log.warning("%d file(s) in landing folders are not landing files (.json, .json.gz) and are skipped: %s",
+        log.warning("%d file(s) in landing folders are not landing files (.json, .jsonl, .json.gz) and are skipped: %s",
                     len(ignored), shown)
     return ignored
 
