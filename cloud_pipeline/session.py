@@ -108,10 +108,14 @@ def _jvm_output_to_log(quiet: bool) -> Iterator[None]:
         yield
         return
     path = jvm_log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:  # a home that cannot be written: chatter is better than no Spark
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.dup2(target, 2)
         yield
