@@ -113,8 +113,9 @@ def signal_plot(signal: Signal) -> Plot:
     lines = ax.get_lines() + twin.get_lines()
     # Above the axes: inside, the legend would hide part of the signal.
     fig.legend(lines, [str(line.get_label()) for line in lines], loc="outside upper right", ncols=2)
-    shown = f"{len(step_s)} of {signal.total_rows}" if len(step_s) < signal.total_rows else f"all {len(step_s)}"
-    title = f"customer {signal.customer_key[:12]}…: {shown} paired readings"
+    total = plural(signal.total_rows, "paired reading")
+    shown = f"{len(step_s):,} of {total}" if len(step_s) < signal.total_rows else f"all {total}" if signal.total_rows > 1 else total
+    title = f"customer {signal.customer_key[:12]}…: {shown}"
     ax.set_title(title)
     alt = (f"Line chart of distanceFromObject and accelerometer magnitude over time for customerKey "
            f"{signal.customer_key[:12]}, {len(step_s)} points")

@@ -100,3 +100,20 @@ def test_two_takeovers_of_one_stale_lease_only_one_wins(s3_bucket: str) -> None:
         assert LockHolder.from_json(_lease_body(s3_bucket)) == first.holder
     finally:
         first.release()
+
+
+def test_an_s3_lake_must_exist(s3_bucket: str, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from stedi.lake import LakeError, lake_exists
+
+    lake = _lake(s3_bucket)
+    assert not lake_exists(lake)  # an empty prefix is no lake
+    code, _, err = run_main(monkeypatch, capsys, "pipeline", "run", "--lake", lake.url)
+    assert code == 2 and f"no lake at {lake.url}" in err and "--create" in err
+    assert not lake.list("")  # refused before the lease was taken
+    lake.put("accelerometer/landing/a.json", b"{}\n")
+    assert lake_exists(lake)
+    with pytest.raises(LakeError, match="no bucket 'no-such-bucket-d16'"):
+        lake_exists(S3Lake("no-such-bucket-d16", "lake", client=boto3.client("s3")))
+    code, _, err = run_main(monkeypatch, capsys, "query", "--lake", "s3://no-such-bucket-d16/lake", "SELECT 1")
+    assert code == 2 and "no bucket" in err

@@ -250,6 +250,7 @@ def test_cli_on_s3_with_sse_erase_query_status(spark, s3_bucket: str, tmp_path: 
         head = client.head_object(Bucket=s3_bucket, Key=f"lakes/one/{key}")
         assert head.get("ServerSideEncryption") == "AES256", key
     assert cli.invoke(app, ["pipeline", "run", "--lake", url, "--sse", "AES128"]).exit_code != 0
+    assert not lake.exists("_pipeline/lock/writer.json")  # the run's writer lease is gone with it
 
     status = cli.invoke(app, ["pipeline", "status", "--lake", url, "--json"])
     assert status.exit_code == 0, status.output
