@@ -133,7 +133,7 @@ def _summary(result: RunResult, ignored: list[str]) -> None:
     console.print(reconciliation_table(result.record.reconciliation))
     if ignored:
         console.print(f"skipped {plural(len(ignored), 'file')} in landing folders that are not landing files "
-                      "(.json, .json.gz)")
+                      "(.json, .jsonl, .json.gz)")
 
 
 def _warn_ignored(store: PipelineStore) -> list[str]:
