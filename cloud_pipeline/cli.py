@@ -67,7 +67,7 @@ def _require_lake(lake: FolderLake | S3Lake, url: str, *, may_create: bool = Fal
     from stedi.lake import LakeError, lake_exists
 
     try:
-        there = lake_exists(lake)
+        there = lake_exists(lake)  # a PermanentError (credentials, bucket) passes as it is: exit 3
     except LakeError as exc:
         raise UserError(str(exc)) from None
     if there:

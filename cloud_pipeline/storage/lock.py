@@ -191,19 +191,24 @@ class S3Lease:
         return holder, str(resp["ETag"]), stale
 
     def acquire(self) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, NoCredentialsError
 
         for _attempt in range(5):
             try:
                 self._etag = self._put(IfNoneMatch="*")
                 break
+            except NoCredentialsError as exc:
+                raise self._permanent(exc) from exc
             except ClientError as exc:
                 code = _error_code(exc)
                 if code == "ConditionalRequestConflict":  # 409: a concurrent put; S3 says retry
                     continue
                 if code not in ("PreconditionFailed", "412"):
                     raise self._permanent(exc) from exc
-            current = self._read()
+            try:
+                current = self._read()
+            except ClientError as exc:
+                raise self._permanent(exc) from exc
             if current is None:
                 continue  # released between our put and our read: try again
             holder, etag, stale = current
@@ -308,7 +313,13 @@ class writer_lock:  # noqa: N801 - used as a context manager, like open()
 def current_writer(lake: FolderLake | S3Lake) -> LockHolder | None:
     """Who holds the lake's writer lock now, if anyone (for ``stedi pipeline status``); takes nothing."""
     if isinstance(lake, S3Lake):
-        current = S3Lease(lake, LockHolder.me("", "status"))._read()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            current = S3Lease(lake, LockHolder.me("", "status"))._read()
+        except (BotoCoreError, ClientError) as exc:  # status still shows the rest
+            log.warning("cannot read the writer lease of %s: %s", lake.url, exc)
+            return None
         return current[0] if current is not None and not current[2] else None
     path = lake.path(LOCK_FILE)
     if not path.is_file():

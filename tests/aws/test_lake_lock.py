@@ -104,7 +104,8 @@ def test_two_takeovers_of_one_stale_lease_only_one_wins(s3_bucket: str) -> None:
 
 def test_an_s3_lake_must_exist(s3_bucket: str, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    from stedi.lake import LakeError, lake_exists
+    from stedi.errors import EXIT_PERMANENT, PermanentError
+    from stedi.lake import lake_exists
 
     lake = _lake(s3_bucket)
     assert not lake_exists(lake)  # an empty prefix is no lake
@@ -113,7 +114,24 @@ def test_an_s3_lake_must_exist(s3_bucket: str, monkeypatch: pytest.MonkeyPatch,
     assert not lake.list("")  # refused before the lease was taken
     lake.put("accelerometer/landing/a.json", b"{}\n")
     assert lake_exists(lake)
-    with pytest.raises(LakeError, match="no bucket 'no-such-bucket-d16'"):
+    with pytest.raises(PermanentError, match="no bucket 'no-such-bucket-d16'"):
         lake_exists(S3Lake("no-such-bucket-d16", "lake", client=boto3.client("s3")))
     code, _, err = run_main(monkeypatch, capsys, "query", "--lake", "s3://no-such-bucket-d16/lake", "SELECT 1")
-    assert code == 2 and "no bucket" in err
+    assert code == EXIT_PERMANENT and "no bucket" in err and "aws s3 mb s3://no-such-bucket-d16" in err
+
+
+def test_no_credentials_is_a_permanent_error(tmp_path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from stedi.errors import EXIT_PERMANENT
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for argv in (["pipeline", "status", "--lake", "s3://some-bucket/lake"],
+                 ["pipeline", "run", "--lake", "s3://some-bucket/lake"]):
+        code, _, err = run_main(monkeypatch, capsys, *argv)
+        assert code == EXIT_PERMANENT and "no AWS credentials to read s3://some-bucket/lake" in err, err
+        assert "AWS_PROFILE" in err
