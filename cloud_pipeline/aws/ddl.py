@@ -144,13 +144,24 @@ def table_definitions(lake_url: str, state: PipelineState | None = None) -> list
 
 
 def _batch_view_sql(database: str, view: str, files: str, columns: tuple[tuple[str, str, str], ...]) -> str:
-    """A view over batch files with the landing table name taken from each file's path."""
-    cols = ", ".join(f"`{n}`" for n, _t, _c in columns)
+    """A view over batch files with the landing table name taken from each file's path.
+
+    Athena runs views and SELECTs on its Trino engine, which rejects backquoted identifiers
+    ("backquoted identifiers are not supported; use double quotes"); only Hive DDL such as
+    CREATE EXTERNAL TABLE takes backticks.  So the view quotes with double quotes throughout.
+    """
+    cols = ", ".join(_trino_name(n) for n, _t, _c in columns)
     return (
-        f"CREATE OR REPLACE VIEW `{database}`.`{view}` AS\n"
+        f"CREATE OR REPLACE VIEW {_trino_name(database)}.{_trino_name(view)} AS\n"
         f"SELECT regexp_extract(\"$path\", 'table=([a-z_]+)', 1) AS \"table\", {cols}\n"
-        f"FROM `{database}`.`{files}`;"
+        f"FROM {_trino_name(database)}.{_trino_name(files)};"
     )
+
+
+def _trino_name(name: str) -> str:
+    """A Trino (ANSI) quoted identifier: a double quote inside is doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
 
 
 def quarantine_view_sql(database: str) -> str:
