@@ -184,9 +184,13 @@ def load_state(lake_url: str) -> PipelineState | None:
     return PipelineState.from_json(lake.get(STATE_KEY))
 
 
-def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> str:
-    """The whole Athena script: database, every table, the quarantine view."""
+def ddl_statements(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> list[str]:
+    """Every statement of the Athena script, each ending in ";": database, tables, the two views."""
     parts = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
     parts += [d.create_sql(database) for d in table_definitions(lake_url, state)]
-    parts += [quarantine_view_sql(database), warnings_view_sql(database)]
-    return "\n\n".join(parts) + "\n"
+    return [*parts, quarantine_view_sql(database), warnings_view_sql(database)]
+
+
+def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> str:
+    """The whole Athena script: database, every table, the quarantine and warnings views."""
+    return "\n\n".join(ddl_statements(lake_url, database, state)) + "\n"
