@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_pipeline.aws.aws_errors import aws_errors
-from cloud_pipeline.aws.ddl import load_state, table_definitions
+from cloud_pipeline.aws.ddl import check_database_name, load_state, table_definitions
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,23 @@ def sync_catalog(lake_url: str, database: str, names: list[str] | None = None, *
                 done.moved.append(definition.name)
             log.info("catalog table %s.%s at %s", database, definition.name, definition.location)
     return done
+
+
+def check_catalog(lake_url: str, database: str, client: Any = None) -> None:
+    """Before a laptop run with ``--database``: an S3 lake, a valid name, a reachable catalog."""
+    import boto3
+
+    from stedi.errors import UserError
+
+    if not lake_url.startswith("s3://"):
+        raise UserError(f"--database needs an s3:// lake (Athena reads S3), not {lake_url!r}")
+    check_database_name(database)
+    with aws_errors(f"reading the Glue database {database}"):
+        glue = client or boto3.client("glue")
+        try:
+            glue.get_database(Name=database)
+        except glue.exceptions.EntityNotFoundException:
+            log.info("Glue database %s does not exist yet: the run will create it", database)
 
 
 def refresh_tables(lake_url: str, database: str, names: list[str], client: Any = None) -> list[str]:

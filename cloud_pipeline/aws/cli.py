@@ -25,8 +25,7 @@ def ddl(
     NOT EXISTS changes nothing): deployed Glue jobs move their tables themselves, and `stedi
     pipeline run --lake s3://... --database NAME` moves them after a laptop run (docs/aws.md).
     """
-    from cloud_pipeline.aws.ddl import ddl_script, load_state
-    from cloud_pipeline.aws.deploy import check_database_name
+    from cloud_pipeline.aws.ddl import check_database_name, ddl_script, load_state
     from stedi.lake import LakeError
 
     check_database_name(database)

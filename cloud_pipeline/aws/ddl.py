@@ -23,11 +23,13 @@ real layout.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cloud_pipeline.storage.state import STATE_KEY, PipelineState
 from stedi.contract import QUARANTINE_FOLDER, QUARANTINE_TABLE, TABLES, WARNINGS_FOLDER, WARNINGS_TABLE, Table
+from stedi.errors import UserError
 
 #: Hive / Athena column types of the contract's field types (date_string keeps its "YYYY-MM-DD" text).
 HIVE_TYPES = {"string": "string", "long": "bigint", "double": "double", "date_string": "string"}
@@ -47,6 +49,9 @@ QUARANTINE_COLUMNS = (
     ("run_id", "string", "Pipeline run that staged it."),
 )
 WARNINGS_FILES = "warnings_files"
+#: Athena / Glue database names: lowercase letters, digits and underscores (Athena's "Names for
+#: tables, databases, and columns"), which also keeps them safe to paste into the DDL.
+DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 #: Columns of the warnings Parquet files (``table`` is in the folder name, not in the files).
 WARNINGS_COLUMNS = (
     ("rule", "string", "wrong_type, not_a_date or missing_field."),
@@ -56,6 +61,13 @@ WARNINGS_COLUMNS = (
     ("source_file", "string", "Landing file the line came from."),
     ("run_id", "string", "Pipeline run that staged it."),
 )
+
+
+def check_database_name(database: str) -> str:
+    if not DATABASE_NAME.fullmatch(database):
+        raise UserError(f"--database {database!r}: Glue / Athena database names are lowercase letters, digits "
+                        "and underscores", hint="e.g. --database stedi")
+    return database
 
 
 @dataclass(frozen=True)

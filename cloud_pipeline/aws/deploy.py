@@ -20,7 +20,7 @@ from typing import Any
 
 from cloud_pipeline.aws.aws_errors import aws_errors
 from cloud_pipeline.aws.catalog import norm, refresh_tables, table_differs
-from cloud_pipeline.aws.ddl import load_state, table_definitions
+from cloud_pipeline.aws.ddl import check_database_name, load_state, table_definitions
 from cloud_pipeline.aws.iam import CODE_FOLDER, LakeAccount, SaltGrant, SaltKind, job_role_policy
 from cloud_pipeline.aws.salt import new_salt
 from cloud_pipeline.config import JOB_ORDER
@@ -28,7 +28,8 @@ from stedi.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CODE_FOLDER", "Change", "Deployment", "SaltChoice", "code_zip", "deploy", "refresh_tables"]
+__all__ = ["CODE_FOLDER", "Change", "Deployment", "SaltChoice", "check_database_name", "code_zip", "deploy",
+           "refresh_tables"]
 
 PACKAGES = ("cloud_pipeline", "stedi")
 #: The newest Glue the pipeline is tested on: Glue 5.1 runs Spark 3.5.6 and Python 3.11, the
@@ -44,9 +45,6 @@ JOB_TIMEOUT_MINUTES = 120
 #: replace), so retrying is safe; once is enough for a transient S3 or Spark failure, and a
 #: deterministic failure (no salt, a bug) is not repeated over and over.
 JOB_MAX_RETRIES = 1
-#: Athena / Glue database names: lowercase letters, digits and underscores (Athena's "Names for
-#: tables, databases, and columns"), which also keeps them safe to paste into the DDL.
-DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 _ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
 ROOT = Path(__file__).resolve().parents[2]
 #: Zip entries get a fixed time so the same code gives the same bytes (and no re-upload).
@@ -86,13 +84,6 @@ def _split(lake_url: str) -> tuple[str, str]:
 
 def job_name(database: str, job: str) -> str:
     return f"{database}-{job}"
-
-
-def check_database_name(database: str) -> str:
-    if not DATABASE_NAME.fullmatch(database):
-        raise UserError(f"--database {database!r}: Glue / Athena database names are lowercase letters, digits "
-                        "and underscores", hint="e.g. --database stedi")
-    return database
 
 
 def role_name(role_arn: str) -> str:
