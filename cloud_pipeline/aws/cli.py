@@ -48,6 +48,7 @@ def deploy(
     no_create_salt: bool = typer.Option(False, "--no-create-salt", help="Require the salt secret to exist (keep an existing salt)."),
     sse: str = typer.Option(None, "--sse", help="The lake bucket's encryption: aws:kms grants the jobs its key (with --kms-key-id)."),
     kms_key_id: str = typer.Option(None, "--kms-key-id", help="ARN of the lake's customer-managed KMS key, for --sse aws:kms."),
+    schedule: str = typer.Option(None, "--schedule", help='Start the workflow on a Glue cron schedule in UTC, e.g. "cron(0 3 * * ? *)" [default: on demand only].'),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would change; change nothing."),
 ) -> None:
     """Create or update the pipeline on AWS Glue, idempotently.
@@ -74,7 +75,7 @@ def deploy(
                         hint="aws kms describe-key --key-id ... --query KeyMetadata.Arn")
     salt = (SaltChoice("ssm", salt_parameter, create=False) if salt_parameter
             else SaltChoice("secretsmanager", salt_secret, create=not no_create_salt))
-    changes = run_deploy(lake, role, database, dry_run, salt=salt, lake_kms_key_arn=kms_key_id)
+    changes = run_deploy(lake, role, database, dry_run, salt=salt, lake_kms_key_arn=kms_key_id, schedule=schedule)
     verb = "would" if dry_run else "did"
     for change in changes:
         typer.echo(f"{verb} {change}")

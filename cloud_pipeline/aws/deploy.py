@@ -95,6 +95,16 @@ def role_name(role_arn: str) -> str:
     return match.group(3)
 
 
+def check_schedule(schedule: str) -> str:
+    """A Glue cron expression: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``, in UTC
+    (AWS Glue developer guide, "Time-based schedules for jobs and crawlers")."""
+    fields = schedule[5:-1].split() if schedule.startswith("cron(") and schedule.endswith(")") else []
+    if len(fields) != 6:
+        raise UserError(f"--schedule {schedule!r} is not a Glue cron expression",
+                        hint='six fields in UTC, e.g. --schedule "cron(0 3 * * ? *)" (every day at 03:00)')
+    return schedule
+
+
 def default_salt_secret(database: str) -> str:
     return f"stedi/{database}/customer-key-salt"
 
@@ -115,7 +125,8 @@ def job_policy_name(database: str) -> str:
 
 class Deployment:
     def __init__(self, lake_url: str, role: str, database: str = "stedi", dry_run: bool = False,
-                 session: Any = None, salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None):
+                 session: Any = None, salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None,
+                 schedule: str | None = None):
         import boto3
 
         self.lake = lake_url.rstrip("/")
@@ -126,6 +137,7 @@ class Deployment:
         self.dry_run = dry_run
         self.salt = salt or SaltChoice()
         self.lake_kms_key_arn = lake_kms_key_arn
+        self.schedule = check_schedule(schedule) if schedule else None
         with aws_errors("connecting to AWS"):
             session = session or boto3.session.Session()
             self.session = session
@@ -315,12 +327,15 @@ class Deployment:
         return f"{self.database}-pipeline"
 
     def triggers(self) -> list[dict[str, Any]]:
-        """An on-demand start, then one conditional trigger per job on the previous job's success."""
+        """The workflow's one start trigger (on demand, or on ``schedule``), then one conditional
+        trigger per job on the previous job's success."""
         workflow = self.workflow_name()
-        first = {
+        first: dict[str, Any] = {
             "Name": f"{workflow}-start", "WorkflowName": workflow, "Type": "ON_DEMAND",
             "Actions": [{"JobName": job_name(self.database, JOB_ORDER[0])}],
         }
+        if self.schedule:
+            first.update(Type="SCHEDULED", Schedule=self.schedule, StartOnCreation=True)
         chain = [
             {
                 "Name": f"{workflow}-after-{before}", "WorkflowName": workflow, "Type": "CONDITIONAL",
@@ -349,11 +364,18 @@ class Deployment:
                 if self._change("trigger", trigger["Name"], "create"):
                     self.glue.create_trigger(**trigger)
                 continue
-            compared = ("Type", "Actions", "Predicate", "WorkflowName")
+            if current.get("Type") != trigger["Type"] or current.get("WorkflowName") != trigger["WorkflowName"]:
+                # TriggerUpdate has no Type (botocore's glue service model): a start trigger that
+                # changes between on-demand and scheduled is deleted and created again.
+                if self._change("trigger", trigger["Name"], "replace"):
+                    self.glue.delete_trigger(Name=trigger["Name"])
+                    self.glue.create_trigger(**trigger)
+                continue
+            compared = ("Actions", "Predicate", "Schedule")
             if any(norm(current.get(k)) != norm(trigger.get(k)) for k in compared) and self._change(
                 "trigger", trigger["Name"], "update"
             ):
-                update = {k: trigger[k] for k in ("Actions", "Predicate") if k in trigger}
+                update = {k: trigger[k] for k in compared if k in trigger}
                 self.glue.update_trigger(Name=trigger["Name"], TriggerUpdate=update)
 
     def run(self) -> list[Change]:
@@ -369,6 +391,8 @@ class Deployment:
 
 
 def deploy(lake_url: str, role: str, database: str = "stedi", dry_run: bool = False,
-           salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None) -> list[Change]:
+           salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None,
+           schedule: str | None = None) -> list[Change]:
     """Create or update everything the pipeline needs on Glue; returns the changes (made or not)."""
-    return Deployment(lake_url, role, database, dry_run, salt=salt, lake_kms_key_arn=lake_kms_key_arn).run()
+    return Deployment(lake_url, role, database, dry_run, salt=salt, lake_kms_key_arn=lake_kms_key_arn,
+                      schedule=schedule).run()

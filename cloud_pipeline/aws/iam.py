@@ -151,7 +151,7 @@ def deployer_policy(lake: LakeAccount, job_role_name: str, salt_prefix: str = "s
         _statement("CatalogJobsAndWorkflow", [
             "glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
             "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:GetWorkflow", "glue:CreateWorkflow",
-            "glue:GetTrigger", "glue:CreateTrigger", "glue:UpdateTrigger",
+            "glue:GetTrigger", "glue:CreateTrigger", "glue:UpdateTrigger", "glue:DeleteTrigger",
         ], glue),
         _statement("HandTheRoleToGlueOnly", ["iam:PassRole"], [role],
                    {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}}),

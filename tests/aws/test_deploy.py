@@ -213,3 +213,20 @@ def test_a_job_moves_its_own_table_only(s3_bucket: str) -> None:
     assert ml["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
     untouched = glue.get_table(DatabaseName="refresh", Name="customer_trusted")["Table"]["StorageDescriptor"]
     assert untouched["Location"].endswith("_not_built_yet/")
+
+
+def test_a_scheduled_start(s3_bucket: str) -> None:
+    database = f"sched_{uuid.uuid4().hex[:8]}"
+    lake = f"s3://{s3_bucket}/lake"
+    deploy(lake, ROLE, database=database)
+    glue = boto3.client("glue")
+    assert glue.get_trigger(Name=f"{database}-pipeline-start")["Trigger"]["Type"] == "ON_DEMAND"
+    every_night = "cron(0 3 * * ? *)"
+    changes = deploy(lake, ROLE, database=database, schedule=every_night)
+    assert [str(c) for c in changes] == [f"replace trigger {database}-pipeline-start"]
+    start = glue.get_trigger(Name=f"{database}-pipeline-start")["Trigger"]
+    assert (start["Type"], start["Schedule"], start["WorkflowName"]) == ("SCHEDULED", every_night, f"{database}-pipeline")
+    assert start["Actions"] == [{"JobName": f"{database}-{JOB_ORDER[0]}"}]
+    assert deploy(lake, ROLE, database=database, schedule=every_night) == []
+    with pytest.raises(UserError, match="not a Glue cron expression"):
+        deploy(lake, ROLE, database=database, schedule="0 3 * * *")
