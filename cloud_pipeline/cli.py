@@ -129,6 +129,7 @@ def run(
     fmt: str = typer.Option("parquet", "--format", help="Format of trusted and curated tables: parquet or json (JSON lines)."),
     sse: str = _SSE_OPTION,
     kms_key_id: str = _KMS_OPTION,
+    database: str = typer.Option(None, "--database", help="S3 lakes: after the commit, move this Glue / Athena database's tables to the new versions (as the deployed jobs do)."),
 ) -> None:
     """Build the trusted and curated zones from the landing zone, incrementally and atomically.
 
@@ -158,12 +159,22 @@ def run(
         full_refresh=full_refresh,
         jobs=_jobs(jobs),
     )
+    if database is not None:  # checked before the run: a run must not end in a catalog it cannot reach
+        from cloud_pipeline.aws.catalog import check_catalog
+
+        check_catalog(str(lake or default_lake()), database)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("syncing the lake" if (lake or "").startswith("s3://") else "starting Spark", total=None)
         store = _open(lake, "run", sse, kms_key_id)
         bar.update(task, description="starting Spark")
         with _spark(store) as spark:
             result = _run(PipelineRun(spark, store, options, progress=lambda step: bar.update(task, description=step)))
+    if database is not None:
+        from cloud_pipeline.aws.catalog import sync_catalog
+
+        synced = sync_catalog(str(lake), database)
+        typer.echo(f"catalog {database}: {len(synced.moved)} table(s) moved to the new version, "
+                   f"{len(synced.created)} created")
     _summary(result)
     if not result.balanced:
         typer.echo("reconciliation failed: see the table above", err=True)
