@@ -157,6 +157,7 @@ def run(
     create: bool = typer.Option(False, "--create", help="Create the lake if there is none at --lake (the default lake is always created)."),
     sse: str = _SSE_OPTION,
     kms_key_id: str = _KMS_OPTION,
+    database: str = typer.Option(None, "--database", help="S3 lakes: after the commit, move this Glue / Athena database's tables to the new versions (as the deployed jobs do)."),
 ) -> None:
     """Build the trusted and curated zones from the landing zone, incrementally and atomically.
 
@@ -183,6 +184,10 @@ def run(
     if fmt not in (None, "parquet", "json"):
         raise typer.BadParameter("--format must be 'parquet' or 'json'")
     url = lake or default_lake()
+    if database is not None:  # checked before the run: a run must not end in a catalog it cannot reach
+        from cloud_pipeline.aws.catalog import check_catalog
+
+        check_catalog(url, database)
     target = _lake(url)
     _require_lake(target, url, may_create=create or _is_default_lake(target))
     asked = AskedOptions(
@@ -215,6 +220,12 @@ def run(
             pipeline_run = PipelineRun(spark, store, options, progress=progress.step)
             lock.update(pipeline_run.run_id)
             result = _run(pipeline_run)
+        if database is not None:  # still holding the lock: no other commit moves the catalog meanwhile
+            from cloud_pipeline.aws.catalog import sync_catalog
+
+            synced = sync_catalog(url, database)
+            typer.echo(f"catalog {database}: {len(synced.moved)} table(s) moved to the new version, "
+                       f"{len(synced.created)} created")
     _summary(result, ignored)
     if chosen.changed:
         typer.echo(f"changed by this full refresh: {'; '.join(chosen.changed)}")

@@ -23,11 +23,13 @@ real layout.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cloud_pipeline.storage.state import STATE_KEY, PipelineState
 from stedi.contract import QUARANTINE_FOLDER, QUARANTINE_TABLE, TABLES, WARNINGS_FOLDER, WARNINGS_TABLE, Table
+from stedi.errors import UserError
 
 #: Hive / Athena column types of the contract's field types (date_string keeps its "YYYY-MM-DD" text).
 HIVE_TYPES = {"string": "string", "long": "bigint", "double": "double", "date_string": "string"}
@@ -47,6 +49,9 @@ QUARANTINE_COLUMNS = (
     ("run_id", "string", "Pipeline run that staged it."),
 )
 WARNINGS_FILES = "warnings_files"
+#: Athena / Glue database names: lowercase letters, digits and underscores (Athena's "Names for
+#: tables, databases, and columns"), which also keeps them safe to paste into the DDL.
+DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 #: Columns of the warnings Parquet files (``table`` is in the folder name, not in the files).
 WARNINGS_COLUMNS = (
     ("rule", "string", "wrong_type, not_a_date or missing_field."),
@@ -56,6 +61,13 @@ WARNINGS_COLUMNS = (
     ("source_file", "string", "Landing file the line came from."),
     ("run_id", "string", "Pipeline run that staged it."),
 )
+
+
+def check_database_name(database: str) -> str:
+    if not DATABASE_NAME.fullmatch(database):
+        raise UserError(f"--database {database!r}: Glue / Athena database names are lowercase letters, digits "
+                        "and underscores", hint="e.g. --database stedi")
+    return database
 
 
 @dataclass(frozen=True)
@@ -144,13 +156,24 @@ def table_definitions(lake_url: str, state: PipelineState | None = None) -> list
 
 
 def _batch_view_sql(database: str, view: str, files: str, columns: tuple[tuple[str, str, str], ...]) -> str:
-    """A view over batch files with the landing table name taken from each file's path."""
-    cols = ", ".join(f"`{n}`" for n, _t, _c in columns)
+    """A view over batch files with the landing table name taken from each file's path.
+
+    Athena runs views and SELECTs on its Trino engine, which rejects backquoted identifiers
+    ("backquoted identifiers are not supported; use double quotes"); only Hive DDL such as
+    CREATE EXTERNAL TABLE takes backticks.  So the view quotes with double quotes throughout.
+    """
+    cols = ", ".join(_trino_name(n) for n, _t, _c in columns)
     return (
-        f"CREATE OR REPLACE VIEW `{database}`.`{view}` AS\n"
+        f"CREATE OR REPLACE VIEW {_trino_name(database)}.{_trino_name(view)} AS\n"
         f"SELECT regexp_extract(\"$path\", 'table=([a-z_]+)', 1) AS \"table\", {cols}\n"
-        f"FROM `{database}`.`{files}`;"
+        f"FROM {_trino_name(database)}.{_trino_name(files)};"
     )
+
+
+def _trino_name(name: str) -> str:
+    """A Trino (ANSI) quoted identifier: a double quote inside is doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
 
 
 def quarantine_view_sql(database: str) -> str:
@@ -173,9 +196,13 @@ def load_state(lake_url: str) -> PipelineState | None:
     return PipelineState.from_json(lake.get(STATE_KEY))
 
 
-def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> str:
-    """The whole Athena script: database, every table, the quarantine view."""
+def ddl_statements(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> list[str]:
+    """Every statement of the Athena script, each ending in ";": database, tables, the two views."""
     parts = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
     parts += [d.create_sql(database) for d in table_definitions(lake_url, state)]
-    parts += [quarantine_view_sql(database), warnings_view_sql(database)]
-    return "\n\n".join(parts) + "\n"
+    return [*parts, quarantine_view_sql(database), warnings_view_sql(database)]
+
+
+def ddl_script(lake_url: str, database: str = "stedi", state: PipelineState | None = None) -> str:
+    """The whole Athena script: database, every table, the quarantine and warnings views."""
+    return "\n\n".join(ddl_statements(lake_url, database, state)) + "\n"

@@ -1,5 +1,6 @@
-"""Deploy the pipeline to AWS Glue, idempotently: database and tables, job scripts and the
-project's code on S3, the five Glue jobs, and a workflow whose triggers run them in job order.
+"""Deploy the pipeline to AWS Glue, idempotently: the customerKey salt's secret, database and
+tables, job scripts and the project's code on S3, the job role's policy, the five Glue jobs, and a
+workflow whose triggers run them in job order.
 
 Every resource is read first and only created or updated when it differs from what this lake
 needs, so a second deploy changes nothing.  ``dry_run`` reports the changes without making them.
@@ -9,22 +10,42 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud_pipeline.aws.ddl import load_state, table_definitions
+from cloud_pipeline.aws.aws_errors import aws_errors
+from cloud_pipeline.aws.catalog import norm, refresh_tables, table_differs
+from cloud_pipeline.aws.ddl import check_database_name, load_state, table_definitions
+from cloud_pipeline.aws.iam import CODE_FOLDER, LakeAccount, SaltGrant, SaltKind, job_role_policy
+from cloud_pipeline.aws.salt import new_salt
 from cloud_pipeline.config import JOB_ORDER
+from stedi.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: Where deploy puts the code, under the lake's prefix (beside the pipeline's own folders).
-CODE_FOLDER = "_pipeline/glue/"
+__all__ = ["CODE_FOLDER", "Change", "Deployment", "SaltChoice", "check_database_name", "code_zip", "deploy",
+           "refresh_tables"]
+
 PACKAGES = ("cloud_pipeline", "stedi")
-GLUE_VERSION = "5.0"  # Spark 3.5, Python 3.11
+#: The newest Glue the pipeline is tested on: Glue 5.1 runs Spark 3.5.6 and Python 3.11, the
+#: versions of the second test environment (AWS Glue developer guide, "AWS Glue versions",
+#: docs.aws.amazon.com/glue/latest/dg/release-notes.html).  Glue 4.0 (Spark 3.3, Python 3.10)
+#: is not supported: the code needs Python 3.11 and is tested on Spark 3.5 only.
+GLUE_VERSION = "5.1"
 WORKER_TYPE = "G.1X"
+#: Minutes before Glue stops a run (botocore's CreateJob ``Timeout``; the default is 480 from
+#: Glue 5.0 on).  A run of the sample fleets takes minutes; a hung run must not bill for 8 hours.
+JOB_TIMEOUT_MINUTES = 120
+#: A failed run leaves the lake's previous commit untouched (the commit is one state-file
+#: replace), so retrying is safe; once is enough for a transient S3 or Spark failure, and a
+#: deterministic failure (no salt, a bug) is not repeated over and over.
+JOB_MAX_RETRIES = 1
+_ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
 ROOT = Path(__file__).resolve().parents[2]
 #: Zip entries get a fixed time so the same code gives the same bytes (and no re-upload).
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
@@ -53,8 +74,9 @@ def code_zip() -> bytes:
 
 
 def _split(lake_url: str) -> tuple[str, str]:
-    if not lake_url.startswith("s3://"):
-        raise ValueError(f"deploy needs an s3://bucket/prefix lake, not {lake_url!r}")
+    if not lake_url.startswith("s3://") or not lake_url[5:].partition("/")[0]:
+        raise UserError(f"deploy needs an s3://bucket/prefix lake, not {lake_url!r}",
+                        hint="Glue jobs read the lake from S3: --lake s3://my-bucket/stedi")
     bucket, _, prefix = lake_url[5:].partition("/")
     prefix = prefix.strip("/")
     return bucket, prefix + "/" if prefix else ""
@@ -64,19 +86,64 @@ def job_name(database: str, job: str) -> str:
     return f"{database}-{job}"
 
 
+def role_name(role_arn: str) -> str:
+    """The role's name in its ARN ``arn:aws:iam::ACCOUNT:role/[path/]NAME``."""
+    match = _ROLE_ARN.fullmatch(role_arn)
+    if match is None:
+        raise UserError(f"--role {role_arn!r} is not an IAM role ARN",
+                        hint="arn:aws:iam::123456789012:role/stedi-glue-job (docs/aws.md, 'IAM')")
+    return match.group(3)
+
+
+def check_schedule(schedule: str) -> str:
+    """A Glue cron expression: ``cron(Minutes Hours Day-of-month Month Day-of-week Year)``, in UTC
+    (AWS Glue developer guide, "Time-based schedules for jobs and crawlers")."""
+    fields = schedule[5:-1].split() if schedule.startswith("cron(") and schedule.endswith(")") else []
+    if len(fields) != 6:
+        raise UserError(f"--schedule {schedule!r} is not a Glue cron expression",
+                        hint='six fields in UTC, e.g. --schedule "cron(0 3 * * ? *)" (every day at 03:00)')
+    return schedule
+
+
+def default_salt_secret(database: str) -> str:
+    return f"stedi/{database}/customer-key-salt"
+
+
+@dataclass(frozen=True)
+class SaltChoice:
+    """Where the deployed jobs' salt lives: a Secrets Manager secret (created with a random value
+    when ``create`` and absent) or an existing SSM SecureString parameter."""
+
+    kind: SaltKind = "secretsmanager"
+    name: str | None = None  # None: the secret default_salt_secret(database)
+    create: bool = True
+
+
+def job_policy_name(database: str) -> str:
+    return f"stedi-{database}-job"
+
+
 class Deployment:
     def __init__(self, lake_url: str, role: str, database: str = "stedi", dry_run: bool = False,
-                 session: Any = None):
+                 session: Any = None, salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None,
+                 schedule: str | None = None):
         import boto3
 
         self.lake = lake_url.rstrip("/")
         self.bucket, self.prefix = _split(lake_url)
         self.role = role
-        self.database = database
+        self.role_name = role_name(role)
+        self.database = check_database_name(database)
         self.dry_run = dry_run
-        session = session or boto3.session.Session()
-        self.s3 = session.client("s3")
-        self.glue = session.client("glue")
+        self.salt = salt or SaltChoice()
+        self.lake_kms_key_arn = lake_kms_key_arn
+        self.schedule = check_schedule(schedule) if schedule else None
+        with aws_errors("connecting to AWS"):
+            session = session or boto3.session.Session()
+            self.session = session
+            self.s3 = session.client("s3")
+            self.glue = session.client("glue")
+            self.iam = session.client("iam")
         self.changes: list[Change] = []
 
     def _change(self, kind: str, name: str, action: str) -> bool:
@@ -88,6 +155,89 @@ class Deployment:
 
     def _s3_url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def account(self) -> LakeAccount:
+        """The lake's bucket, account, region and database, for the ARNs of the job role's policy."""
+        region = self.session.region_name
+        if not region:
+            raise UserError("deploy: no AWS region is configured", hint="set AWS_DEFAULT_REGION, or a region in ~/.aws/config")
+        partition = _ROLE_ARN.fullmatch(self.role)
+        assert partition is not None  # checked by role_name()
+        return LakeAccount(self.bucket, self.prefix, partition.group(2), region, self.database, partition.group(1))
+
+    # --- the salt --------------------------------------------------------------------------
+
+    def _kms_key_arn(self, key_id: str | None, aws_managed: str) -> str | None:
+        """The ARN of a customer-managed key, None for the service's own AWS-managed key (its key
+        policy already lets the service decrypt for anyone allowed to read the secret)."""
+        if not key_id or key_id in (aws_managed, f"alias/{aws_managed}"):
+            return None
+        metadata = self.session.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]
+        return None if metadata.get("KeyManager") == "AWS" else str(metadata["Arn"])
+
+    def ensure_salt(self) -> SaltGrant:
+        """Find (or create) the salt's secret; the job role will read that one secret only."""
+        account = self.account()
+        if self.salt.kind == "ssm":
+            return self._salt_parameter(account)
+        name = self.salt.name or default_salt_secret(self.database)
+        client = self.session.client("secretsmanager")
+        with aws_errors(f"finding the salt secret {name}"):
+            try:
+                found = client.describe_secret(SecretId=name)
+            except client.exceptions.ResourceNotFoundException:
+                found = None
+            if found is None:
+                if not self.salt.create:
+                    raise UserError(f"the salt secret {name} does not exist",
+                                    hint="create it (aws secretsmanager create-secret --name ... --secret-string ...) "
+                                         "or let deploy create it (drop --no-create-salt)")
+                if not self._change("secret", name, "create"):
+                    arn = account.arn("secretsmanager", f"secret:{name}-??????")
+                    return SaltGrant("secretsmanager", arn, arn)
+                created = client.create_secret(
+                    Name=name, SecretString=new_salt(),
+                    Description=f"customerKey salt of the STEDI lake {self.lake} (stedi pipeline deploy)")
+                return SaltGrant("secretsmanager", created["ARN"], created["ARN"])
+            key = self._kms_key_arn(found.get("KmsKeyId"), "aws/secretsmanager")
+        return SaltGrant("secretsmanager", found["ARN"], found["ARN"], key)
+
+    def _salt_parameter(self, account: LakeAccount) -> SaltGrant:
+        name = self.salt.name
+        if not name:
+            raise UserError("--salt-parameter needs the parameter's name")
+        ssm = self.session.client("ssm")
+        with aws_errors(f"finding the salt parameter {name}"):
+            found = ssm.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])["Parameters"]
+            if not found:
+                raise UserError(f"the SSM parameter {name} does not exist",
+                                hint=f"aws ssm put-parameter --name {name} --type SecureString --value ...")
+            if found[0].get("Type") != "SecureString":
+                raise UserError(f"the SSM parameter {name} is a {found[0].get('Type')}: a salt must be a SecureString")
+            key = self._kms_key_arn(found[0].get("KeyId"), "aws/ssm")
+        arn = account.arn("ssm", "parameter/" + name.lstrip("/"))
+        return SaltGrant("ssm", name, arn, key)
+
+    def ensure_role_policy(self, salt: SaltGrant) -> dict[str, Any]:
+        """Put the job role's least-privilege policy (cloud_pipeline/aws/iam.py) on the role."""
+        wanted = job_role_policy(self.account(), salt, self.lake_kms_key_arn)
+        policy = job_policy_name(self.database)
+        with aws_errors(f"reading the policy {policy} of the role {self.role_name}"):
+            try:
+                current = self.iam.get_role_policy(RoleName=self.role_name, PolicyName=policy)["PolicyDocument"]
+            except self.iam.exceptions.NoSuchEntityException:
+                current = None
+        if isinstance(current, str):  # botocore decodes it; a raw URL-encoded string is decoded here
+            from urllib.parse import unquote
+
+            current = json.loads(unquote(current))
+        if current != wanted and self._change("role policy", f"{self.role_name}/{policy}",
+                                              "update" if current else "create"):
+            with aws_errors(f"putting the policy {policy} on the role {self.role_name}"):
+                self.iam.put_role_policy(RoleName=self.role_name, PolicyName=policy,
+                                         PolicyDocument=json.dumps(wanted))
+        return wanted
 
     # --- code ------------------------------------------------------------------------------
 
@@ -130,12 +280,15 @@ class Deployment:
                 if self._change("table", definition.name, "create"):
                     self.glue.create_table(DatabaseName=self.database, TableInput=wanted)
                 continue
-            if _table_differs(current, wanted) and self._change("table", definition.name, "update"):
+            if table_differs(current, wanted) and self._change("table", definition.name, "update"):
                 self.glue.update_table(DatabaseName=self.database, TableInput=wanted)
 
     # --- jobs and workflow -----------------------------------------------------------------
 
-    def job_definition(self, script: str, code: str) -> dict[str, Any]:
+    def job_definition(self, script: str, code: str, salt: SaltGrant) -> dict[str, Any]:
+        # Glue 5.x always logs to CloudWatch (/aws-glue/jobs/output and /error): the Glue-4-only
+        # --enable-continuous-cloudwatch-log is not passed (AWS Glue developer guide, "Enabling
+        # continuous logging for AWS Glue 4.0 and earlier jobs").
         return {
             "Role": self.role,
             "Command": {"Name": "glueetl", "ScriptLocation": script, "PythonVersion": "3"},
@@ -143,21 +296,24 @@ class Deployment:
                 "--lake": self.lake,
                 # The job moves its table's catalog location to the version it committed.
                 "--database": self.database,
+                # Only the secret's name: the job reads the value itself (cloud_pipeline/aws/salt.py).
+                "--salt_secret_id" if salt.kind == "secretsmanager" else "--salt_parameter": salt.name,
                 "--extra-py-files": code,
                 "--job-language": "python",
-                "--enable-continuous-cloudwatch-log": "true",
             },
             "GlueVersion": GLUE_VERSION,
             "WorkerType": WORKER_TYPE,
             "NumberOfWorkers": 2,
+            "Timeout": JOB_TIMEOUT_MINUTES,
+            "MaxRetries": JOB_MAX_RETRIES,
             # The runner commits the lake's state file: two runs of one lake must not overlap.
             "ExecutionProperty": {"MaxConcurrentRuns": 1},
         }
 
-    def ensure_jobs(self, scripts: dict[str, str], code: str) -> None:
+    def ensure_jobs(self, scripts: dict[str, str], code: str, salt: SaltGrant) -> None:
         for job in JOB_ORDER:
             name = job_name(self.database, job)
-            wanted = self.job_definition(scripts[job], code)
+            wanted = self.job_definition(scripts[job], code, salt)
             try:
                 current = self.glue.get_job(JobName=name)["Job"]
             except self.glue.exceptions.EntityNotFoundException:
@@ -171,12 +327,15 @@ class Deployment:
         return f"{self.database}-pipeline"
 
     def triggers(self) -> list[dict[str, Any]]:
-        """An on-demand start, then one conditional trigger per job on the previous job's success."""
+        """The workflow's one start trigger (on demand, or on ``schedule``), then one conditional
+        trigger per job on the previous job's success."""
         workflow = self.workflow_name()
-        first = {
+        first: dict[str, Any] = {
             "Name": f"{workflow}-start", "WorkflowName": workflow, "Type": "ON_DEMAND",
             "Actions": [{"JobName": job_name(self.database, JOB_ORDER[0])}],
         }
+        if self.schedule:
+            first.update(Type="SCHEDULED", Schedule=self.schedule, StartOnCreation=True)
         chain = [
             {
                 "Name": f"{workflow}-after-{before}", "WorkflowName": workflow, "Type": "CONDITIONAL",
@@ -205,57 +364,35 @@ class Deployment:
                 if self._change("trigger", trigger["Name"], "create"):
                     self.glue.create_trigger(**trigger)
                 continue
-            compared = ("Type", "Actions", "Predicate", "WorkflowName")
-            if any(_norm(current.get(k)) != _norm(trigger.get(k)) for k in compared) and self._change(
+            if current.get("Type") != trigger["Type"] or current.get("WorkflowName") != trigger["WorkflowName"]:
+                # TriggerUpdate has no Type (botocore's glue service model): a start trigger that
+                # changes between on-demand and scheduled is deleted and created again.
+                if self._change("trigger", trigger["Name"], "replace"):
+                    self.glue.delete_trigger(Name=trigger["Name"])
+                    self.glue.create_trigger(**trigger)
+                continue
+            compared = ("Actions", "Predicate", "Schedule")
+            if any(norm(current.get(k)) != norm(trigger.get(k)) for k in compared) and self._change(
                 "trigger", trigger["Name"], "update"
             ):
-                update = {k: trigger[k] for k in ("Actions", "Predicate") if k in trigger}
+                update = {k: trigger[k] for k in compared if k in trigger}
                 self.glue.update_trigger(Name=trigger["Name"], TriggerUpdate=update)
 
     def run(self) -> list[Change]:
-        scripts, code = self.upload_code()
-        self.ensure_database()
-        self.ensure_tables()
-        self.ensure_jobs(scripts, code)
-        self.ensure_workflow()
+        with aws_errors("deploying"):
+            salt = self.ensure_salt()
+            self.ensure_role_policy(salt)
+            scripts, code = self.upload_code()
+            self.ensure_database()
+            self.ensure_tables()
+            self.ensure_jobs(scripts, code, salt)
+            self.ensure_workflow()
         return self.changes
 
 
-def _norm(value: Any) -> Any:
-    """Drop empty values AWS adds on read (e.g. Arguments: {}) so they compare equal to ours."""
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items() if v not in (None, {}, [])}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    return value
-
-
-def _table_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    have, want = current.get("StorageDescriptor", {}), wanted["StorageDescriptor"]
-    keys = ("Columns", "Location", "InputFormat", "OutputFormat", "SerdeInfo")
-    return any(_norm(have.get(k)) != _norm(want.get(k)) for k in keys) or (
-        current.get("Parameters", {}) != wanted["Parameters"]
-    )
-
-
-def refresh_tables(lake_url: str, database: str, names: list[str], client: Any = None) -> list[str]:
-    """Point the catalog tables ``names`` at their current version; returns those that moved."""
-    import boto3
-
-    glue = client or boto3.client("glue")
-    moved = []
-    for definition in table_definitions(lake_url, load_state(lake_url)):
-        if definition.name not in names:
-            continue
-        wanted = definition.table_input()
-        current = glue.get_table(DatabaseName=database, Name=definition.name)["Table"]
-        if _table_differs(current, wanted):
-            glue.update_table(DatabaseName=database, TableInput=wanted)
-            log.info("catalog table %s.%s now at %s", database, definition.name, definition.location)
-            moved.append(definition.name)
-    return moved
-
-
-def deploy(lake_url: str, role: str, database: str = "stedi", dry_run: bool = False) -> list[Change]:
+def deploy(lake_url: str, role: str, database: str = "stedi", dry_run: bool = False,
+           salt: SaltChoice | None = None, lake_kms_key_arn: str | None = None,
+           schedule: str | None = None) -> list[Change]:
     """Create or update everything the pipeline needs on Glue; returns the changes (made or not)."""
-    return Deployment(lake_url, role, database, dry_run).run()
+    return Deployment(lake_url, role, database, dry_run, salt=salt, lake_kms_key_arn=lake_kms_key_arn,
+                      schedule=schedule).run()

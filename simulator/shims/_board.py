@@ -174,3 +174,63 @@ def check_wdt(wdt_id, timeout_ms):
         raise ValueError(f"WDT({wdt_id}) doesn't exist")
     if timeout_ms < 0 or timeout_ms > 8388:
         raise ValueError("timeout exceeds 8388")
+
+
+# ---------------------------------------------------------------- BTstack's attribute table
+# On a Pico W the GATT table lives in one static buffer of MAX_ATT_DB_SIZE = 512 bytes
+# (extmod/btstack/btstack_config_common.h: "We don't give btstack a malloc, so use a fixed-size
+# ATT DB").  BTstack's att_db_util.c (bluekitchen/btstack src/ble/att_db_util.c, read at 03cfe11;
+# MicroPython pins lib/btstack at 77e752a) stores each attribute as size(2) flags(2) handle(2)
+# uuid(2 or 16) value, after a version byte and before a 2-byte end tag.  An attribute that does
+# not fit is skipped with only a log line ("att_db: out of memory", att_db_util_assert_space),
+# and MicroPython returns the handle it would have had (modbluetooth_btstack.c's "TODO: btstack's
+# att_db_util_add_* methods have no bounds checking"): gatts_register_services succeeds and the
+# characteristic simply is not there for a central to find.  ESP32's NimBLE sizes its table
+# from the definitions at registration and has no such limit.
+ATT_DB_SIZE = 512
+
+
+class BtstackAttDb:
+    """The byte budget of BTstack's ATT database, attribute by attribute, as att_db_util fills it.
+    Each ``add_*`` returns ``(handle, stored)``: the handle BTstack hands back, and whether the
+    attribute is really in the table."""
+
+    def __init__(self):
+        self.used = 1  # the version byte (att_db_util_init)
+        self.next_handle = 1
+        self.dropped = 0
+        # mp_bluetooth_gatts_register_service_begin: GAP (0x1800) with Device Name, then GATT
+        # (0x1801) with Service Changed, before any service of the program's.
+        self.add_service(2)
+        self.add_characteristic(2, False)
+        self.add_service(2)
+        self.add_characteristic(2, False)
+
+    def _add(self, uuid_len, value_len):
+        handle = self.next_handle
+        size = 6 + uuid_len + value_len
+        if self.used + size + 2 > ATT_DB_SIZE:  # att_db_util_assert_space: room for the end tag too
+            self.dropped += 1
+            return handle, False
+        self.used += size
+        self.next_handle += 1
+        return handle, True
+
+    def add_service(self, uuid_len):
+        # a «Primary Service» declaration (uuid16 0x2800) whose value is the service's UUID
+        return self._add(2, uuid_len)
+
+    def add_characteristic(self, uuid_len, cccd):
+        """Declaration (properties, value handle, UUID), value (empty: MicroPython keeps values
+        in its own gatts_db), and a CCCD when it notifies or indicates.  Returns the value's
+        ``(handle, stored)`` and whether the declaration and the CCCD were stored."""
+        _, declared = self._add(2, 3 + uuid_len)
+        value = self._add(uuid_len, 0)
+        cccd_stored = self._add(2, 2)[1] if cccd else False
+        return value, declared, cccd_stored
+
+    def add_descriptor(self, uuid_len):
+        return self._add(uuid_len, 0)
+
+    def size(self):
+        return self.used + 2  # att_db_util_get_size: with the end tag

@@ -535,33 +535,67 @@ class _BLE:
         self._buffers = {}
         self._cccd = {}
         self._services = []
+        # picow: handles and room come from BTstack's fixed 512-byte table (_board.BtstackAttDb);
+        # what does not fit is left out of the served table, and the call still succeeds.
+        att = _board.BtstackAttDb() if self._btstack else None
         handle = 1
         result = []
         for service in services_definition:
-            s_uuid, chars = service[0], service[1]
-            wire = {"uuid": UUID(s_uuid)._text(), "handle": handle, "chars": []}
+            s_uuid, chars = UUID(service[0]), service[1]
+            if att is not None:
+                if len(s_uuid) == 4:
+                    raise OSError(_EINVAL)  # BTstack takes 16- and 128-bit UUIDs only
+                handle, served = att.add_service(len(s_uuid))
+            else:
+                served = True
+            wire = {"uuid": s_uuid._text(), "handle": handle, "chars": []}
             handle += 1
             handles = []
             for ch in chars:
-                c_uuid, flags = ch[0], ch[1]
+                c_uuid, flags = UUID(ch[0]), ch[1]
                 descs = ch[2] if len(ch) > 2 else ()
-                value = handle + 1  # declaration, then value (Core Spec Vol 3 Part G 3.3)
-                handle += 2
+                notifies = bool(flags & (FLAG_NOTIFY | FLAG_INDICATE))
+                if att is not None:
+                    if len(c_uuid) == 4:
+                        raise OSError(_EINVAL)
+                    (value, stored), declared, cccd_stored = att.add_characteristic(len(c_uuid), notifies)
+                    present = served and declared and stored
+                    handle = att.next_handle
+                else:
+                    value = handle + 1  # declaration, then value (Core Spec Vol 3 Part G 3.3)
+                    handle += 2
+                    present = cccd_stored = True
                 handles.append(value)
                 self._values[value] = b""
-                c = {"uuid": UUID(c_uuid)._text(), "handle": value, "flags": flags, "descs": []}
-                if flags & (FLAG_NOTIFY | FLAG_INDICATE):
-                    self._cccd[handle] = value
-                    c["descs"].append({"uuid": "2902", "handle": handle})
-                    handle += 1
+                c = {"uuid": c_uuid._text(), "handle": value, "flags": flags, "descs": []}
+                if notifies and cccd_stored:
+                    cccd = value + 1
+                    self._cccd[cccd] = value
+                    c["descs"].append({"uuid": "2902", "handle": cccd})
+                    if att is None:
+                        handle += 1
                 for d in descs:
-                    handles.append(handle)
-                    self._values[handle] = b""
-                    c["descs"].append({"uuid": UUID(d[0])._text(), "handle": handle, "flags": d[1]})
-                    handle += 1
-                wire["chars"].append(c)
-            self._services.append(wire)
+                    d_uuid = UUID(d[0])
+                    if att is not None:
+                        d_handle, d_stored = att.add_descriptor(len(d_uuid))
+                        handle = att.next_handle
+                    else:
+                        d_handle, d_stored = handle, True
+                        handle += 1
+                    handles.append(d_handle)
+                    self._values[d_handle] = b""
+                    if d_stored:
+                        c["descs"].append({"uuid": d_uuid._text(), "handle": d_handle, "flags": d[1]})
+                if present:
+                    wire["chars"].append(c)
+            if served:
+                self._services.append(wire)
             result.append(tuple(handles))
+        if att is not None and att.dropped:
+            # BTstack says only "att_db: out of memory" in its log; the twin says it on stderr.
+            sys.stderr.write(f"bluetooth (picow): GATT table needs more than BTstack's {_board.ATT_DB_SIZE} bytes; "
+                             f"{att.dropped} attribute(s) left out\n")
+        self.att_db_bytes = att.size() if att is not None else None
         self._write({"t": "services", "services": self._services})
         return tuple(result)
 

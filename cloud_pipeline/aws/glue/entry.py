@@ -16,11 +16,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, Job, PipelineOptions, salt_from_env
+from cloud_pipeline.aws.salt import job_salt
+from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, Job, PipelineOptions
 from cloud_pipeline.runner import PipelineRun, RunResult
 from cloud_pipeline.storage.s3_cluster import open_for_spark, split_s3_url
 from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import TABLES_BY_NAME
+from stedi.errors import UserError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,6 +43,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="parquet", choices=("parquet", "json"))
     parser.add_argument("--database", default=None,
                         help="Glue database whose table of this job moves to the new version (deploy sets it).")
+    # The customerKey salt's secret, by name or ARN (deploy sets one); the value is never an argument.
+    parser.add_argument("--salt_secret_id", default=None, help="Secrets Manager secret holding the salt.")
+    parser.add_argument("--salt_parameter", default=None, help="SSM SecureString parameter holding the salt.")
     args, extra = parser.parse_known_args(list(argv))
     if extra:
         log.info("ignoring arguments not meant for the job: %s", " ".join(extra))
@@ -84,6 +89,18 @@ def _utc(spark: SparkSession) -> SparkSession:
     return spark
 
 
+def job_options(job: str, args: argparse.Namespace, session: Any = None) -> PipelineOptions:
+    """The run's options; the salt is read from its secret first, so a job without a usable salt
+    stops before Spark starts (UserError)."""
+    return PipelineOptions(
+        consent=args.consent,
+        tolerance_ms=args.tolerance_ms,
+        format=args.format,
+        salt=job_salt(args.salt_secret_id, args.salt_parameter, session),
+        jobs=(job,),
+    )
+
+
 def main(job: str, argv: Sequence[str] | None = None) -> int:
     """Run ``job`` with the arguments (default ``sys.argv``); returns the process exit code."""
     if job not in JOB_ORDER:
@@ -91,6 +108,13 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    try:
+        options = job_options(job, args)
+    except UserError as exc:
+        # One clear line in the job's error log (stderr) and a failed run, not a traceback.
+        log.error("job %s refuses to run: %s", job, exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     glue = _glue()
     glue_job = None
     if glue is not None:
@@ -106,17 +130,10 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
         from pyspark.sql import SparkSession
 
         spark = _utc(SparkSession.builder.appName(args.JOB_NAME).getOrCreate())
-    options = PipelineOptions(
-        consent=args.consent,
-        tolerance_ms=args.tolerance_ms,
-        format=args.format,
-        salt=salt_from_env(),
-        jobs=(job,),
-    )
     log.info("job %s (%s) on %s", job, args.JOB_NAME, args.lake)
     result = run_job(spark, args.lake, options)
     if args.database:
-        from cloud_pipeline.aws.deploy import refresh_tables
+        from cloud_pipeline.aws.catalog import refresh_tables
 
         s3 = split_s3_url(args.lake)
         refresh_tables(f"s3://{s3[1]}/{s3[2]}" if s3 else args.lake, args.database, [JOB_OUTPUT[job]])

@@ -213,3 +213,58 @@ def test_btstack_queue_costs_heap_until_a_memory_error(micropython: MicroPython,
     assert out["held"] >= 18 and out["cost"] >= out["held"] * 244, out
     assert out["error"] == "MemoryError" and out["queued"] > out["held"], out
     assert out["after"] == 0 and out["recovered"] > -2048, out
+
+
+# The firmware's own GATT table on each stack, then the same table with one more service of three
+# 128-bit notifying characteristics, as a firmware that grew would register it.
+ATT_TABLE = r"""
+import json, bluetooth
+from peripheral import Peripheral
+ble = bluetooth.BLE()
+Peripheral(ble, "3f1c2a9e-5b7d-4c1a-8e2f-1234567890ab", "1.0.0", "STEDI-1", "STEDI")
+def served():
+    return {s["uuid"]: [c["uuid"] for c in s["chars"]] for s in ble._services}
+firmware = served()
+firmware_bytes = ble.att_db_bytes
+N = bluetooth.FLAG_NOTIFY
+grown = (bluetooth.UUID("0b5e55ed-0000-4000-8000-0000000000a0"),
+         tuple((bluetooth.UUID("0b5e55ed-0000-4000-8000-0000000000a%d" % i), N) for i in (1, 2, 3)))
+peripheral_services = [(bluetooth.UUID(s["uuid"]), tuple((bluetooth.UUID(c["uuid"]), c["flags"]) for c in s["chars"]))
+                       for s in ble._services]
+handles = ble.gatts_register_services(tuple(peripheral_services) + (grown,))
+print(json.dumps({"firmware": firmware, "firmware_bytes": firmware_bytes, "grown": served(),
+                  "grown_bytes": ble.att_db_bytes, "grown_handles": list(handles[-1])}))
+"""
+
+
+@pytest.mark.parametrize("profile", ["esp32", "picow"])
+def test_btstack_leaves_out_what_does_not_fit_its_512_byte_attribute_table(
+    micropython: MicroPython, shim_path: tuple[Path, ...], profile: str
+) -> None:
+    from tests.parts import REPO
+
+    # the board modules from source, compiled here: a heap larger than a board's
+    proc = micropython.run(ATT_TABLE, path=(*shim_path, REPO / "firmware" / "board"), heap="512k",
+                           env={"STEDI_BOARD_PROFILE": profile})
+    out = json.loads(proc.stdout.splitlines()[-1])
+    firmware = out["firmware"]
+    # the firmware's table is whole on both stacks: STEDI service (3 characteristics), Device
+    # Information (4) and Battery (1)
+    assert sorted(len(chars) for chars in firmware.values()) == [1, 3, 4]
+    grown_service = "0b5e55ed-0000-4000-8000-0000000000a0"
+    added = [f"0b5e55ed-0000-4000-8000-0000000000a{i}" for i in (1, 2, 3)]
+    assert {k: v for k, v in out["grown"].items() if k != grown_service} == firmware
+    if profile == "esp32":
+        assert out["firmware_bytes"] is None  # NimBLE sizes its table at registration: no fixed limit
+        assert out["grown"][grown_service] == added
+    else:
+        # BTstack's arithmetic (simulator/shims/_board.py): 65 bytes of version, GAP and GATT
+        # services and end tag; the STEDI service 191, Device Information 94, Battery 41.
+        assert out["firmware_bytes"] == 391
+        # the grown table: the service and its first characteristic fit, the second's value and
+        # the third do not, and registration still "succeeds" as it does on a Pico W
+        assert out["grown"][grown_service] == added[:1]
+        assert out["grown_bytes"] <= 512
+        assert "left out" in proc.stderr
+        # handles as BTstack numbers them: after GAP (1-3) and GATT (4-6), so never 1
+        assert min(out["grown_handles"]) > 6
