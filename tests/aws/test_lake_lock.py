@@ -130,6 +130,8 @@ def test_no_credentials_is_a_permanent_error(tmp_path, monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # boto3's default session keeps the credentials it resolved for earlier tests: start a new one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     for argv in (["pipeline", "status", "--lake", "s3://some-bucket/lake"],
                  ["pipeline", "run", "--lake", "s3://some-bucket/lake"]):
         code, _, err = run_main(monkeypatch, capsys, *argv)
