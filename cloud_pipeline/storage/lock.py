@@ -104,8 +104,12 @@ class FolderLock:
 
     def acquire(self) -> None:
         path = self.lake.path(LOCK_FILE)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a lake this user may not write: no run could write it either
+            raise PermanentError(f"cannot create the writer lock {path}: {exc.strerror or exc}",
+                                 hint="check that you may write to the lake folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -43,7 +43,10 @@ def test_a_second_writer_is_refused_while_the_lease_is_held(s3_bucket: str, monk
         assert code == EXIT_BUSY and "holds this lake" in err
         # The holder renews its own lease (a put with If-Match on its ETag).
         held.ensure_held()
-    # Released (a delete with If-Match): the next writer takes it at once.
+    # Released (a delete with If-Match): the next writer takes it at once, also after a run that failed.
+    assert current_writer(lake) is None
+    with pytest.raises(RuntimeError), writer_lock(lake, "failing", "run"):
+        raise RuntimeError("the run failed")
     assert current_writer(lake) is None
     with writer_lock(lake, "next", "run"):
         pass

@@ -112,6 +112,17 @@ def test_two_writers_in_one_process_and_the_lock_released_on_error(lake_dir: Pat
     assert not (lake_dir / HOLDER_KEY).exists() and (lake_dir / LOCK_FILE).is_file()
 
 
+def test_a_lake_where_the_lock_cannot_be_made_is_a_permanent_error(lake_dir: Path) -> None:
+    from stedi.errors import PermanentError
+
+    small_lake(lake_dir)
+    # A file where the lock's folder should be: mkdir fails for any user, root included.
+    (lake_dir / "_pipeline").write_text("not a folder")
+    with pytest.raises(PermanentError, match="cannot create the writer lock"):
+        with writer_lock(FolderLake(lake_dir), "r", "run"):
+            pass
+
+
 def test_a_commit_without_the_lock_is_refused(lake_dir: Path) -> None:
     from cloud_pipeline.storage.s3_cache import open_store
     from cloud_pipeline.storage.state import PipelineState
