@@ -33,7 +33,7 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 
 from stedi.errors import LakeBusyError, PermanentError
-from stedi.lake import FolderLake, S3Lake
+from stedi.lake import FolderLake, LakeError, S3Lake
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,9 @@ class S3Lease:
         #: ServerSideEncryption / SSEKMSKeyId of the command's --sse: a bucket may refuse plain puts.
         self.encryption = encryption or {}
         self._etag: str | None = None
-        self._lost: LockHolder | None | bool = False  # set by the renewer when another writer took it
+        #: Set when a renewal found the lease another writer's (``_taken_by``: who, if readable).
+        self._lost = False
+        self._taken_by: LockHolder | None = None
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -241,16 +243,16 @@ class S3Lease:
         from botocore.exceptions import ClientError
 
         with self._guard:
-            if self._lost is not False or self._etag is None:
-                raise busy(self.lake.url, self._lost if isinstance(self._lost, LockHolder) else None)
+            if self._lost or self._etag is None:
+                raise busy(self.lake.url, self._taken_by)
             try:
                 self._etag = self._put(IfMatch=self._etag)
             except ClientError as exc:
                 if _error_code(exc) not in ("PreconditionFailed", "412"):
                     raise
                 current = self._read()
-                self._lost = current[0] if current is not None else None
-                raise busy(self.lake.url, self._lost) from None
+                self._lost, self._taken_by = True, current[0] if current is not None else None
+                raise busy(self.lake.url, self._taken_by) from None
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.holder.lease_seconds * self.RENEW_SHARE):
@@ -269,7 +271,14 @@ class S3Lease:
 
     def ensure_held(self) -> None:
         """Called just before a commit: renew now, so a lease taken over stops the commit."""
-        self.renew()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.renew()
+        except (BotoCoreError, ClientError) as exc:
+            # Not known to be ours any more: the commit must not go ahead; the state stays as it was.
+            raise LakeError(f"could not renew the writer lease of {self.lake.url} before the commit ({exc}); "
+                            "nothing was switched: run again") from exc
 
     def release(self) -> None:
         self._stop.set()
@@ -277,7 +286,7 @@ class S3Lease:
             self._renewer.join()
             self._renewer = None
         with self._guard:
-            if self._etag is None or self._lost is not False:
+            if self._etag is None or self._lost:
                 return
             from botocore.exceptions import ClientError
 
