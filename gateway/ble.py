@@ -37,3 +37,27 @@ def resolve(spec: str) -> BleBackend:
         kwargs = dict(module.backend_kwargs(spec))  # the same keywords serve scanner and client
         return BleBackend(spec, kwargs, dict(kwargs))
     raise BleConfigError(f"--ble must be 'bleak' or 'sim://HOST:PORT', not {spec!r}")
+
+
+#: Where bleak's BlueZ backend looks for the D-Bus system bus (dbus_fast/_private/address.py:
+#: DBUS_SYSTEM_BUS_ADDRESS, else the D-Bus specification's well-known system bus socket).
+DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
+
+
+def check_available(spec: str) -> None:
+    """Refuse ``--ble bleak`` on Linux when there is no D-Bus system bus to reach BlueZ through:
+    without it every scan fails with a bare "[Errno 2] No such file or directory", for ever."""
+    import os
+    import sys
+
+    if spec != "bleak" or not sys.platform.startswith("linux"):
+        return
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
+    paths = [part[len("unix:path="):].split(",")[0] for part in address.split(";") if part.startswith("unix:path=")]
+    if paths and not any(os.path.exists(p) for p in paths):
+        raise BleConfigError(
+            f"--ble bleak needs BlueZ, reached through the D-Bus system bus, and there is none here "
+            f"({' or '.join(paths)} does not exist). On a machine with a Bluetooth adapter start them "
+            "(`sudo systemctl start dbus bluetooth`); in a container, mount the host's /var/run/dbus; "
+            "without hardware use the simulator's radio (`--ble sim://127.0.0.1:9000`, docs/simulator.md)"
+        )
