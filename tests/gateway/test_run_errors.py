@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.spool import Spool
 from tests.gateway.simboard import gateway_env, stedi
+from tests.gateway.util import rows
 from tests.parts import free_port
 
 SERIAL = "00000007-0000-4000-8000-000000000000"
@@ -69,6 +71,9 @@ def _home_with_a_customer(home: Path, env: dict[str, str]) -> None:
     reg = stedi("gateway", "register", "--email", "p@x.org", "--name", "P", "--phone", "1", "--birthday",
                 "1970-01-01", "--serial", SERIAL, "--no-upload", env=env)
     assert reg.returncode == 0, reg.stderr
+    spool = Spool(home)  # readings a board sent before: they must stay spooled, not be marked uploaded
+    spool.add_readings(SERIAL, 1, rows(0, 10))
+    spool.close()
     (home / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\ndrain_s = 3\n')
 
 
@@ -81,7 +86,8 @@ def _run(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str
 
 def _waiting(env: dict[str, str]) -> int:
     status = json.loads(stedi("gateway", "status", "--json", env=env).stdout)
-    assert status["uploaded_objects"] == 0
+    assert status["uploaded_objects"] == 0 and status["uploaded_readings"] == 0
+    assert status["spool_depth"] == 10
     return int(status["customer_records_waiting"])
 
 
@@ -120,7 +126,7 @@ def test_duration_bounds_the_run_while_uploads_keep_failing(tmp_path: Path) -> N
     _home_with_a_customer(tmp_path, env)
     code, err, took = _run(env, "--lake", "s3://stedi-bucket/x", "--duration", "2")
     assert code == 1, err[-2000:]
-    assert "the upload did not finish" in err and "1 customer records stay in the spool" in err
+    assert "the upload did not finish" in err and "10 readings and 1 customer records stay in the spool" in err
     assert took < 25
     assert _waiting(env) == 1
 
