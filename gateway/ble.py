@@ -61,3 +61,17 @@ def check_available(spec: str) -> None:
             "(`sudo systemctl start dbus bluetooth`); in a container, mount the host's /var/run/dbus; "
             "without hardware use the simulator's radio (`--ble sim://127.0.0.1:9000`, docs/simulator.md)"
         )
+
+
+def explain_scan_error(exc: BaseException) -> str:
+    """A failed scan in words a person can act on (bleak's own errors name a socket or a D-Bus
+    error, not the missing part)."""
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError) or "system_bus_socket" in text:
+        return (f"no D-Bus system bus, so no BlueZ ({text}): start dbus and bluetooth, or use "
+                "--ble sim://HOST:PORT without hardware")
+    if "ServiceUnknown" in text or ("org.bluez" in text and "not" in text.lower()):
+        return f"BlueZ is not running ({text}): start it (`sudo systemctl start bluetooth`)"
+    if "No Bluetooth adapters found" in text or ("adapter" in text.lower() and "not found" in text.lower()):
+        return f"no Bluetooth adapter ({text}): plug one in or power it on (`bluetoothctl power on`)"
+    return text

@@ -148,3 +148,13 @@ def test_a_run_with_nobody_registered_warns_at_start(tmp_path: Path) -> None:
     assert code == 0, err[-2000:]
     warnings = [line for line in err.splitlines() if "WARNING" in line]
     assert any("no customer is registered" in line and "stedi gateway register" in line for line in warnings)
+
+
+def test_a_failed_scan_names_the_missing_part() -> None:
+    from gateway.ble import explain_scan_error
+
+    assert "no D-Bus system bus, so no BlueZ" in explain_scan_error(FileNotFoundError(2, "No such file or directory"))
+    assert "BlueZ is not running" in explain_scan_error(
+        Exception("[org.freedesktop.DBus.Error.ServiceUnknown] The name org.bluez was not provided"))
+    assert "no Bluetooth adapter" in explain_scan_error(Exception("No Bluetooth adapters found."))
+    assert explain_scan_error(TimeoutError("scan timed out")) == "scan timed out"
