@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -58,8 +59,42 @@ def mpremote_binary() -> str:
     return found
 
 
+def check_port(port: str) -> None:
+    """A port that names a device file must exist: mpremote would only say the device "may be in
+    use by another program" (mpremote/transport_serial.py), which sends a person looking for the
+    wrong thing."""
+    if port.startswith("/") and not os.path.exists(port):
+        raise FirmwareError(
+            f"there is no device {port}: is the board plugged in (and powered)? `mpremote devs` lists the "
+            "serial ports it sees; on Linux a board usually shows up as /dev/ttyUSB0 or /dev/ttyACM0"
+        )
+
+
+def _explain(port: str, output: str, exit_code: int) -> str:
+    """mpremote's failure as one message a person can act on, without mpremote's own traceback."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else f"exit {exit_code}"
+    if "could not enter raw repl" in output or "SerialException" in output or "TransportError" in output:
+        # What mpremote raises when the other end does not speak MicroPython's raw REPL (a web
+        # server, a closed connection, another device): its traceback starts mid-path when cut.
+        reason = "mpremote could not enter its raw REPL"
+        if "could not enter raw repl" not in output:
+            reason = f"mpremote: {last.split(': ', 1)[-1]}"
+        return (f"no MicroPython board answered on {port} ({reason}): check that the port is the board's (a "
+                "virtual board prints its socket:// URL) and that nothing else holds its console")
+    if "failed to access" in output:
+        if port.startswith("socket://"):
+            return (f"nothing answers at {port}: is the virtual board running (`stedi sim board --listen "
+                    f"{port[len('socket://'):]}`)?")
+        return f"cannot open {port}: {last.removeprefix('mpremote: ')}"
+    if "Traceback" in output:
+        return f"mpremote failed on {port}: {last}"  # the exception, not mpremote's stack
+    return f"mpremote failed on {port} (exit {exit_code}): {' | '.join(lines[-6:])[-800:]}"
+
+
 def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     """Run ``mpremote connect PORT args...``; stdout, or FirmwareError with mpremote's message."""
+    check_port(port)
     argv = [mpremote_binary(), "connect", port, *args]
     log.debug("running %s", " ".join(argv))
     try:
@@ -67,8 +102,7 @@ def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     except subprocess.TimeoutExpired:
         raise FirmwareError(f"mpremote got no answer from {port} within {timeout:.0f} s (is the board there?)") from None
     if proc.returncode != 0:
-        detail = (proc.stderr.strip() or proc.stdout.strip())[-800:]
-        raise FirmwareError(f"mpremote failed on {port} (exit {proc.returncode}): {detail}")
+        raise FirmwareError(_explain(port, proc.stderr + "\n" + proc.stdout, proc.returncode))
     return proc.stdout
 
 
@@ -211,9 +245,10 @@ def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool 
     return report
 
 
-def info(port: str, *, reset: bool = False) -> dict[str, Any]:
-    """Firmware version, config and free heap, read over the REPL (this stops the running
-    firmware; ``reset`` restarts it afterwards)."""
+def info(port: str, *, reset: bool = True) -> dict[str, Any]:
+    """Firmware version, config and free heap, read over the REPL.  Entering the REPL stops the
+    running firmware, so by default the board is reset afterwards (``reset``), which boots it
+    into the firmware again: a board someone only looked at keeps advertising."""
     args = ["exec", _INFO]
     if reset:
         args += ["+", "reset"]

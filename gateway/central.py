@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from firmware.board import stedi_protocol as proto
-from gateway.ble import BleBackend
+from gateway.ble import BleBackend, explain_scan_error
 from gateway.clock import SystemClock, WallClock
 from gateway.ingest import Ingest
 from gateway.status import BoardStatus
@@ -82,7 +82,7 @@ class Central:
                         timeout=self.scan_s, service_uuids=[proto.SERVICE_UUID], **self.backend.scanner_kwargs
                     )
                 except Exception as exc:  # noqa: BLE001 - an adapter hiccup must not end the gateway
-                    log.warning("scan failed: %s; trying again", exc)
+                    log.warning("scan failed: %s; trying again", explain_scan_error(exc))
                     found = []
                 for device in found:
                     self._maybe_serve(device, stop)
