@@ -8,6 +8,8 @@ import config
 import ringbuf
 
 cfg = config.load()
+# A flash in progress: this one boot runs without the watchdog (config.FLASH_PENDING).
+flashing = config.take_flash_pending()
 del sys.modules["config"]  # the defaults table is not needed any more
 gc.collect()
 ring = ringbuf.ReadingRing(cfg["buffer_readings"])
@@ -18,5 +20,5 @@ import app  # noqa: E402
 
 # A global, not a local of a function: after Ctrl-C the REPL can still inspect the board
 # (board.boot_id, board.ring.next, board.ring.oldest), e.g. just before a reset.
-board = app.start(config=cfg, ring=ring)
+board = app.start(config=cfg, ring=ring, watchdog=not flashing)
 asyncio.run(board.run())
