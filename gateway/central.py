@@ -1,6 +1,7 @@
 """The BLE central: finds STEDI boards, serves those of registered customers, several at once.
 
-Per board, one task keeps a connection (bleak-retry-connector, reconnect with backoff);
+Per board, one task keeps a connection (bleak-retry-connector where it imports, else bleak's
+own connect with a bounded retry: gateway/connect.py; reconnect with backoff);
 per connection one notify subscription (readings), one task that commits frames and
 acknowledges them, one that polls the board's status and re-syncs its clock.  The
 protocol (frames, control writes, status) comes from the firmware's shared module.
@@ -113,14 +114,15 @@ class Central:
     async def _serve(self, device: Any, stop: asyncio.Event) -> None:
         """Keep one board connected until stop; reconnect with backoff and jitter."""
         from bleak import BleakClient
-        from bleak_retry_connector import establish_connection
+
+        from gateway.connect import establish
 
         attempt = 0
         while not stop.is_set():
             disconnected = asyncio.Event()
             client = None
             try:
-                client = await establish_connection(
+                client = await establish(
                     BleakClient, device, device.name or device.address,
                     disconnected_callback=partial(_set_event, disconnected),
                     max_attempts=3, **self.backend.client_kwargs,
