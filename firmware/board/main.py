@@ -7,9 +7,10 @@ import sys
 import config
 import ringbuf
 
-cfg = config.load()
-# A flash in progress: this one boot runs without the watchdog (config.FLASH_PENDING).
+# A flash in progress: this one boot runs without the watchdog (config.FLASH_PENDING).  Taken
+# first, so that it is used up even if the config below fails.
 flashing = config.take_flash_pending()
+cfg = config.load()
 del sys.modules["config"]  # the defaults table is not needed any more
 gc.collect()
 ring = ringbuf.ReadingRing(cfg["buffer_readings"])

@@ -5,8 +5,12 @@ lands the board's readings, from its first one, none lost."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from gateway.uploader import open_gateway_lake
 from tests.gateway.simboard import SimRig, gateway_env, stedi, write_config
@@ -45,8 +49,6 @@ def test_gateway_runs_without_dbus_fast_and_bleak_retry_connector(sim_rig: SimRi
         done = stedi("gateway", *args, env=env)
         assert done.returncode == 0, done.stderr
 
-    import subprocess
-
     run = subprocess.run([sys.executable, "-c", ANDROID_LIKE, "gateway", "run", "--ble", sim_rig.radio_url,
                           "--lake", str(lake), "--duration", "6", "--no-live"],
                          env=env, text=True, capture_output=True, timeout=120, cwd=REPO)
@@ -57,3 +59,40 @@ def test_gateway_runs_without_dbus_fast_and_bleak_retry_connector(sim_rig: SimRi
     seqs = sorted(r["seq"] for r in landing_lines(open_gateway_lake(str(lake)), "step_trainer"))
     assert len(seqs) >= 20, run.stderr[-3000:]  # 20 Hz for a few seconds
     assert seqs == list(range(len(seqs)))
+
+
+class FlakyClient:
+    """A BleakClient stand-in whose connect fails the first ``failures`` times (class-wide)."""
+
+    failures = 0
+    made: list[FlakyClient] = []
+
+    def __init__(self, device: object, disconnected_callback: object = None, **kwargs: object) -> None:
+        self.device = device
+        self.kwargs = kwargs
+        self.disconnects = 0
+        FlakyClient.made.append(self)
+
+    async def connect(self) -> None:
+        if len(FlakyClient.made) <= FlakyClient.failures:
+            raise TimeoutError("no answer from the board")
+
+    async def disconnect(self) -> None:
+        self.disconnects += 1
+
+
+def test_the_fallback_connect_retries_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import connect
+
+    monkeypatch.setattr(connect, "RETRY_PAUSE_S", (0.0,))
+    FlakyClient.made, FlakyClient.failures = [], 2
+    client = asyncio.run(connect.connect_with_retry(FlakyClient, "device", "board", disconnected_callback=print,
+                                                    max_attempts=3, backend="x"))
+    assert client is FlakyClient.made[-1] and len(FlakyClient.made) == 3 and client.kwargs == {"backend": "x"}
+    assert [c.disconnects for c in FlakyClient.made] == [1, 1, 0]  # each failed attempt cleaned up
+
+    FlakyClient.made, FlakyClient.failures = [], 10
+    with pytest.raises(TimeoutError, match="no answer"):
+        asyncio.run(connect.connect_with_retry(FlakyClient, "device", "board", disconnected_callback=print,
+                                               max_attempts=3))
+    assert len(FlakyClient.made) == 3, "three attempts, then the error goes to the caller's reconnect loop"

@@ -27,7 +27,7 @@ class _JumpingSelector:
     """Wraps a selector: when nothing is ready, the loop's clock jumps by the timeout instead of
     waiting it out (nothing in these tests waits for another thread or a socket)."""
 
-    def __init__(self, inner: selectors.BaseSelector, loop: VirtualTimeLoop) -> None:
+    def __init__(self, inner: Any, loop: VirtualTimeLoop) -> None:
         self._inner = inner
         self._loop = loop
 
