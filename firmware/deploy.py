@@ -12,11 +12,13 @@ import json
 import logging
 import os
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.board import config as board_config
 from firmware.build import BuildResult, FirmwareError, check_compatible
 from stedi.tools import find_tool
 
@@ -50,6 +52,21 @@ except (OSError, ValueError) as e:
     info["config_error"] = repr(e)
 print("STEDI-INFO " + json.dumps(info))
 """
+
+
+#: Written before anything is copied, then a hard reset: the firmware boots once without its
+#: watchdog, which nothing else stops (firmware/board/config.py, FLASH_PENDING).
+_SAFE_BOOT = (
+    f"with open({board_config.FLASH_PENDING!r}, 'w') as f:\n"
+    "    f.write('stedi firmware flash\\n')\n"
+)
+_CLEAR_SAFE_BOOT = (
+    "import os\n"
+    f"try:\n    os.remove({board_config.FLASH_PENDING!r})\nexcept OSError:\n    pass\n"
+)
+#: After a hard reset a board's USB serial port goes away for a moment (rp2's USB CDC, an
+#: ESP32-S3's): keep trying to reach it this long.
+RECONNECT_S = 10.0
 
 
 def mpremote_binary() -> str:
@@ -106,9 +123,10 @@ def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     return proc.stdout
 
 
-def probe(port: str) -> tuple[int | None, str]:
-    """The board's ``sys.implementation._mpy`` (None if it has none) and ``sys.platform``."""
-    out = mpremote(port, "exec", _PROBE)
+def probe(port: str, *then: str) -> tuple[int | None, str]:
+    """The board's ``sys.implementation._mpy`` (None if it has none) and ``sys.platform``;
+    ``then``: more mpremote commands for the same session."""
+    out = mpremote(port, "exec", _PROBE, *then)
     for line in out.splitlines():
         if line.startswith("STEDI-MPY "):
             fields = line.split()
@@ -142,8 +160,6 @@ def make_config(template: dict[str, Any], serial: str, sensor: str | None, rate_
     """The board's config.json: the shipped template plus this board's settings (``settings``:
     ``--config KEY=VALUE`` texts), checked as the firmware checks it at boot, so that a pin or
     watchdog value the board's port would refuse is refused here, with the port's rule."""
-    from firmware.board import config as board_config
-
     try:
         serial = str(uuid.UUID(serial))
     except ValueError:
@@ -214,15 +230,24 @@ def _board_path(text: str) -> str:
 
 def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool = True) -> FlashReport:
     """Check the board can load the build and is the board the config is for, copy what
-    changed, write config.json, reset."""
-    mpy, platform = probe(port)
-    check_compatible(mpy, build.mpy)
-    assert mpy is not None
-    running = PLATFORM_BOARD.get(platform)
-    wanted = config.get("board")
-    if running and wanted and running != wanted:
-        raise FirmwareError(f"the board on {port} is a {running} (sys.platform {platform}), but the config is for "
-                            f"a {wanted}: flash with --board {running}")
+    changed, write config.json, reset.
+
+    The running firmware's watchdog cannot be stopped and keeps counting while mpremote copies
+    (firmware/board/config.py, FLASH_PENDING): on a slow link it would reset the board halfway.
+    So the first, short session (the probe) also writes the flash-pending file and hard-resets
+    the board, which then boots without its watchdog; the copy runs in a second session."""
+    mpy, platform = probe(port, "+", "exec", _SAFE_BOOT, "+", "reset")
+    try:
+        check_compatible(mpy, build.mpy)
+        assert mpy is not None
+        running = PLATFORM_BOARD.get(platform)
+        wanted = config.get("board")
+        if running and wanted and running != wanted:
+            raise FirmwareError(f"the board on {port} is a {running} (sys.platform {platform}), but the config is "
+                                f"for a {wanted}: flash with --board {running}")
+    except FirmwareError:
+        _clear_safe_boot(port)
+        raise
     (build.out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     by_folder: dict[str, list[Path]] = {}
     for path in build.files:
@@ -231,9 +256,11 @@ def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool 
     for folder, paths in sorted(by_folder.items()):
         dest = ":" if folder == "." else f":{folder}/"
         args += ["+", "fs", "cp", *(str(p) for p in paths), dest]
+    # Firmware too old to take the file leaves it: gone before the next boot all the same.
+    args += ["+", "exec", _CLEAR_SAFE_BOOT]
     if reset:
         args += ["+", "reset"]
-    out = mpremote(port, *args)
+    out = _after_reset(port, *args)
     report = FlashReport(port=port, board_mpy=mpy, config=config)
     up = {_board_path(line.split(":", 1)[1]) for line in out.splitlines() if line.startswith("Up to date:")}
     for path in build.files:
@@ -243,6 +270,29 @@ def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool 
              port, len(report.copied), len(report.up_to_date), config["serial"], config.get("sensor"),
              config.get("rate_hz"), ", board reset" if reset else "")
     return report
+
+
+def _after_reset(port: str, *args: str) -> str:
+    """mpremote just after the board was hard reset: a USB serial port that is gone for a moment
+    is waited for (RECONNECT_S); any other failure is final."""
+    deadline = time.monotonic() + RECONNECT_S
+    while True:
+        try:
+            return mpremote(port, *args)
+        except FirmwareError as e:
+            gone = str(e).startswith(("cannot open", "there is no device"))
+            if not gone or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def _clear_safe_boot(port: str) -> None:
+    """A refused flash leaves the board as it was: without the flash-pending file, and reset so
+    that its firmware runs with its watchdog again.  Best effort: the refusal is what counts."""
+    try:
+        _after_reset(port, "exec", _CLEAR_SAFE_BOOT, "+", "reset")
+    except FirmwareError as e:
+        log.warning("could not remove %s from the board on %s: %s", board_config.FLASH_PENDING, port, e)
 
 
 def info(port: str, *, reset: bool = True) -> dict[str, Any]:
