@@ -131,3 +131,21 @@ def test_each_kind_of_value_lands_where_its_severity_says(spark) -> None:
     assert rows["floats@x"].lastUpdateDate == 1655564376361 and rows["digits@x"].registrationDate == 1
     assert rows["phone@x"].phone == "8015551212" and rows["phonefloat@x"].phone is None
     assert rows["year@x"].birthDay == "983-01-01" and rows["reg@x"].registrationDate is None
+
+
+def test_utf8_check_and_raw_text_on_every_spark(spark) -> None:
+    # Built from functions Spark 3.5 (AWS Glue 5.x) has: every ill-formed sequence is caught, and
+    # the quarantine keeps valid text with U+FFFD in its place.
+    record = b'{"user":"%s","timestamp":1,"x":0.1,"y":0.2,"z":0.3}'
+    ill_formed = [b"\xff", b"\xe9", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf8\x88\x80\x80\x80", b"ab\xe2\x82"]
+    well_formed = [b"caf\xc3\xa9", "\ufffd".encode(), "\U0001f600".encode()]
+    lines = _lines(spark, [record % v for v in ill_formed + well_formed])
+    staged = parse_landing(lines, ACCELEROMETER_LANDING, "r")
+    assert sorted(r.user for r in accepted(staged, ACCELEROMETER_LANDING).collect()) == sorted(
+        v.decode() for v in well_formed
+    )
+    q = quarantined(staged, ACCELEROMETER_LANDING).collect()
+    assert [r.rule for r in q] == ["non_utf8"] * len(ill_formed)
+    for r in q:
+        assert "\ufffd" in r.line and r.line.startswith('{"user":"') and r.line.endswith('"z":0.3}')
+        r.line.encode("utf-8")  # what the quarantine holds is valid text
