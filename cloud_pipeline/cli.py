@@ -180,7 +180,8 @@ def erase(
     """Remove one customer from every zone, landing included, and log it.
 
     Landing lines of the customer are removed from their files; trusted, curated, staging and
-    quarantine are then rebuilt by a full-refresh run that deletes every older version.  On an
+    quarantine are then rebuilt by a full-refresh run that deletes every older version (including
+    the one a run otherwise keeps until the next commit).  On an
     s3:// lake the rewritten landing objects are uploaded (keeping their encryption unless --sse
     is given) and emptied ones deleted before the run.
     """
@@ -208,7 +209,8 @@ def erase(
             full_refresh=True,
         )
         with _spark(store) as spark:
-            run_id = _run(PipelineRun(spark, store, options)).run_id
+            # No previous version is kept (docs/pipeline.md, "Versions kept"): it holds the customer.
+            run_id = _run(PipelineRun(spark, store, options, keep_previous=False)).run_id
     key = record_erase(store, report, run_id)
     log.info("erase recorded in %s", key)
     typer.echo(json.dumps({"customer_key": report.customer_key, "lines_removed": report.lines_removed,
