@@ -7,7 +7,8 @@ and the run commits by replacing one small JSON file, ``_pipeline/state/pipeline
 written by ``cloud_pipeline/storage/state.py``), which names the current version of every table.  A run that fails or is killed before that point leaves the previous state, and so every
 previous table, untouched; the folders it wrote are orphans that the next run deletes.  After
 the commit each table folder also gets a ``_CURRENT`` pointer naming its version, for readers
-that do not read the state file.
+that do not read the state file, and versions older than the one just replaced are deleted (that
+one stays until the next commit, for readers that looked the table up before this one).
 """
 
 from __future__ import annotations

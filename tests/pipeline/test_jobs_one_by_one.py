@@ -3,6 +3,7 @@ the tables of one run of all jobs, pass after pass; a table is kept only when no
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cloud_pipeline.aws.glue.entry import run_job
@@ -10,6 +11,7 @@ from cloud_pipeline.config import JOB_ORDER, JOB_OUTPUT, PipelineOptions
 from cloud_pipeline.runner import RunResult, run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.state import TableInputs, TableVersion
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
 OPTIONS = PipelineOptions(salt=SALT)
@@ -100,3 +102,16 @@ def test_a_job_keeps_its_table_only_while_nothing_it_reads_changed(spark, lake_d
     other = run_pipeline(spark, str(lake_dir), PipelineOptions(salt="other", jobs=("machine_learning_curated",)))
     assert other.record.unchanged_since is None and other.record.kept == ()
     assert store.load_state().tables["machine_learning_curated"].version == f"v-{other.run_id}"
+
+
+def test_a_state_from_before_inputs_were_recorded_reads_and_writes_back_unchanged() -> None:
+    # Lakes built before this state had inputs and previous versions: their tables read with
+    # neither (so the next run rebuilds them once: ``up_to_date`` needs inputs) and write back as they were.
+    old = {"version": "v-r1", "format": "parquet", "run_id": "r1", "rows": 3,
+           "options": {"consent": "all", "tolerance_ms": 0, "format": "parquet"}, "salt_fingerprint": "ab"}
+    table = TableVersion.from_dict(old)
+    assert (table.inputs, table.previous) == (None, None) and table.to_dict() == old
+    new = TableVersion("v-r2", "parquet", "r2", 3, inputs=TableInputs({"customer": ("r1", "r2")}, {"x": "v-r1"}),
+                       previous="v-r1")
+    assert TableVersion.from_dict(json.loads(json.dumps(new.to_dict()))) == new
+    assert new.kept_versions() == {"v-r1", "v-r2"}
