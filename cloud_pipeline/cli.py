@@ -245,7 +245,8 @@ def erase(
     """Remove one customer from every zone, landing included, and log it.
 
     Landing lines of the customer are removed from their files; trusted, curated, staging and
-    quarantine are then rebuilt by a full-refresh run that deletes every older version.  On an
+    quarantine are then rebuilt by a full-refresh run that deletes every older version (including
+    the one a run otherwise keeps until the next commit).  On an
     s3:// lake the rewritten landing objects are uploaded (keeping their encryption unless --sse
     is given) and emptied ones deleted before the run.  An email with no line in the landing zone
     changes nothing and exits with status 2; another run holding the lake, with 4.
@@ -289,7 +290,8 @@ def erase(
                 full_refresh=True,
             )
             with _spark(store) as spark:
-                pipeline_run = PipelineRun(spark, store, options)
+                # No previous version is kept (docs/pipeline.md, "Versions kept"): it holds the customer.
+                pipeline_run = PipelineRun(spark, store, options, keep_previous=False)
                 lock.update(pipeline_run.run_id)
                 run_id = _run(pipeline_run).run_id
         key = record_erase(store, report, run_id)

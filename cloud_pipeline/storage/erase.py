@@ -3,7 +3,9 @@
 Landing files are rewritten without the customer's lines (customer records, accelerometer
 readings of their email, step readings of serial numbers only they own; unparseable lines that
 contain the email or such a serial go too).  Derived zones are then rebuilt by a full-refresh
-run, whose commit deletes every older version, staging batch and quarantine batch.  The erase is
+run that keeps no previous version (``PipelineRun(keep_previous=False)``): its commit deletes
+every older version (the one a run otherwise keeps until the next commit too), staging batch and
+quarantine batch.  The erase is
 logged and recorded in ``_pipeline/runs/`` under the customer's salted key, never the email.
 
 Of a damaged ``.json.gz`` file, all the text that can be decoded is searched.  A damaged file

@@ -7,7 +7,8 @@ and the run commits by replacing one small JSON file, ``_pipeline/state/pipeline
 written by ``cloud_pipeline/storage/state.py``), which names the current version of every table.  A run that fails or is killed before that point leaves the previous state, and so every
 previous table, untouched; the folders it wrote are orphans that the next run deletes.  After
 the commit each table folder also gets a ``_CURRENT`` pointer naming its version, for readers
-that do not read the state file.
+that do not read the state file, and versions older than the one just replaced are deleted (that
+one stays until the next commit, for readers that looked the table up before this one).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def unnamed(state: PipelineState, key: str) -> bool:
     """Whether ``key`` (a folder, ending in "/", or an object in one) lies in a table version, a
     staging or quarantine batch, or an entity's part of a batch that ``state`` does not name.
 
-    That is what a commit deletes: older versions, orphans of failed runs, and the parts of a
+    That is what a commit deletes: versions older than the one the current version replaced
+    (``TableVersion.previous``, kept until the next commit), orphans of failed runs, and the parts of a
     batch whose entity re-staged since (``entity=<e>`` in staging, ``table=<e>_landing`` in
     quarantine).  Anything else (landing, the state, pointers, run records, a batch's own marker
     files) is not for it to judge, and is kept.
@@ -78,7 +80,7 @@ def unnamed(state: PipelineState, key: str) -> bool:
         if key.startswith(table.folder):
             head, in_folder, _ = key[len(table.folder):].partition("/")
             current = state.tables.get(table.name)
-            return bool(in_folder) and head.startswith("v-") and (current is None or head != current.version)
+            return bool(in_folder) and head.startswith("v-") and (current is None or head not in current.kept_versions())
     for base, listed in state.batches():
         if key.startswith(base):
             batch, _, rest = key[len(base):].partition("/")
