@@ -69,6 +69,7 @@ class ClusterStore(PipelineStore):
         self.s3 = lake
         self.scheme = scheme
         self.base = f"{scheme}://{lake.bucket}/{lake.prefix}"
+        self.writer_lock = None  # set by the Glue entry, which holds the lake's writer lease
 
     def path(self, key: str) -> str:
         return self.base + key

@@ -89,7 +89,7 @@ def test_jobs_write_zones_and_pipeline_folders_but_never_landing_or_the_code() -
     zones = {f"arn:aws:s3:::BUCKET/PREFIX/{t.folder}*" for t in TABLES if t.zone != "landing"}
     assert zones <= writable
     assert {r for r in writable if "/_pipeline/" in r} == {
-        f"arn:aws:s3:::BUCKET/PREFIX/_pipeline/{f}/*" for f in ("state", "staging", "quarantine", "warnings", "runs")}
+        f"arn:aws:s3:::BUCKET/PREFIX/_pipeline/{f}/*" for f in ("state", "staging", "quarantine", "warnings", "runs", "lock")}
     landing = {f"arn:aws:s3:::BUCKET/PREFIX/{t.folder}*" for t in LANDING_TABLES}
     code = f"arn:aws:s3:::BUCKET/PREFIX/{CODE_FOLDER}*"
     assert landing | {code} <= _resources(role, "s3:GetObject")
