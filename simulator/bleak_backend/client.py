@@ -18,8 +18,9 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
-from bumble import core, gatt, hci
+from bumble import core, hci
 from bumble.device import Connection, Peer
+from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 
 from simulator.bleak_backend.link import CentralHost, ask, radio_address
 from simulator.radio.protocol import MAX_MTU
@@ -63,9 +64,10 @@ class SimClient(BaseBleakClient):
         self._host: CentralHost | None = None
         self._conn: Connection | None = None
         self._peer: Peer | None = None
-        self._chars: dict[int, gatt.CharacteristicProxy[bytes]] = {}
-        self._descs: dict[int, gatt.DescriptorProxy] = {}
+        self._chars: dict[int, CharacteristicProxy[bytes]] = {}
+        self._descs: dict[int, DescriptorProxy] = {}
         self._told_disconnect = False
+        self._callbacks: dict[int, Callable[[bytes], None]] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -90,7 +92,7 @@ class SimClient(BaseBleakClient):
             try:
                 # LE Create Connection: waits for a connectable advert from the address.
                 conn = await self._host.device.connect(address, timeout=max(0.1, timeout - 0.3))
-            except (core.TimeoutError, TimeoutError, asyncio.TimeoutError) as exc:
+            except (core.TimeoutError, TimeoutError) as exc:
                 why = (await ask(self._radio, {"t": "reach", "addr": self.address})).get("reason")
                 raise BleakError(f"connect to {self.address}: {why or 'no connectable advert in time'}") from exc
             except (core.BaseBumbleError, hci.HCI_Error) as exc:
@@ -140,7 +142,7 @@ class SimClient(BaseBleakClient):
         if conn is not None:
             try:
                 await asyncio.wait_for(conn.disconnect(), 2)
-            except (core.BaseBumbleError, hci.HCI_Error, TimeoutError, asyncio.TimeoutError) as exc:
+            except (core.BaseBumbleError, hci.HCI_Error, TimeoutError) as exc:
                 log.info("disconnect from %s: %s", self.address, exc)
         await self._close_host()
         self._lost("disconnect() called")
@@ -174,7 +176,7 @@ class SimClient(BaseBleakClient):
     async def _guard(self, what: str, op: Any) -> Any:
         try:
             return await asyncio.wait_for(op, self._timeout)
-        except (core.BaseBumbleError, hci.HCI_Error, TimeoutError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        except (core.BaseBumbleError, hci.HCI_Error, TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and self._conn is not None:
                 raise
             raise BleakError(f"{what} on {self.address}: {exc or type(exc).__name__}") from exc
@@ -215,11 +217,22 @@ class SimClient(BaseBleakClient):
             except Exception:  # a bug in a caller's callback must not break the link
                 log.exception("notification callback for %s failed", characteristic.uuid)
 
-        # bumble writes the CCCD (0x0001 notify, 0x0002 indicate) and routes the values.
+        # bumble writes the CCCD (0x0001 notify, 0x0002 indicate) and routes the values.  As
+        # BlueZ and CoreBluetooth do, both kinds reach the callback: MicroPython's gatts_indicate
+        # sends an indication even on a characteristic declared notify-only.
+        peer = self._live()
         prefer_notify = "notify" in characteristic.properties
-        await self._guard(f"subscribe {characteristic.uuid}", proxy.subscribe(on_value, prefer_notify=prefer_notify))
+        await self._guard(
+            f"subscribe {characteristic.uuid}", peer.gatt_client.subscribe(proxy, on_value, prefer_notify=prefer_notify)
+        )
+        for routes in (peer.gatt_client.notification_subscribers, peer.gatt_client.indication_subscribers):
+            routes.setdefault(proxy.handle, set()).add(on_value)
+        self._callbacks[characteristic.handle] = on_value
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         if not self.is_connected:
             return
-        await self._guard(f"unsubscribe {characteristic.uuid}", self._chars[characteristic.handle].unsubscribe())
+        peer = self._live()
+        proxy = self._chars[characteristic.handle]
+        on_value = self._callbacks.pop(characteristic.handle, None)
+        await self._guard(f"unsubscribe {characteristic.uuid}", peer.gatt_client.unsubscribe(proxy, on_value))

@@ -48,7 +48,7 @@ class SimScanner(BaseBleakScanner):
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         # bumble hands over the advert and, when scanning actively, the scan response appended
         # (its AdvertisementDataAccumulator); both are AD structures (Core Spec Vol 3 Part C 11).
-        fields = parse_adv(advertisement.data_bytes)
+        fields = parse_adv(bytes(advertisement.data))
         data = AdvertisementData(
             local_name=fields["name"],
             manufacturer_data=fields["mfr"],

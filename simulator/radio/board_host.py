@@ -24,6 +24,7 @@ from bumble import gatt, hci
 from bumble.controller import Controller
 from bumble.device import AdvertisingType, Connection, Device
 
+from simulator.radio.air import AirController
 from simulator.radio.protocol import DEFAULT_MTU, MAX_MTU, Frame, from_hex, to_hex
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _CCCD = "2902"
 class ServedChar:
     """One characteristic as served by bumble, with the shim's handles for it."""
 
-    char: gatt.Characteristic[bytes]
+    char: gatt.Characteristic[Any]
     value_handle: int  # the shim's
     cccd_handle: int | None = None  # the shim's
 
@@ -65,7 +66,7 @@ class BoardHost:
 
     @classmethod
     async def start(cls, air: Any, ident: str, address: str, mtu: int, send: Callable[[Frame], None]) -> BoardHost:
-        controller = Controller(f"board {ident}", link=air)
+        controller = AirController(f"board {ident}", link=air)
         controller.le_acl_data_packet_length = ACL_DATA_LENGTH
         device = Device.with_hci(ident, hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS), controller, controller)
         host = cls(ident=ident, address=address, controller=controller, device=device, send=send)
@@ -109,7 +110,7 @@ class BoardHost:
         connection.on(connection.EVENT_DISCONNECTION, on_disconnection)
 
     def _on_subscription(
-        self, connection: Connection, characteristic: gatt.Characteristic[bytes], notify: bool, indicate: bool
+        self, connection: Connection, characteristic: gatt.Characteristic[Any], notify: bool, indicate: bool
     ) -> None:
         # bumble's ATT server keeps the CCCD; the shim mirrors it for gatts_write(send_update=True).
         served = next((s for s in self.chars.values() if s.char is characteristic), None)
@@ -183,8 +184,8 @@ class BoardHost:
 
         return read
 
-    def _writer(self, value_handle: int) -> Callable[[Connection, bytes], None]:
-        def write(connection: Connection, value: bytes) -> None:
+    def _writer(self, value_handle: int) -> Callable[[Connection, Any], None]:
+        def write(connection: Connection, value: Any) -> None:
             # As on NimBLE and BTstack, the stack stores the value and answers the ATT request;
             # the firmware hears of it afterwards through _IRQ_GATTS_WRITE.
             self.send({"t": "write", "conn": connection.handle, "h": value_handle, "d": to_hex(value), "rsp": False})

@@ -30,7 +30,7 @@ from typing import Any
 from bumble.controller import Controller
 from bumble.transport.common import StreamPacketSource
 
-from simulator.radio.air import Air
+from simulator.radio.air import Air, AirController
 from simulator.radio.board_host import ACL_DATA_LENGTH, BoardHost
 from simulator.radio.faults import Faults
 from simulator.radio.protocol import MAX_FRAME, MAX_MTU, Frame, ProtocolError, decode, encode
@@ -254,7 +254,7 @@ class Radio:
         node.addr = self._make_addr(node)
         node.names = {node.ident, node.addr}
         source = StreamPacketSource()
-        controller = Controller(f"central {node.ident}", source, _HciSink(node.writer), self.air)
+        controller = AirController(f"central {node.ident}", source, _HciSink(node.writer), self.air)
         controller.le_acl_data_packet_length = ACL_DATA_LENGTH
         node.controller = controller
         log.info("%s joined", node.label)
