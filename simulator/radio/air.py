@@ -162,7 +162,7 @@ class Air(LocalLink):
         self.rng = rng
         self.names_of = names_of
         self._pending: dict[frozenset[int], Pending] = {}
-        self.stats: dict[str, int] = {"adv": 0, "lost": 0, "acl": 0, "drops": 0}
+        self.stats: dict[str, int] = {"adv": 0, "lost": 0, "acl": 0, "drops": 0, "lost_in_flight": 0}
 
     # ------------------------------------------------------------------ who hears whom
     def heard(self, *controllers: Controller) -> bool:
@@ -301,8 +301,10 @@ class Air(LocalLink):
         """Both controllers report the link lost (HCI Disconnection Complete), as after a
         supervision timeout; what was still in flight on it is lost with it."""
         pending = self._pending.pop(frozenset((id(ends.central), id(ends.peripheral))), None)
-        if pending is not None and pending.timer is not None:
-            pending.timer.cancel()
+        if pending is not None:
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self.stats["lost_in_flight"] += len(pending.queue)
         self.stats["drops"] += 1
         for controller, conn in ((ends.central, ends.central_conn), (ends.peripheral, ends.peripheral_conn)):
             if controller.le_connections.get(conn.peer_address) is conn:

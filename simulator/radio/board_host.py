@@ -14,6 +14,7 @@ maps between the two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -62,6 +63,7 @@ class BoardHost:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _worker: asyncio.Task[None] | None = None
     notified: int = 0
+    late: int = 0  # notifications the firmware sent on a link that had gone before they left
     links: int = 0
 
     @classmethod
@@ -78,8 +80,11 @@ class BoardHost:
         return host
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         for fut in self._reads.values():
             fut.cancel()
 
@@ -214,7 +219,8 @@ class BoardHost:
     async def _do_notify(self, f: Frame) -> None:
         connection, served = self.conns.get(int(f["conn"])), self.chars.get(int(f["h"]))
         if connection is None or served is None:
-            return  # the link dropped while the frame was on its way: gone, as on air
+            self.late += 1  # the link dropped while it was on its way: gone, as on air
+            return
         self.notified += 1
         # force: MicroPython notifies whether or not the central subscribed (its docs).
         await self.device.notify_subscriber(connection, served.char, from_hex(f.get("d")), force=True)

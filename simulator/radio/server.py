@@ -88,14 +88,19 @@ class Radio:
         self.port = 0
         self._fault_drops = 0
         self._links_gone = 0  # links made by boards that have left
+        self._late_gone = 0
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters for tests and the log: adverts delivered, frames lost (adverts), ACL PDUs
-        carried, notifications the boards sent, links made, drops (of them random faults)."""
+        """Counters for tests and the log: adverts delivered; packets lost (adverts missed and
+        data packets retransmitted); ACL PDUs carried; notifications the boards sent; those lost
+        with their link (in flight on the air, or sent by a board after its link had gone);
+        links made; drops (of them by the random-disconnect fault)."""
+        late = sum(n.board.late for n in self._nodes if n.board is not None) + self._late_gone
         return {
             "adv": self.air.stats["adv"],
             "lost": self.air.stats["lost"],
+            "lost_in_flight": self.air.stats["lost_in_flight"] + late,
             "acl": self.air.stats["acl"],
             "notify": sum(n.board.notified for n in self._nodes if n.board is not None),
             "links": sum(n.board.links for n in self._nodes if n.board is not None) + self._links_gone,
@@ -118,6 +123,8 @@ class Radio:
         if self._server:
             self._server.close()
         for node in list(self._nodes):
+            if node.board is not None:
+                await node.board.close()
             node.writer.close()
         if self._server:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -241,6 +248,7 @@ class Radio:
             self.air.remove_controller(node.controller)  # peers see a supervision timeout
         if node.board is not None:
             self._links_gone += node.board.links
+            self._late_gone += node.board.late
             await node.board.close()
         if node.role != "unknown":
             log.info("%s left", node.label)
@@ -310,15 +318,20 @@ class Radio:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            self._enforce_range()
-            links = self.air.links()
-            if self.faults.disconnect_per_s:
-                p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
-                for ends in links:
-                    if self._rng.random() < p:
-                        log.warning("fault: random disconnect: %s", self._describe(ends))
-                        self._fault_drops += 1
-                        self.air.drop(ends)
+            try:
+                self._tick_once()
+            except Exception:  # a defect here must not end the faults for the rest of the run
+                log.exception("radio tick failed")
+
+    def _tick_once(self) -> None:
+        self._enforce_range()
+        if self.faults.disconnect_per_s:
+            p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
+            for ends in self.air.links():
+                if self._rng.random() < p:
+                    log.warning("fault: random disconnect: %s", self._describe(ends))
+                    self._fault_drops += 1
+                    self.air.drop(ends)
 
 
 _BOARD_FRAMES = {"services", "adv", "notify", "indicate", "disconnect", "mtu_pref", "read_rsp", "write_rsp"}
