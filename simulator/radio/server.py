@@ -10,6 +10,9 @@ Each client's first line says what it is:
   board's bumble host (:class:`simulator.radio.board_host.BoardHost`) and speaks the board
   protocol (JSON lines) with the shim.
 - ``faults`` / ``drop`` / ``status`` / ``reach``: control frames, answered, any number.
+- a first byte 0x01 (an H4 HCI command packet, Core Spec Vol 4 Part A 2): a stock bumble host
+  on ``tcp-client:HOST:PORT``, no hello, gets a controller of its own (the conformance test's
+  central is such a plain bumble host).
 
 A node whose socket closes leaves the air: its peers see a supervision timeout.  Faults are
 drawn from one seeded generator and logged, so a failing run replays.
@@ -37,6 +40,8 @@ from simulator.radio.protocol import MAX_FRAME, MAX_MTU, Frame, ProtocolError, d
 
 log = logging.getLogger(__name__)
 
+#: The H4 packet indicator of an HCI command (Core Spec Vol 4 Part A 2): a host's first byte.
+H4_COMMAND = b"\x01"
 #: How often the random-disconnect fault is drawn and out-of-range links are dropped.
 TICK_S = 0.1
 
@@ -216,15 +221,20 @@ class Radio:
         node = Node(writer=writer, number=next(self._numbers))
         self._nodes.append(node)
         try:
-            with contextlib.suppress(ConnectionError):
-                await self._converse(node, reader)
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                first = await reader.readexactly(1)
+                if first == H4_COMMAND:
+                    await self._as_hci(node, {"id": f"hci-{node.number}"}, reader, first, welcome=False)
+                else:
+                    await self._converse(node, reader, first)
         finally:
             await self._leave(node)
 
-    async def _converse(self, node: Node, reader: asyncio.StreamReader) -> None:
+    async def _converse(self, node: Node, reader: asyncio.StreamReader, first: bytes = b"") -> None:
         while True:
             try:
-                line = await reader.readline()
+                line = first + await reader.readline()
+                first = b""
             except (ValueError, asyncio.LimitOverrunError):
                 log.error("%s sent a frame over %d bytes; closing it", node.label, MAX_FRAME)
                 return
@@ -256,7 +266,9 @@ class Radio:
         with contextlib.suppress(ConnectionError, OSError):
             await node.writer.wait_closed()
 
-    async def _as_hci(self, node: Node, hello: Frame, reader: asyncio.StreamReader) -> None:
+    async def _as_hci(
+        self, node: Node, hello: Frame, reader: asyncio.StreamReader, first: bytes = b"", welcome: bool = True
+    ) -> None:
         node.role = "central"
         node.ident = str(hello.get("id", ""))
         node.addr = self._make_addr(node)
@@ -266,7 +278,10 @@ class Radio:
         controller.le_acl_data_packet_length = ACL_DATA_LENGTH
         node.controller = controller
         log.info("%s joined", node.label)
-        self._answer(node, {"t": "welcome", "addr": node.addr, "faults": self.faults.as_dict()})
+        if welcome:
+            self._answer(node, {"t": "welcome", "addr": node.addr, "faults": self.faults.as_dict()})
+        if first:
+            source.data_received(first)
         while True:
             data = await reader.read(65536)
             if not data:
