@@ -84,7 +84,10 @@ class Radio:
         self._requested_port = port
         self.faults = faults or Faults()
         self.seed = seed
+        # One seeded stream per kind of fault, so the traffic (adverts, packets) does not shift
+        # which tick a random disconnect falls on: the same seed replays the same disconnects.
         self._rng = random.Random(seed)
+        self._disconnect_rng = random.Random(f"{seed}/disconnect")
         self._nodes: list[Node] = []
         self._numbers = itertools.count(1)
         self.air = Air(self.faults, self._rng, self._names_of)
@@ -343,7 +346,7 @@ class Radio:
         if self.faults.disconnect_per_s:
             p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
             for ends in self.air.links():
-                if self._rng.random() < p:
+                if self._disconnect_rng.random() < p:
                     log.warning("fault: random disconnect: %s", self._describe(ends))
                     self._fault_drops += 1
                     self.air.drop(ends)
