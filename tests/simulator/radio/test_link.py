@@ -23,6 +23,7 @@ from simulator.radio.server import RadioThread
 from tests.simulator.radio.conftest import Board
 
 NOTIFY_UUID = "0000aaab-0000-1000-8000-00805f9b34fb"
+COUNTER = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 
 
 async def _notifications_per_second(faults: Faults, count: int = 60) -> tuple[float, list[int]]:
@@ -128,3 +129,28 @@ def test_a_killed_gateway_is_a_disconnect_to_the_board(radio: RadioThread, start
     assert radio.status()["links"] == []
     # ... and the board advertises again, so another gateway can connect
     assert asyncio.run(BleakScanner.find_device_by_name("PERIPH", timeout=5, **kw)) is not None
+
+
+def test_the_boards_stack_refuses_notifications_beyond_the_hubs_airtime_budget(
+    radio: RadioThread, start_board: Callable[..., Board]
+) -> None:
+    """The board's notify back-pressure (NimBLE's ENOMEM here) follows the link's budget: at one
+    packet per 100 ms the test peripheral's 20 Hz counter cannot all go out."""
+    radio.set_faults(conn_interval_ms=100, packets_per_event=1)
+    start_board("board-A")  # says hello after the budget is set: its welcome carries it
+    # The link itself unlimited again, so discovery is quick; the board keeps the budget it was given.
+    radio.set_faults(conn_interval_ms=0)
+    kw = backend_kwargs(radio.url)
+
+    async def central() -> list[int]:
+        device = await BleakScanner.find_device_by_name("PERIPH", timeout=5, **kw)
+        got: list[int] = []
+        async with BleakClient(device, **kw) as client:
+            await client.start_notify(COUNTER, lambda _c, d: got.append(int.from_bytes(d[:4], "little")))
+            await asyncio.sleep(3.0)
+        return got
+
+    got = asyncio.run(central())
+    assert got == sorted(got) and len(got) >= 10
+    sent_span = got[-1] - got[0] + 1
+    assert len(got) < 0.8 * sent_span, (len(got), sent_span)  # refused ones are missing
