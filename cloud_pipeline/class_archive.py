@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stedi.settings import default_home
+from stedi.settings import default_cache
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def archive_path() -> Path | None:
     stat = java.stat()
     identity = f"{java}|{stat.st_size}|{stat.st_mtime_ns}|{pyspark.__version__}|{jars.stat().st_mtime_ns}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return default_home() / "cache" / f"spark-classes-{pyspark.__version__}-{digest}.jsa"
+    return default_cache() / f"spark-classes-{pyspark.__version__}-{digest}.jsa"
 
 
 def java_options() -> str:

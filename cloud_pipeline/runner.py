@@ -6,6 +6,12 @@ the staged rows.  The result is therefore always the one a full run would give, 
 (a later record that withdraws consent) take effect on the next run, and only unseen files cost
 JSON parsing.  A landing file that changed or vanished since it was staged makes its entity
 re-stage from scratch (logged), as does ``--full-refresh``.
+
+A job's table is rebuilt unless what it was built from is still what the job would read: the
+staging batches of the entities it reads, the versions of the tables it reads, the options and the
+salt (``TableVersion.inputs``; ``PipelineRun.up_to_date``).  So a run of some jobs never leaves
+another job's table stale for good: any order-respecting sequence of single-job runs (the Glue
+trigger chain, ``--jobs``) ends with the tables of one run of all jobs.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
-from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableVersion
+from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableInputs, TableVersion
 from cloud_pipeline.storage.store import ENTITIES, PipelineStore
 from cloud_pipeline.transforms import jobs, reconcile
 from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
@@ -64,6 +70,7 @@ class PipelineRun:
         options: PipelineOptions,
         progress: Progress | None = None,
         after_job: Callable[[str], None] | None = None,
+        keep_previous: bool = True,
     ):
         self.spark = spark
         self.store = store
@@ -79,6 +86,11 @@ class PipelineRun:
         self.new_files: dict[str, int] = {}
         self._cached: list[DataFrame] = []
         self.reconciliation: dict[str, Reconciliation] = {}
+        #: Whether the commit keeps each rebuilt table's previous version until the next commit; an
+        #: erasure's rebuild keeps none, or the erased customer's rows would outlive it.
+        self.keep_previous = keep_previous
+        #: Selected jobs whose tables this run kept because their inputs were unchanged.
+        self.kept: list[str] = []
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -185,7 +197,9 @@ class PipelineRun:
     def _write(self, job: Job, df: DataFrame) -> DataFrame:
         """Write a job's table as a new version, counting its rows on the way; returns it read back."""
         counted, rows = reconcile.observe(df, f"rows of {job.output}", reconcile.rows_metric())
+        inputs = self.inputs_of(job)  # before the write: the versions it read, not its own
         version = self.store.write_table(counted, job.output, self.run_id, self.options.format)
+        replaced = self.previous.tables.get(job.output)
         self.state.tables[job.output] = TableVersion(
             version=version,
             format=self.options.format,
@@ -195,6 +209,8 @@ class PipelineRun:
             # these are still the same (``unchanged_since``).
             options=self._build_options(),
             salt_fingerprint=salt_fingerprint(self.options.salt),
+            inputs=inputs,
+            previous=replaced.version if replaced is not None and self.keep_previous else None,
         )
         self.after_job(job.name)
         # Later jobs read the written files: cheaper than recomputing the lineage that made them.
@@ -214,13 +230,38 @@ class PipelineRun:
         return self.store.read_table(self.spark, job.output, self.state)
 
     def _input(self, name: str, frames: dict[str, DataFrame]) -> DataFrame:
-        """A job's input: a table an earlier job gave (or ``CLASSIFIED_CUSTOMERS``), else landing."""
+        """A job's input: a table an earlier job wrote in this run (or ``CLASSIFIED_CUSTOMERS``),
+        a landing table, or the current version of a table no job of this run wrote."""
         if name in frames:
             return frames[name]
         table = TABLES_BY_NAME[name]
         if table.zone != "landing":
-            raise ValueError(f"{name} is read before the job that writes it")
+            return self._table(_WRITER[name])
         return self.landing(table.entity)
+
+    def inputs_of(self, job: Job) -> TableInputs:
+        """What ``job`` reads now: the staging batches of its entities, the versions of its tables."""
+        entities = sorted({_ENTITY_READ[name] for name in job.inputs if name in _ENTITY_READ})
+        tables = {name: t.version for name in job.inputs if (t := self.state.tables.get(name)) is not None}
+        return TableInputs({e: tuple(self.state.staging[e]) for e in entities}, tables)
+
+    def up_to_date(self, job: Job) -> bool:
+        """Whether ``job``'s table is what the job would build now, so that this run may keep it.
+
+        It is when it was built from the same staging batches and table versions (``inputs_of``),
+        with the same options, format and salt, and (a landing job) its reconciliation is kept.
+        The salt and every option count for every table: cheap to compare, and no rule to forget.
+        """
+        if self.options.full_refresh:
+            return False
+        built = self.state.tables.get(job.output)
+        return (
+            built is not None
+            and (built.format, built.options, built.salt_fingerprint)
+            == (self.options.format, self._build_options(), salt_fingerprint(self.options.salt))
+            and built.inputs == self.inputs_of(job)
+            and (job.reconciles is None or job.reconciles in (self.state.reconciliation or {}))
+        )
 
     def run_jobs(self) -> dict[str, Reconciliation]:
         """Run the selected jobs in order; returns the reconciliation of the landing jobs that ran.
@@ -229,13 +270,16 @@ class PipelineRun:
         need is observed while it is written: no job's data is scanned twice for counting.
         """
         selected = set(self.options.jobs)
-        read_by_a_job = {name for job in JOBS for name in job.inputs}
-        # Every landing job needs each customer's latest record, so customers are always classified.
+        # Every landing job needs each customer's latest record (classified lazily: only a job that
+        # runs computes it).  A table no job of this run writes is read when a job needs it.
         frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
         for job in JOBS:
             if job.name not in selected:
-                if job.output in read_by_a_job:
-                    frames[job.output] = self._table(job)
+                continue
+            if self.up_to_date(job):
+                log.info("%s: its inputs are unchanged since run %s; %s stays", job.name,
+                         self.state.tables[job.output].run_id, job.output)
+                self.kept.append(job.name)
                 continue
             self.progress(job.name)
             built = job.build([self._input(name, frames) for name in job.inputs], self.options)
@@ -254,24 +298,16 @@ class PipelineRun:
         """The previous run, when it left exactly the tables this run would write; else None.
 
         That is: no landing file is new, changed or gone (nothing was staged), and every table of
-        the selected jobs was built with the options, format and salt of this run (each table
-        records its own: a run of some jobs may have rebuilt only some tables).  Then rebuilding
-        would only write the same rows again (and upload them, on an S3 lake).
+        the selected jobs is up to date (``up_to_date``).  Then the run commits nothing: rebuilding
+        would only write the same rows again (and upload them, on an S3 lake).  A run that staged
+        something commits even when it keeps every table: the other jobs read what it staged.
         """
         before = self.previous
         if self.options.full_refresh or before.last_run is None or any(self.new_files.values()):
             return None
-        built_as_now = (self.options.format, self._build_options(), salt_fingerprint(self.options.salt))
-
-        def built_so(job: str) -> bool:
-            table = before.tables.get(JOBS_BY_NAME[job].output)
-            return table is not None and (table.format, table.options, table.salt_fingerprint) == built_as_now
-
-        same = (
-            self.state.staging == before.staging
-            and all(built_so(j) for j in self.options.jobs)
-            and all(t in (before.reconciliation or {}) for t in _landing_tables(self.options.jobs))
-        )
+        if self.state.staging != before.staging:  # an entity whose every landing file is gone
+            return None
+        same = all(self.up_to_date(JOBS_BY_NAME[j]) for j in self.options.jobs)
         return before.last_run if same else None
 
     def _record(self, started: float, reconciliation: dict[str, Reconciliation], tables: dict[str, int | None],
@@ -287,6 +323,7 @@ class PipelineRun:
             tables=tables,
             seconds=round(time.monotonic() - started, 3),
             unchanged_since=unchanged_since,
+            kept=tuple(self.kept) if unchanged_since is None else (),
         )
 
     def _keep(self, since: str, started: float) -> RunRecord:
@@ -304,6 +341,8 @@ class PipelineRun:
         self.state.options = self._build_options()
         # Kept in the state so that a run with nothing new can report it without rebuilding.
         self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
+        if not self.keep_previous:
+            self.state.tables = {name: replace(t, previous=None) for name, t in self.state.tables.items()}
         record = self._record(started, reconciliation, {name: t.rows for name, t in self.state.tables.items()})
         self.progress("commit")
         self.store.commit(self.state)
@@ -333,6 +372,15 @@ class PipelineRun:
         return RunResult(self.run_id, record, record.tables)
 
 
+#: The job that writes each trusted or curated table.
+_WRITER = {job.output: job for job in JOBS}
+#: The entity whose staging batches an input is made of.
+_ENTITY_READ = {CLASSIFIED_CUSTOMERS: "customer"} | {
+    name: TABLES_BY_NAME[name].entity for job in JOBS for name in job.inputs
+    if name in TABLES_BY_NAME and TABLES_BY_NAME[name].zone == "landing"
+}
+
+
 def _landing_tables(job_names: tuple[str, ...]) -> list[str]:
     """The landing table each landing job among ``job_names`` reads and reconciles."""
     return [t for j in job_names if (t := JOBS_BY_NAME[j].reconciles) is not None]
@@ -353,10 +401,11 @@ def run_pipeline(
     options: PipelineOptions | None = None,
     progress: Progress | None = None,
     after_job: Callable[[str], None] | None = None,
+    keep_previous: bool = True,
 ) -> RunResult:
     """Run the selected jobs on the lake at ``lake_url`` and commit the result atomically."""
     store = open_store(lake_url)
-    return PipelineRun(spark, store, options or PipelineOptions(), progress, after_job).run()
+    return PipelineRun(spark, store, options or PipelineOptions(), progress, after_job, keep_previous).run()
 
 
 __all__ = ["JOB_ORDER", "PipelineRun", "RunResult", "run_pipeline"]

@@ -11,8 +11,12 @@ class archive that ``stedi pipeline warm-up`` records, when there is one (``clas
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -83,6 +87,61 @@ def local_session(
     return builder.getOrCreate()
 
 
+def jvm_log_path() -> Path:
+    """Where a command's Spark JVM writes its own output unless ``-v`` is given."""
+    from stedi.settings import default_home
+
+    return default_home() / "logs" / "spark-jvm.log"
+
+
+@contextmanager
+def _jvm_output_to_log(quiet: bool) -> Iterator[None]:
+    """Start the JVM with its stderr in ``jvm_log_path()`` when ``quiet``.
+
+    The JVM inherits this process's file descriptor 2 when PySpark launches it, and prints its
+    start-up chatter there before any log4j setting applies ("Using Spark's default log4j
+    profile", JDK warnings, "Setting default log level"), and its shutdown lines after.  So
+    descriptor 2 points at a log file while the JVM is launched, and is restored at once: this
+    process keeps its own stderr, the JVM keeps the file for its whole life.
+    """
+    if not quiet:
+        yield
+        return
+    path = jvm_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:  # a home that cannot be written: chatter is better than no Spark
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
+
+
+#: PySpark 4 loggers that print every analysis error as a JSON line with the whole Java stack,
+#: before the exception reaches the command (pyspark/errors/exceptions/base.py, ``_log_exception``).
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+def _quiet_python_side() -> None:
+    """py4j's "Closing down clientserver connection" INFO line, and PySpark 4's error echo, off."""
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        from pyspark.logger import PySparkLogger  # PySpark 4; 3.5 (Glue 5) has no such echo
+    except ImportError:
+        return
+    for name in QUERY_CONTEXT_LOGGERS:
+        # Made as PySpark makes it (its own logger class), so PySpark finds it and keeps the level.
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @contextmanager
 def spark_session(app_name: str = "stedi", landing_bytes: int | None = None) -> Iterator[SparkSession]:
     """A Spark session for one command: the one this process already runs (a notebook's, a
@@ -93,7 +152,13 @@ def spark_session(app_name: str = "stedi", landing_bytes: int | None = None) -> 
     """
     borrowed = session_running()
     quick_start = landing_bytes is None or quick_start_for(landing_bytes)
-    spark = local_session(app_name=app_name, quick_start=quick_start)
+    # Spark's own chatter only with -v (debug logging): the JVM's output goes to a log file, and
+    # py4j's "Closing down clientserver connection" INFO line is dropped.
+    quiet = not logging.getLogger().isEnabledFor(logging.DEBUG)
+    if quiet:
+        _quiet_python_side()
+    with _jvm_output_to_log(quiet and not borrowed):
+        spark = local_session(app_name=app_name, quick_start=quick_start)
     spark.sparkContext.setLogLevel("ERROR")
     try:
         yield spark

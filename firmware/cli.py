@@ -29,8 +29,9 @@ PortOption = Annotated[
 
 
 def _fail(message: str) -> None:
+    # Exit 2 (stedi/errors.py): a bad option, or a port that is not a board: fix the command line.
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -102,7 +103,7 @@ def flash(
 
     from firmware.build import FirmwareError
     from firmware.build import build as do_build
-    from firmware.deploy import SENSORS, make_config
+    from firmware.deploy import SENSORS, check_port, make_config
     from firmware.deploy import flash as do_flash
 
     if sensor not in SENSORS:
@@ -113,6 +114,7 @@ def flash(
         template_path = Path(__file__).resolve().parent / "board" / "config.json"
         make_config(json.loads(template_path.read_text()), serial, sensor, rate, buffer, board=board,
                     settings=settings or ())
+        check_port(port)
         with tempfile.TemporaryDirectory(prefix="stedi-firmware-") as tmp:
             with console.status("building with mpy-cross"):
                 built = do_build(Path(tmp) / "build")
@@ -135,12 +137,12 @@ def flash(
 def info(
     port: PortOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False,
-    reset: Annotated[bool, typer.Option("--reset/--no-reset", help="Restart the firmware afterwards.")] = False,
+    reset: Annotated[bool, typer.Option(
+        "--reset/--no-reset", help="Restart the firmware afterwards (the default), or leave the board at its REPL.")] = True,
 ) -> None:
     """Firmware version, config and free heap of a board.
 
-    Connecting interrupts the running firmware (mpremote soft-resets into the raw REPL), so the
-    free heap is that of an idle interpreter; --reset starts the firmware again afterwards.
+    Connecting interrupts the running firmware (mpremote soft-resets into the raw REPL), so the free heap is that of an idle interpreter; afterwards the board is reset and runs its firmware again (--no-reset leaves it stopped at the REPL, e.g. to use `mpremote repl`).
     """
     from firmware.build import FirmwareError
     from firmware.deploy import info as do_info

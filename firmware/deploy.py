@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.board import config as board_config
 from firmware.build import BuildResult, FirmwareError, check_compatible
 from stedi.tools import find_tool
 
@@ -51,6 +54,21 @@ print("STEDI-INFO " + json.dumps(info))
 """
 
 
+#: Written before anything is copied, then a hard reset: the firmware boots once without its
+#: watchdog, which nothing else stops (firmware/board/config.py, FLASH_PENDING).
+_SAFE_BOOT = (
+    f"with open({board_config.FLASH_PENDING!r}, 'w') as f:\n"
+    "    f.write('stedi firmware flash\\n')\n"
+)
+_CLEAR_SAFE_BOOT = (
+    "import os\n"
+    f"try:\n    os.remove({board_config.FLASH_PENDING!r})\nexcept OSError:\n    pass\n"
+)
+#: After a hard reset a board's USB serial port goes away for a moment (rp2's USB CDC, an
+#: ESP32-S3's): keep trying to reach it this long.
+RECONNECT_S = 10.0
+
+
 def mpremote_binary() -> str:
     found = find_tool("mpremote")
     if found is None:
@@ -58,8 +76,42 @@ def mpremote_binary() -> str:
     return found
 
 
+def check_port(port: str) -> None:
+    """A port that names a device file must exist: mpremote would only say the device "may be in
+    use by another program" (mpremote/transport_serial.py), which sends a person looking for the
+    wrong thing."""
+    if port.startswith("/") and not os.path.exists(port):
+        raise FirmwareError(
+            f"there is no device {port}: is the board plugged in (and powered)? `mpremote devs` lists the "
+            "serial ports it sees; on Linux a board usually shows up as /dev/ttyUSB0 or /dev/ttyACM0"
+        )
+
+
+def _explain(port: str, output: str, exit_code: int) -> str:
+    """mpremote's failure as one message a person can act on, without mpremote's own traceback."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else f"exit {exit_code}"
+    if "could not enter raw repl" in output or "SerialException" in output or "TransportError" in output:
+        # What mpremote raises when the other end does not speak MicroPython's raw REPL (a web
+        # server, a closed connection, another device): its traceback starts mid-path when cut.
+        reason = "mpremote could not enter its raw REPL"
+        if "could not enter raw repl" not in output:
+            reason = f"mpremote: {last.split(': ', 1)[-1]}"
+        return (f"no MicroPython board answered on {port} ({reason}): check that the port is the board's (a "
+                "virtual board prints its socket:// URL) and that nothing else holds its console")
+    if "failed to access" in output:
+        if port.startswith("socket://"):
+            return (f"nothing answers at {port}: is the virtual board running (`stedi sim board --listen "
+                    f"{port[len('socket://'):]}`)?")
+        return f"cannot open {port}: {last.removeprefix('mpremote: ')}"
+    if "Traceback" in output:
+        return f"mpremote failed on {port}: {last}"  # the exception, not mpremote's stack
+    return f"mpremote failed on {port} (exit {exit_code}): {' | '.join(lines[-6:])[-800:]}"
+
+
 def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     """Run ``mpremote connect PORT args...``; stdout, or FirmwareError with mpremote's message."""
+    check_port(port)
     argv = [mpremote_binary(), "connect", port, *args]
     log.debug("running %s", " ".join(argv))
     try:
@@ -67,14 +119,14 @@ def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> str:
     except subprocess.TimeoutExpired:
         raise FirmwareError(f"mpremote got no answer from {port} within {timeout:.0f} s (is the board there?)") from None
     if proc.returncode != 0:
-        detail = (proc.stderr.strip() or proc.stdout.strip())[-800:]
-        raise FirmwareError(f"mpremote failed on {port} (exit {proc.returncode}): {detail}")
+        raise FirmwareError(_explain(port, proc.stderr + "\n" + proc.stdout, proc.returncode))
     return proc.stdout
 
 
-def probe(port: str) -> tuple[int | None, str]:
-    """The board's ``sys.implementation._mpy`` (None if it has none) and ``sys.platform``."""
-    out = mpremote(port, "exec", _PROBE)
+def probe(port: str, *then: str) -> tuple[int | None, str]:
+    """The board's ``sys.implementation._mpy`` (None if it has none) and ``sys.platform``;
+    ``then``: more mpremote commands for the same session."""
+    out = mpremote(port, "exec", _PROBE, *then)
     for line in out.splitlines():
         if line.startswith("STEDI-MPY "):
             fields = line.split()
@@ -108,8 +160,6 @@ def make_config(template: dict[str, Any], serial: str, sensor: str | None, rate_
     """The board's config.json: the shipped template plus this board's settings (``settings``:
     ``--config KEY=VALUE`` texts), checked as the firmware checks it at boot, so that a pin or
     watchdog value the board's port would refuse is refused here, with the port's rule."""
-    from firmware.board import config as board_config
-
     try:
         serial = str(uuid.UUID(serial))
     except ValueError:
@@ -180,15 +230,24 @@ def _board_path(text: str) -> str:
 
 def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool = True) -> FlashReport:
     """Check the board can load the build and is the board the config is for, copy what
-    changed, write config.json, reset."""
-    mpy, platform = probe(port)
-    check_compatible(mpy, build.mpy)
-    assert mpy is not None
-    running = PLATFORM_BOARD.get(platform)
-    wanted = config.get("board")
-    if running and wanted and running != wanted:
-        raise FirmwareError(f"the board on {port} is a {running} (sys.platform {platform}), but the config is for "
-                            f"a {wanted}: flash with --board {running}")
+    changed, write config.json, reset.
+
+    The running firmware's watchdog cannot be stopped and keeps counting while mpremote copies
+    (firmware/board/config.py, FLASH_PENDING): on a slow link it would reset the board halfway.
+    So the first, short session (the probe) also writes the flash-pending file and hard-resets
+    the board, which then boots without its watchdog; the copy runs in a second session."""
+    mpy, platform = probe(port, "+", "exec", _SAFE_BOOT, "+", "reset")
+    try:
+        check_compatible(mpy, build.mpy)
+        assert mpy is not None
+        running = PLATFORM_BOARD.get(platform)
+        wanted = config.get("board")
+        if running and wanted and running != wanted:
+            raise FirmwareError(f"the board on {port} is a {running} (sys.platform {platform}), but the config is "
+                                f"for a {wanted}: flash with --board {running}")
+    except FirmwareError:
+        _clear_safe_boot(port)
+        raise
     (build.out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     by_folder: dict[str, list[Path]] = {}
     for path in build.files:
@@ -197,9 +256,11 @@ def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool 
     for folder, paths in sorted(by_folder.items()):
         dest = ":" if folder == "." else f":{folder}/"
         args += ["+", "fs", "cp", *(str(p) for p in paths), dest]
+    # Firmware too old to take the file leaves it: gone before the next boot all the same.
+    args += ["+", "exec", _CLEAR_SAFE_BOOT]
     if reset:
         args += ["+", "reset"]
-    out = mpremote(port, *args)
+    out = _after_reset(port, *args)
     report = FlashReport(port=port, board_mpy=mpy, config=config)
     up = {_board_path(line.split(":", 1)[1]) for line in out.splitlines() if line.startswith("Up to date:")}
     for path in build.files:
@@ -211,9 +272,33 @@ def flash(port: str, build: BuildResult, config: dict[str, Any], *, reset: bool 
     return report
 
 
-def info(port: str, *, reset: bool = False) -> dict[str, Any]:
-    """Firmware version, config and free heap, read over the REPL (this stops the running
-    firmware; ``reset`` restarts it afterwards)."""
+def _after_reset(port: str, *args: str) -> str:
+    """mpremote just after the board was hard reset: a USB serial port that is gone for a moment
+    is waited for (RECONNECT_S); any other failure is final."""
+    deadline = time.monotonic() + RECONNECT_S
+    while True:
+        try:
+            return mpremote(port, *args)
+        except FirmwareError as e:
+            gone = str(e).startswith(("cannot open", "there is no device"))
+            if not gone or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def _clear_safe_boot(port: str) -> None:
+    """A refused flash leaves the board as it was: without the flash-pending file, and reset so
+    that its firmware runs with its watchdog again.  Best effort: the refusal is what counts."""
+    try:
+        _after_reset(port, "exec", _CLEAR_SAFE_BOOT, "+", "reset")
+    except FirmwareError as e:
+        log.warning("could not remove %s from the board on %s: %s", board_config.FLASH_PENDING, port, e)
+
+
+def info(port: str, *, reset: bool = True) -> dict[str, Any]:
+    """Firmware version, config and free heap, read over the REPL.  Entering the REPL stops the
+    running firmware, so by default the board is reset afterwards (``reset``), which boots it
+    into the firmware again: a board someone only looked at keeps advertising."""
     args = ["exec", _INFO]
     if reset:
         args += ["+", "reset"]

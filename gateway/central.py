@@ -1,6 +1,7 @@
 """The BLE central: finds STEDI boards, serves those of registered customers, several at once.
 
-Per board, one task keeps a connection (bleak-retry-connector, reconnect with backoff);
+Per board, one task keeps a connection (bleak-retry-connector where it imports, else bleak's
+own connect with a bounded retry: gateway/connect.py; reconnect with backoff);
 per connection one notify subscription (readings), one task that commits frames and
 acknowledges them, one that polls the board's status and re-syncs its clock.  The
 protocol (frames, control writes, status) comes from the firmware's shared module.
@@ -18,9 +19,10 @@ from functools import partial
 from typing import Any
 
 from firmware.board import stedi_protocol as proto
-from gateway.ble import BleBackend
+from gateway.ble import BleBackend, explain_scan_error
 from gateway.clock import SystemClock, WallClock
 from gateway.ingest import Ingest
+from gateway.scan_rate import ScanStartLimiter
 from gateway.status import BoardStatus
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Central:
         max_boards: int = 7,
         on_status: Any = None,
         clock: WallClock | None = None,
+        scan_starts: ScanStartLimiter | None = None,
     ):
         self.ingest = ingest
         self.clock: WallClock = clock or SystemClock()
@@ -64,6 +67,8 @@ class Central:
         self.status_s = status_s
         self.scan_s = scan_s
         self.max_boards = max_boards
+        #: Every scan start is counted here first (Android's scan throttling: gateway/scan_rate.py).
+        self.scan_starts = scan_starts or ScanStartLimiter()
         self.on_status = on_status  # called with (BoardState, status dict) after each status poll
         self.boards: dict[str, BoardState] = {}  # by serial
         self._serving: dict[str, asyncio.Task[None]] = {}  # by address
@@ -77,12 +82,15 @@ class Central:
 
         try:
             while not stop.is_set():
+                # Also after a failed scan: a fast retry loop is what trips Android's throttle.
+                if not await self.scan_starts.acquire(stop):
+                    break
                 try:
                     found = await BleakScanner.discover(
                         timeout=self.scan_s, service_uuids=[proto.SERVICE_UUID], **self.backend.scanner_kwargs
                     )
                 except Exception as exc:  # noqa: BLE001 - an adapter hiccup must not end the gateway
-                    log.warning("scan failed: %s; trying again", exc)
+                    log.warning("scan failed: %s; trying again", explain_scan_error(exc))
                     found = []
                 for device in found:
                     self._maybe_serve(device, stop)
@@ -113,14 +121,15 @@ class Central:
     async def _serve(self, device: Any, stop: asyncio.Event) -> None:
         """Keep one board connected until stop; reconnect with backoff and jitter."""
         from bleak import BleakClient
-        from bleak_retry_connector import establish_connection
+
+        from gateway.connect import establish
 
         attempt = 0
         while not stop.is_set():
             disconnected = asyncio.Event()
             client = None
             try:
-                client = await establish_connection(
+                client = await establish(
                     BleakClient, device, device.name or device.address,
                     disconnected_callback=partial(_set_event, disconnected),
                     max_attempts=3, **self.backend.client_kwargs,

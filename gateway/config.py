@@ -46,6 +46,7 @@ class GatewayConfig:
     scan_s: float = 3.0
     max_boards: int = 7
     clock: str = "system"  # system | offset-file:PATH (gateway/clock.py)
+    drain_s: float = 30.0  # after --duration: the longest the final upload may take before the run stops
     spool_commit_delay_s: float = 0.0  # fault tests only: hold each spool transaction open this long
 
     def validate(self) -> GatewayConfig:
@@ -61,6 +62,8 @@ class GatewayConfig:
             raise ConfigError("spool_commit_delay_s must be between 0 and 10 (seconds)")
         if self.clock != "system" and not (self.clock.startswith("offset-file:") and len(self.clock) > 12):
             raise ConfigError("clock must be 'system' or 'offset-file:PATH'")
+        if not 0 <= self.drain_s <= 3600:
+            raise ConfigError("drain_s must be between 0 and 3600 (seconds)")
         if self.batch_bytes < 1024 or self.batch_age_s <= 0 or self.spool_max_readings < 1:
             raise ConfigError("batch_bytes >= 1024, batch_age_s > 0 and spool_max_readings >= 1 are required")
         return self
@@ -69,20 +72,25 @@ class GatewayConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(GatewayConfig)}
 
 
+def load_file(home: Path) -> dict[str, Any]:
+    """The settings ``home/gateway.toml`` holds (none when there is no such file)."""
+    path = home / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    section = dict(data.get("gateway", data))
+    unknown = sorted(set(section) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (see docs/gateway.md)")
+    return section
+
+
 def load(home: Path, overrides: dict[str, Any] | None = None) -> GatewayConfig:
     """Defaults, then ``home/gateway.toml``, then ``overrides`` (flags; None means not given)."""
-    values: dict[str, Any] = {}
-    path = home / CONFIG_FILE
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, OSError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        section = data.get("gateway", data)
-        unknown = sorted(set(section) - set(_FIELDS))
-        if unknown:
-            raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (see docs/gateway.md)")
-        values.update(section)
+    values: dict[str, Any] = load_file(home)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value

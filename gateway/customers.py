@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,46 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class CustomerError(ValueError):
     """A registration or consent change was refused; the message says why."""
+
+
+#: The earliest birthday taken: a typo guard (the original data's three-digit years are not
+#: what a person types at registration).
+EARLIEST_BIRTHDAY = dt.date(1900, 1, 1)
+
+
+def check_birthday(birthday: str, today: dt.date | None = None) -> dt.date:
+    """A real date, YYYY-MM-DD, in the past (and not before 1900)."""
+    try:
+        day = dt.date.fromisoformat(birthday)
+    except ValueError as exc:
+        raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD") from exc
+    if len(birthday) != 10:
+        raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD")
+    today = today or dt.date.today()
+    if day >= today:
+        raise CustomerError(f"birthday {birthday} is not in the past (today is {today.isoformat()})")
+    if day < EARLIEST_BIRTHDAY:
+        raise CustomerError(f"birthday {birthday} is before {EARLIEST_BIRTHDAY.isoformat()}: a typo?")
+    return day
+
+
+def check_serial(serial: str) -> str:
+    """The step trainer's serial number as the firmware holds it: a UUID, lower case with dashes
+    (``stedi firmware flash --serial`` takes the same), so the gateway matches the board it reads."""
+    try:
+        return str(uuid.UUID(serial.strip()))
+    except ValueError:
+        raise CustomerError(
+            f"--serial must be the step trainer's serial number, a UUID such as "
+            f"6f1c2b9e-0d3a-4c55-9a51-3e0f6c1d2b7a; got {serial!r} (`stedi firmware info --port PORT` shows "
+            "a board's)"
+        ) from None
+
+
+def differences(old: Customer, new: Customer) -> list[str]:
+    """What a re-registration changed, as ``field: old -> new`` texts."""
+    return [f"{name}: {getattr(old, name)} -> {getattr(new, name)}"
+            for name in ("name", "phone", "birthday", "serial") if getattr(old, name) != getattr(new, name)]
 
 
 @dataclass(frozen=True)
@@ -83,12 +124,7 @@ class Customers:
         email = email.strip().lower()
         if not _EMAIL.match(email):
             raise CustomerError(f"{email!r} is not an email address")
-        try:
-            dt.date.fromisoformat(birthday)
-        except ValueError as exc:
-            raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD") from exc
-        if len(birthday) != 10:
-            raise CustomerError(f"birthday {birthday!r} is not a date YYYY-MM-DD")
+        check_birthday(birthday)
         if not name.strip() or not phone.strip() or not serial.strip():
             raise CustomerError("name, phone and serial must not be empty")
         now = now_ms()
@@ -105,6 +141,18 @@ class Customers:
         self._save(customer)
         log.info("%s customer %s with board %s", "updated" if old else "registered", email, customer.serial)
         return customer
+
+    def remove(self, email: str) -> Customer:
+        """Forget a customer on this gateway: their board is no longer served.  What reached the
+        lake stays there until `stedi pipeline erase --email` removes it."""
+        email = email.strip().lower()
+        old = self.get(email)
+        if old is None:
+            raise CustomerError(f"no customer {email!r} on this gateway (`stedi gateway customers` lists them)")
+        with self.spool.transaction():
+            self.db.execute("DELETE FROM customers WHERE email=?", (email,))
+        log.info("removed customer %s (board %s)", email, old.serial)
+        return old
 
     def consent(self, email: str, action: Literal["grant", "withdraw"], scope: Scope) -> Customer:
         email = email.strip().lower()

@@ -31,6 +31,9 @@ from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, ope
 
 log = logging.getLogger(__name__)
 
+#: Exit status of a run whose --duration (plus the drain time) ended before the spool was empty.
+DRAIN_UNFINISHED = 1
+
 
 def gateway_id(spool: Spool) -> str:
     """A stable id for this gateway (its MQTT client id and last-will topic)."""
@@ -75,6 +78,7 @@ class Gateway:
         self._rate_window: list[tuple[float, int]] = []
         self.phase = "starting"
         self.error: str | None = None
+        self.error_fix: str | None = None  # what a person does about a permanent error
 
     # ---- status ----------------------------------------------------------------------
 
@@ -166,6 +170,9 @@ class Gateway:
         central = asyncio.create_task(self.central.run(self.stop_readings), name="central")
         uploader = asyncio.create_task(self.uploader.run(upload_stop, self.flush), name="uploader")
         deadline = None if duration is None else time.monotonic() + duration
+        # --duration bounds the whole run: after it, uploading what is spooled may take
+        # drain_s more, then the gateway stops anyway and the spool keeps the rest.
+        drain_deadline = None if deadline is None else deadline + self.config.drain_s
         code = 0
         try:
             while True:
@@ -179,12 +186,21 @@ class Gateway:
                     exc = uploader.exception()
                     if isinstance(exc, PermanentUploadError):
                         self.error = str(exc)
+                        self.error_fix = exc.fix
                         log.error("%s", exc)
                         code = 3
                         break
                     if exc is not None:
                         raise exc
                     break  # drained after a stop
+                if drain_deadline is not None and time.monotonic() >= drain_deadline:
+                    self.error = (f"--duration {duration:g} s (and {self.config.drain_s:g} s to upload) is over but "
+                                  f"the upload did not finish ({self.uploader.last_error or 'still uploading'}); "
+                                  f"{self.spool.pending} readings and {len(self.spool.customer_events())} "
+                                  "customer records stay in the spool for the next `stedi gateway run`")
+                    log.error("%s", self.error)
+                    code = DRAIN_UNFINISHED
+                    break
                 if deadline is not None and time.monotonic() >= deadline and not self.stop_readings.is_set():
                     log.info("duration over: stopping")
                     self.stop_readings.set()

@@ -103,3 +103,13 @@ class GatewayStatus:
     def read(cls, home: Path) -> GatewayStatus:
         """The status last written in ``home``; OSError when there is none, StatusError when unreadable."""
         return cls.from_json((home / STATUS_FILE).read_text())
+
+
+def local_time(epoch_ms: int | None) -> str:
+    """An epoch-milliseconds stamp as ISO-8601 local time with its offset, for people
+    (``--json`` keeps the milliseconds); "never" for none."""
+    if not epoch_ms:
+        return "never"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch_ms / 1000).astimezone().isoformat(timespec="seconds")

@@ -37,12 +37,43 @@ BYTES_PER_READING = 230
 #: SIGKILL landed while an upload was in flight.  The message's wording is for people and may change.
 PUT_EVENT = "put"
 
-#: S3 error codes that no retry can fix.
+#: S3 error codes that no retry can fix (the list of codes and their meaning:
+#: https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList).  Credentials
+#: that S3 rejects (an unknown key id, a wrong secret, an expired or malformed session token) are
+#: among them: the gateway cannot mend them, a person must.
 PERMANENT_CODES = frozenset({
     "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
     "InvalidBucketName", "AccountProblem", "KMS.NotFoundException", "KMS.DisabledException",
-    "InvalidArgument", "AuthorizationHeaderMalformed",
+    "InvalidArgument", "AuthorizationHeaderMalformed", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+    "InvalidSecurity", "CredentialsNotSupported", "NotSignedUp", "InvalidPayer", "RequestTimeTooSkewed",
 })
+
+#: botocore's exceptions for credentials it could not find or load before any request was sent
+#: (botocore/exceptions.py); retrying finds the same nothing.
+CREDENTIAL_EXCEPTIONS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoAuthTokenError",
+    "UnauthorizedSSOTokenError", "SSOTokenLoadError", "TokenRetrievalError", "ProfileNotFound",
+})
+
+_CREDENTIAL_FIX = ("give the gateway AWS credentials that may write to the bucket (AWS_PROFILE, or "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or `aws configure`; docs/iam-policy.json), "
+                   "then run `stedi gateway run` again: the spooled readings are uploaded then")
+
+#: What a person does about each permanent error (by S3 error code or botocore exception name).
+FIXES = {
+    "NoCredentials": _CREDENTIAL_FIX,
+    "InvalidAccessKeyId": "S3 does not know this access key id: " + _CREDENTIAL_FIX,
+    "SignatureDoesNotMatch": "the secret access key does not match the key id: " + _CREDENTIAL_FIX,
+    "ExpiredToken": "the session token expired: refresh the credentials (e.g. `aws sso login`), then run "
+                    "`stedi gateway run` again",
+    "InvalidToken": "the session token is malformed or invalid: " + _CREDENTIAL_FIX,
+    "AccessDenied": "these credentials may not write to this bucket or prefix (or use its KMS key): grant "
+                    "the policy in docs/iam-policy.json, or pick the right lake with --lake",
+    "NoSuchBucket": "the bucket does not exist: create it, or fix the bucket name in --lake "
+                    "(`stedi gateway init --lake s3://BUCKET/PREFIX --rebind`)",
+    "InvalidBucketName": "that is not a valid S3 bucket name: fix --lake",
+    "RequestTimeTooSkewed": "this machine's clock is too far off: set it right (NTP), then run again",
+}
 
 
 #: Objects of one upload: (landing key, bytes), all stored before the spool lets go of their data.
@@ -52,7 +83,14 @@ T = TypeVar("T")
 
 
 class PermanentUploadError(Exception):
-    """An upload failed in a way retrying cannot fix; the spool keeps the data."""
+    """An upload failed in a way retrying cannot fix; the spool keeps the data.
+
+    ``fix`` says what a person does about it (None when there is nothing specific to say).
+    """
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -125,9 +163,27 @@ def open_gateway_lake(url: str) -> FolderLake | S3Lake:
     return S3Lake(parsed.netloc, parsed.path, client=client)
 
 
+def error_code(exc: BaseException) -> str:
+    """S3's error code of a failed request, ``NoCredentials`` when botocore found no usable
+    credentials, else the exception's class name."""
+    if type(exc).__name__ in CREDENTIAL_EXCEPTIONS:
+        return "NoCredentials"
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", "")) or type(exc).__name__
+    return type(exc).__name__
+
+
+def fix_for(exc: BaseException) -> str | None:
+    code = error_code(exc)
+    return FIXES.get(code) or (FIXES["AccessDenied"] if code.startswith("KMS.") else None)
+
+
 def classify(exc: BaseException) -> bool:
     """True when ``exc`` is permanent (retrying cannot help)."""
     if isinstance(exc, PermissionError):
+        return True
+    if type(exc).__name__ in CREDENTIAL_EXCEPTIONS:
         return True
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -221,7 +277,7 @@ class Uploader:
         if classify(exc):
             self.stopped_error = f"{what}: {describe(exc)}"
             raise PermanentUploadError(
-                f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data"
+                f"upload to {self.lake.url} stopped: {describe(exc)}; the spool keeps the data", fix_for(exc)
             ) from exc
         self.last_error = describe(exc)
 

@@ -4,6 +4,8 @@
 #   - mosquitto (the MQTT broker the tests start) and chromium (renders the pipeline report),
 #     through apt when running as root
 #   - a class-data-sharing archive of Spark's JVM classes (`stedi pipeline warm-up`)
+#   - .venv-spark35: a second environment with pyspark 3.5.6, the Spark of AWS Glue 5.1, in which
+#     scripts/test.sh runs the pipeline and AWS tests again (STEDI_SPARK35=0 skips it)
 # Needs: Python 3.11+, Java 17+ (for Spark).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,5 +56,31 @@ fi
 if command -v java >/dev/null 2>&1; then
   .venv/bin/stedi pipeline warm-up --if-missing 2>/dev/null \
     || echo "setup: warning: no Spark class archive recorded; Spark starts without it" >&2
+fi
+
+# The deployed Glue jobs run on Glue's Spark, not on the newest one: a second environment with that
+# Spark (docs/pipeline.md, "Spark and Glue versions") so that the test command runs the pipeline
+# on both.  Same stamp rule as .venv; the pin is checked too, since pip could have upgraded it.
+SPARK35=3.5.6
+if [ "${STEDI_SPARK35:-1}" != 0 ]; then
+  if [ ! -x .venv-spark35/bin/python ]; then
+    echo "setup: creating .venv-spark35 (pyspark $SPARK35)"
+    "$PYTHON" -m venv .venv-spark35
+  fi
+  stamp35=.venv-spark35/.stedi-installed
+  if [ ! -f "$stamp35" ] || [ pyproject.toml -nt "$stamp35" ] \
+     || ! .venv-spark35/bin/python -c "import stedi, pyspark, sys; sys.exit(pyspark.__version__ != '$SPARK35')" 2>/dev/null; then
+    echo "setup: installing stedi with pyspark $SPARK35 into .venv-spark35"
+    .venv-spark35/bin/python -m pip install --quiet --upgrade pip
+    # Every extra, as in .venv: the pipeline tests use the simulator's fleets and the CLI.
+    .venv-spark35/bin/python -m pip install --quiet -e '.[all]' "pyspark==$SPARK35"
+    touch "$stamp35"
+  fi
+  # The class archive is named after the PySpark and Java it was recorded with
+  # (cloud_pipeline/class_archive.py), so each environment records and maps its own.
+  if command -v java >/dev/null 2>&1; then
+    .venv-spark35/bin/stedi pipeline warm-up --if-missing 2>/dev/null \
+      || echo "setup: warning: no Spark $SPARK35 class archive recorded; its sessions start without it" >&2
+  fi
 fi
 echo "setup: ready (.venv/bin/stedi)"

@@ -164,6 +164,47 @@ class S3Lake:
             raise
 
 
+def _top_folders() -> tuple[str, ...]:
+    from stedi.contract import TABLES
+
+    # What only a lake holds at its top: an entity's folder or the pipeline's own.
+    return tuple(sorted({t.folder.split("/", 1)[0] for t in TABLES} | {"_pipeline"}))
+
+
+def lake_exists(lake: FolderLake | S3Lake) -> bool:
+    """Whether ``lake`` holds a lake: an entity folder (landing data) or the pipeline's ``_pipeline/``.
+
+    A folder that exists but holds neither (a mistyped path to some other folder) is no lake, nor
+    is an S3 prefix with no object under it.  When S3 cannot say, raises
+    :class:`~stedi.errors.PermanentError` (no credentials, no such bucket, access denied: retrying
+    will not help) or :class:`LakeError` (S3 unreachable); the message names what to fix.
+    """
+    if isinstance(lake, FolderLake):
+        return lake.root.is_dir() and any((lake.root / name).is_dir() for name in _top_folders())
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from stedi.errors import PermanentError
+
+    try:
+        resp = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=lake.prefix, MaxKeys=1)
+    except NoCredentialsError as exc:
+        raise PermanentError(f"no AWS credentials to read {lake.url}",
+                             hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                  "(`aws configure` writes a profile)") from exc
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise PermanentError(f"no bucket {lake.bucket!r} for the lake {lake.url}",
+                                 hint=f"check the name, or create the bucket (aws s3 mb s3://{lake.bucket})") from exc
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            raise PermanentError(f"S3 refused to list {lake.url}: {code}",
+                                 hint="check the credentials and that they may list and read this bucket") from exc
+        raise LakeError(f"cannot list {lake.url}: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise LakeError(f"cannot reach S3 for {lake.url}: {exc}") from exc
+    return int(resp.get("KeyCount", 0)) > 0
+
+
 def open_lake(url: str | os.PathLike[str]) -> FolderLake | S3Lake:
     """Open the lake at ``url``: ``s3://bucket/prefix`` or a folder path (``file://`` allowed)."""
     text = os.fspath(url)

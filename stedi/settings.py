@@ -15,6 +15,14 @@ def default_home() -> Path:
     return Path(os.environ.get("STEDI_HOME", "~/.stedi")).expanduser()
 
 
+def default_cache() -> Path:
+    """Per-user caches (``STEDI_CACHE``, else ``~/.stedi/cache``): the Spark class archive that
+    `stedi pipeline warm-up` records and the local copies of S3 lakes.  Deliberately not under
+    ``STEDI_HOME``: a gateway home is one device's spool, and every home (tests, demos, a second
+    gateway) must find the archive set-up wrote once for this user."""
+    return Path(os.environ.get("STEDI_CACHE") or Path.home() / ".stedi" / "cache").expanduser()
+
+
 def default_lake() -> str:
     """The lake used when no ``--lake`` is given: a local folder, so nothing needs AWS."""
     return os.environ.get("STEDI_LAKE", str(default_home() / "lake"))

@@ -133,14 +133,14 @@ def table_definitions(lake_url: str, state: PipelineState | None = None) -> list
     version and format; without it zone tables point at an empty not-built-yet folder.
     """
     base = lake_url.rstrip("/") + "/"
-    built = state.tables if state is not None else {}
+    built = state.table_locations() if state is not None else {}
     definitions = []
     for table in TABLES:
         if table.zone == "landing":
             location, fmt = base + table.folder, "json"
         elif table.name in built:
             current = built[table.name]
-            location, fmt = f"{base}{table.folder}{current.version}/", current.format
+            location, fmt = base + current.key, current.format
         else:
             location, fmt = f"{base}{table.folder}_not_built_yet/", "parquet"
         definitions.append(TableDefinition(table.name, _columns(table), location, fmt, table.doc))

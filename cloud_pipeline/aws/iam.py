@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cloud_pipeline.storage.lock import LOCK_FOLDER
 from stedi.contract import (
     LANDING_TABLES,
     QUARANTINE_FOLDER,
@@ -37,7 +38,7 @@ Policy = dict[str, Any]
 #: Where deploy puts the job scripts and the code zip, under the lake's prefix.
 CODE_FOLDER = "_pipeline/glue/"
 #: The pipeline's own folders a run writes (and cleans up); the code folder is not one of them.
-PIPELINE_FOLDERS = (STATE_FOLDER, STAGING_FOLDER, QUARANTINE_FOLDER, WARNINGS_FOLDER, RUNS_FOLDER)
+PIPELINE_FOLDERS = (STATE_FOLDER, STAGING_FOLDER, QUARANTINE_FOLDER, WARNINGS_FOLDER, RUNS_FOLDER, LOCK_FOLDER)
 SaltKind = Literal["secretsmanager", "ssm"]
 
 

@@ -8,17 +8,20 @@ computed instead of guessing from pixels.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cloud_pipeline.report.data import ConsentCurve, Histogram, Signal
+from cloud_pipeline.report.words import plural
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: Up to this many ranked bars get a tick each.
+MAX_RANK_TICKS = 12
 #: Pixels per inch of the PNGs; figures are 10 in wide, so 1000 px.
 DPI = 100
 DISTANCE_COLOUR = "#1f6fb4"
@@ -35,6 +38,8 @@ class Plot:
     png: bytes
     #: Label -> (x values, y values) of every line and bar series in the figure, as drawn.
     series: dict[str, tuple[list[Any], list[Any]]]
+    #: The first line of each axes' title -> the x ticks it shows (within its limits), as drawn.
+    x_ticks: dict[str, list[float]] = field(default_factory=dict)
 
 
 def drawn_series(fig: Figure) -> dict[str, tuple[list[Any], list[Any]]]:
@@ -56,6 +61,15 @@ def drawn_series(fig: Figure) -> dict[str, tuple[list[Any], list[Any]]]:
     return out
 
 
+def x_ticks(fig: Figure) -> dict[str, list[float]]:
+    out = {}
+    for ax in fig.axes:
+        low, high = sorted(ax.get_xlim())
+        ticks = [float(t) for t in ax.get_xticks() if low <= t <= high]
+        out[ax.get_title().split("\n")[0]] = ticks
+    return out
+
+
 def _figure(height: float = 4.0) -> Figure:
     from matplotlib.figure import Figure
 
@@ -70,7 +84,7 @@ def _figure(height: float = 4.0) -> Figure:
 def _finish(key: str, title: str, alt: str, fig: Figure) -> Plot:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
-    return Plot(key, title, alt, buffer.getvalue(), drawn_series(fig))
+    return Plot(key, title, alt, buffer.getvalue(), drawn_series(fig), x_ticks(fig))
 
 
 def _utc(ms: int) -> str:
@@ -99,8 +113,9 @@ def signal_plot(signal: Signal) -> Plot:
     lines = ax.get_lines() + twin.get_lines()
     # Above the axes: inside, the legend would hide part of the signal.
     fig.legend(lines, [str(line.get_label()) for line in lines], loc="outside upper right", ncols=2)
-    shown = f"{len(step_s)} of {signal.total_rows}" if len(step_s) < signal.total_rows else f"all {len(step_s)}"
-    title = f"customer {signal.customer_key[:12]}…: {shown} paired readings"
+    total = plural(signal.total_rows, "paired reading")
+    shown = f"{len(step_s):,} of {total}" if len(step_s) < signal.total_rows else f"all {total}" if signal.total_rows > 1 else total
+    title = f"customer {signal.customer_key[:12]}…: {shown}"
     ax.set_title(title)
     alt = (f"Line chart of distanceFromObject and accelerometer magnitude over time for customerKey "
            f"{signal.customer_key[:12]}, {len(step_s)} points")
@@ -117,21 +132,31 @@ def readings_plot(histograms: list[Histogram]) -> Plot:
     for ax, h in zip(axes, drawn, strict=True):
         if h.ranked:
             # Few owners: one bar each, most readings first (unnamed: rank only).
-            ax.bar(range(1, len(h.ranked) + 1), h.ranked, width=0.8, color=DISTANCE_COLOUR, label=h.table)
-            ax.set_xlabel(f"{h.per}s, ranked by readings")
+            ranks = range(1, len(h.ranked) + 1)
+            ax.bar(ranks, h.ranked, width=0.8, color=DISTANCE_COLOUR, label=h.table)
             ax.set_ylabel("readings")
+            if len(h.ranked) == 1:
+                # One bar has no rank to show: no 0.6-1.4 axis of fractions, only what it is.
+                ax.set_xticks([])
+                ax.set_xlabel(f"the one {h.per}")
+            else:
+                ax.set_xticks(list(ranks) if len(h.ranked) <= MAX_RANK_TICKS else [])
+                if len(h.ranked) > MAX_RANK_TICKS:
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.set_xlabel(f"{h.per}s, ranked by readings")
+            ax.set_xlim(0.4, len(h.ranked) + 0.6)
         else:
             centres = [(lo + hi) / 2 for lo, hi in zip(h.lows, h.highs, strict=True)]
             widths = [hi - lo + 1 for lo, hi in zip(h.lows, h.highs, strict=True)]
             ax.bar(centres, h.counts, width=[w * 0.9 for w in widths], color=DISTANCE_COLOUR, label=h.table)
             ax.set_xlabel(f"readings per {h.per}")
             ax.set_ylabel(f"{h.per}s")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         # Two lines: side by side, one line of this length is wider than half the figure.
-        ax.set_title(f"{h.table}\n{h.readings:,} readings, {h.owners:,} {h.per}s", fontsize=11)
+        ax.set_title(f"{h.table}\n{plural(h.readings, 'reading')}, {plural(h.owners, h.per)}", fontsize=11)
     alt = "Histograms of readings per customer: " + "; ".join(
-        f"{h.table} ({h.owners} {h.per}s, {h.readings} readings)" for h in drawn)
+        f"{h.table} ({plural(h.owners, h.per)}, {plural(h.readings, 'reading')})" for h in drawn)
     return _finish("readings", "Readings per customer (trusted zone)", alt, fig)
 
 
@@ -156,8 +181,9 @@ def consent_plot(curve: ConsentCurve) -> Plot:
     ax.set_ylim(0, max(curve.registered[-1], curve.consented[-1]) * 1.3 + 0.5)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left")
-    title = (f"Consent over time: {curve.consented[-1]:,} of {curve.registered[-1]:,} registered customers "
-             "share with research")
+    consented = curve.consented[-1]
+    title = (f"Consent over time: {consented:,} of {plural(curve.registered[-1], 'registered customer')} "
+             f"{'shares' if consented == 1 else 'share'} with research")
     ax.set_title(title)
     alt = (f"Step chart of cumulative registered ({curve.registered[-1]}) and consenting "
            f"({curve.consented[-1]}) customers by {curve.bucket_name}")

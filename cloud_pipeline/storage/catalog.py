@@ -19,14 +19,18 @@ def table_frames(spark: SparkSession, store: PipelineStore) -> dict[str, DataFra
     """Every table as a DataFrame: landing read as-is (explicit schema), zones at their current version."""
     state = store.load_state()
     frames: dict[str, DataFrame] = {}
+    unbuilt = []
     for table in TABLES:
         if table.zone == "landing":
             frames[table.name] = store.read_landing_table(spark, table.entity)
         elif table.name in state.tables:
             frames[table.name] = store.read_table(spark, table.name, state)
         else:
-            log.info("%s is not built yet: it reads as empty", table.name)
+            unbuilt.append(table.name)
             frames[table.name] = spark.createDataFrame([], table_schema(table))
+    if unbuilt:
+        # One line, not one per table: a lake no run has built yet lacks them all.
+        log.info("not built yet, so they read as empty: %s (run `stedi pipeline run`)", ", ".join(unbuilt))
     frames[QUARANTINE_TABLE] = store.read_quarantine(spark, state)
     frames[WARNINGS_TABLE] = store.read_warnings(spark, state)
     return frames

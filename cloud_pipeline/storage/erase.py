@@ -3,7 +3,9 @@
 Landing files are rewritten without the customer's lines (customer records, accelerometer
 readings of their email, step readings of serial numbers only they own; unparseable lines that
 contain the email or such a serial go too).  Derived zones are then rebuilt by a full-refresh
-run, whose commit deletes every older version, staging batch and quarantine batch.  The erase is
+run that keeps no previous version (``PipelineRun(keep_previous=False)``): its commit deletes
+every older version (the one a run otherwise keeps until the next commit too), staging batch and
+quarantine batch.  The erase is
 logged and recorded in ``_pipeline/runs/`` under the customer's salted key, never the email.
 
 Of a damaged ``.json.gz`` file, all the text that can be decoded is searched.  A damaged file
@@ -36,6 +38,8 @@ class EraseReport:
     shared_serials: list[str] = field(default_factory=list)
     lines_removed: dict[str, int] = field(default_factory=dict)
     files_rewritten: int = 0
+    #: The landing files with lines of the customer (rewritten, or deleted when nothing else was left).
+    files: list[str] = field(default_factory=list)
     #: Damaged files left as they are whose unreadable rest could not be searched for the customer.
     unsearched_files: list[str] = field(default_factory=list)
     #: Other customers' lines decoded from corrupt gzip members, dropped when their file was rewritten.
@@ -71,7 +75,9 @@ def customer_key_of(email: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{email}".encode()).hexdigest()
 
 
-def erase_landing(store: PipelineStore, email: str, salt: str) -> EraseReport:
+def erase_landing(store: PipelineStore, email: str, salt: str, *, dry_run: bool = False) -> EraseReport:
+    """Remove the customer's lines from every landing file; ``dry_run``: only find them (nothing
+    is written, the report says what would go)."""
     report = EraseReport(customer_key_of(email, salt))
     needle = email.encode()
     serials: set[str] = set()
@@ -112,11 +118,14 @@ def erase_landing(store: PipelineStore, email: str, salt: str) -> EraseReport:
                     trusted = [line for line in damage.lines if not doomed(entity, line)]
                     report.suspect_lines_dropped += len(kept) - len(trusted)
                     kept = trusted
+                report.files.append(obj.key)
+                report.files_rewritten += 1
+                if dry_run:
+                    continue
                 if kept:
                     store.lake.put(obj.key, _encode(kept, obj.key))
                 else:
                     store.lake.delete(obj.key)
-                report.files_rewritten += 1
                 if damage is not None:
                     log.warning("damaged landing file %s (%s) rewritten as a sound file without the customer's "
                                 "lines%s", obj.key, damage.problem,
@@ -128,6 +137,10 @@ def erase_landing(store: PipelineStore, email: str, salt: str) -> EraseReport:
                             "the customer and stays; delete the file if it may hold their data", obj.key, damage.problem)
         report.lines_removed[entity] = removed
     return report
+
+
+def erased_nothing(report: EraseReport) -> bool:
+    return not any(report.lines_removed.values())
 
 
 def record_erase(store: PipelineStore, report: EraseReport, rebuilt_by: str | None) -> str:

@@ -40,6 +40,7 @@ from cloud_pipeline.storage.store import (
     POINTER_NAME,
     ZONE_TABLES,
     PipelineStore,
+    ignored_landing_file,
     read_as_landing,
     unnamed,
 )
@@ -407,9 +408,15 @@ class CachedStore(PipelineStore):
             out.append(LakeObject(obj.key, obj.size, entry["etag"]) if entry is not None and fresh else obj)
         return out
 
+    def ignored_landing_files(self) -> list[str]:
+        # The cache holds only the files runs read: the others are listed in S3.
+        folders = [t.folder for t in LANDING_TABLES]
+        return [o.key for f in folders for o in self.cache.remote.list(f) if ignored_landing_file(f, o.key)]
+
     def commit(self, state: PipelineState) -> None:
         if self.need != "run":
             raise LakeError(f"this view of {self.url} was synced for {self.need}, not for a run")
+        self.check_writer()
         uploaded = self.cache.publish(self.base_state, state, self.before_switch)
         super().commit(state)
         for key, etag in uploaded.items():

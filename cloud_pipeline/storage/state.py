@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 from cloud_pipeline.transforms.jobs import ConsentMode
 from cloud_pipeline.transforms.reconcile import Reconciliation
-from stedi.contract import LANDING_TABLES, QUARANTINE_FOLDER, STAGING_FOLDER, STATE_FOLDER, WARNINGS_FOLDER
+from stedi.contract import (
+    LANDING_TABLES,
+    QUARANTINE_FOLDER,
+    STAGING_FOLDER,
+    STATE_FOLDER,
+    TABLES_BY_NAME,
+    WARNINGS_FOLDER,
+)
 from stedi.lake import LakeError
 
 STATE_KEY = STATE_FOLDER + "pipeline.json"
@@ -50,6 +57,29 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
+class TableInputs:
+    """What one version of a table was built from, besides the options and the salt.
+
+    A job's table is kept by a later run (``PipelineRun.up_to_date``) only while these are still
+    what the job would read: a run of other jobs may have staged new landing files or rebuilt a
+    table this one reads, and this table then has to be rebuilt too, whichever run gets to it.
+    """
+
+    #: Per entity the job reads (its landing table, or the customers every landing job classifies):
+    #: the staging batches it read.
+    staging: dict[str, tuple[str, ...]]
+    #: Per trusted or curated table the job reads: the version it read.
+    tables: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableInputs:
+        return cls({e: tuple(b) for e, b in data["staging"].items()}, dict(data["tables"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"staging": {e: list(b) for e, b in self.staging.items()}, "tables": self.tables}
+
+
+@dataclass(frozen=True)
 class TableVersion:
     """The current version of one trusted or curated table, and how it was built."""
 
@@ -59,12 +89,19 @@ class TableVersion:
     rows: int | None = None
     options: BuildOptions | None = None
     salt_fingerprint: str | None = None  # of the customerKey salt (runner.salt_fingerprint)
+    #: None in states written before inputs were recorded: such a table is rebuilt once.
+    inputs: TableInputs | None = None
+    #: The version this one replaced, kept until the next commit replaces this one, so that a reader
+    #: who looked the table up before the commit (an Athena query, a catalog not yet moved) still
+    #: finds its files (docs/pipeline.md, "Versions kept").  None: nothing is kept.
+    previous: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableVersion:
-        options = data.get("options")
+        options, inputs = data.get("options"), data.get("inputs")
         return cls(data["version"], data["format"], data["run_id"], data.get("rows"),
-                   BuildOptions.from_dict(options) if options is not None else None, data.get("salt_fingerprint"))
+                   BuildOptions.from_dict(options) if options is not None else None, data.get("salt_fingerprint"),
+                   TableInputs.from_dict(inputs) if inputs is not None else None, data.get("previous"))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": self.version, "format": self.format, "run_id": self.run_id}
@@ -74,7 +111,24 @@ class TableVersion:
             data["options"] = self.options.to_dict()
         if self.salt_fingerprint is not None:
             data["salt_fingerprint"] = self.salt_fingerprint
+        if self.inputs is not None:
+            data["inputs"] = self.inputs.to_dict()
+        if self.previous is not None:
+            data["previous"] = self.previous
         return data
+
+    def kept_versions(self) -> set[str]:
+        """The version folders of this table a commit keeps: the current one and the one it replaced."""
+        return {self.version} | ({self.previous} if self.previous is not None else set())
+
+
+@dataclass(frozen=True)
+class TableLocation:
+    """Where the current committed version of a table lies: a folder key of the lake ("/"-ended)."""
+
+    table: str
+    key: str
+    format: TableFormat
 
 
 def batch_names(listed: dict[str, list[str]]) -> set[str]:
@@ -102,6 +156,12 @@ class PipelineState:
     options: BuildOptions | None = None
     #: The latest reconciliation of each landing table: a run with nothing new reports it again.
     reconciliation: dict[str, Reconciliation] | None = None
+
+    def table_locations(self) -> dict[str, TableLocation]:
+        """Per built table, the folder of its current committed version: what a catalog should name
+        (prefix it with the lake's URL; the folder of the version before stays until the next commit)."""
+        return {name: TableLocation(name, f"{TABLES_BY_NAME[name].folder}{t.version}/", t.format)
+                for name, t in self.tables.items()}
 
     def batches(self) -> tuple[tuple[str, dict[str, list[str]]], ...]:
         """Each kind of batch the state names, with the folder its batches live in."""
@@ -164,6 +224,8 @@ class RunRecord:
     step_seconds: dict[str, float] = field(default_factory=dict)
     #: The run whose tables a run that found nothing new kept; None when it built them.
     unchanged_since: str | None = None
+    #: Tables of the selected jobs that a run which built others kept, their inputs being unchanged.
+    kept: tuple[str, ...] = ()
     #: A run of an S3 lake: the local cache it ran on and what it moved (added when saved).
     cache: str | None = None
     s3: dict[str, int] | None = None
@@ -189,6 +251,7 @@ class RunRecord:
             seconds=data["seconds"],
             step_seconds=data.get("step_seconds", {}),
             unchanged_since=data.get("unchanged_since"),
+            kept=tuple(data.get("kept", ())),
             cache=data.get("cache"),
             s3=data.get("s3"),
         )
@@ -204,7 +267,8 @@ class RunRecord:
             "seconds": self.seconds,
             "step_seconds": self.step_seconds,
         }
-        optional = {"unchanged_since": self.unchanged_since, "cache": self.cache, "s3": self.s3}
+        optional = {"unchanged_since": self.unchanged_since, "kept": list(self.kept) or None, "cache": self.cache,
+                    "s3": self.s3}
         return data | {k: v for k, v in optional.items() if v is not None}
 
 

@@ -7,7 +7,8 @@ and the run commits by replacing one small JSON file, ``_pipeline/state/pipeline
 written by ``cloud_pipeline/storage/state.py``), which names the current version of every table.  A run that fails or is killed before that point leaves the previous state, and so every
 previous table, untouched; the folders it wrote are orphans that the next run deletes.  After
 the commit each table folder also gets a ``_CURRENT`` pointer naming its version, for readers
-that do not read the state file.
+that do not read the state file, and versions older than the one just replaced are deleted (that
+one stays until the next commit, for readers that looked the table up before this one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_pipeline.storage.lock import WriterLock
 from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.landing import landing_as_read
@@ -58,11 +60,18 @@ def read_as_landing(folder: str, key: str) -> bool:
     return is_landing_file(key) and not any(part.startswith((".", "_")) for part in key[len(folder):].split("/"))
 
 
+def ignored_landing_file(folder: str, key: str) -> bool:
+    """A file in a landing folder that the pipeline skips because of its name (a ``.txt`` or ``.csv``
+    copied in by hand), as opposed to hidden and marker files (names starting with "." or "_")."""
+    return not is_landing_file(key) and not any(p.startswith((".", "_")) for p in key[len(folder):].split("/"))
+
+
 def unnamed(state: PipelineState, key: str) -> bool:
     """Whether ``key`` (a folder, ending in "/", or an object in one) lies in a table version, a
     staging or quarantine batch, or an entity's part of a batch that ``state`` does not name.
 
-    That is what a commit deletes: older versions, orphans of failed runs, and the parts of a
+    That is what a commit deletes: versions older than the one the current version replaced
+    (``TableVersion.previous``, kept until the next commit), orphans of failed runs, and the parts of a
     batch whose entity re-staged since (``entity=<e>`` in staging, ``table=<e>_landing`` in
     quarantine).  Anything else (landing, the state, pointers, run records, a batch's own marker
     files) is not for it to judge, and is kept.
@@ -71,7 +80,7 @@ def unnamed(state: PipelineState, key: str) -> bool:
         if key.startswith(table.folder):
             head, in_folder, _ = key[len(table.folder):].partition("/")
             current = state.tables.get(table.name)
-            return bool(in_folder) and head.startswith("v-") and (current is None or head != current.version)
+            return bool(in_folder) and head.startswith("v-") and (current is None or head not in current.kept_versions())
     for base, listed in state.batches():
         if key.startswith(base):
             batch, _, rest = key[len(base):].partition("/")
@@ -92,6 +101,8 @@ class PipelineStore:
     def __init__(self, lake: FolderLake):
         self.lake = lake
         self.root: Path = lake.root
+        #: The lake's writer lock, while a writer holds it: ``commit`` checks it is still held.
+        self.writer_lock: WriterLock | None = None
 
     def path(self, key: str) -> str:
         return str(self.root / key)
@@ -101,6 +112,11 @@ class PipelineStore:
     def landing_files(self, entity: str) -> list[LakeObject]:
         folder = f"{entity}/landing/"
         return [o for o in self.lake.list(folder) if read_as_landing(folder, o.key)]
+
+    def ignored_landing_files(self) -> list[str]:
+        """Files in the landing folders that no run reads, by name (see ``ignored_landing_file``)."""
+        folders = [f"{e}/landing/" for e in ENTITIES]
+        return [o.key for f in folders for o in self.lake.list(f) if ignored_landing_file(f, o.key)]
 
     def landing_bytes(self) -> int:
         """The size of every landing file: it tells how much Spark a command needs."""
@@ -115,10 +131,16 @@ class PipelineStore:
 
     def commit(self, state: PipelineState) -> None:
         """The commit point of a run: one atomic file replace.  Then pointers, then cleanup."""
+        self.check_writer()
         self.lake.put(STATE_KEY, state.to_json())
         for name, table in state.tables.items():
             self.lake.put(TABLES_BY_NAME[name].folder + POINTER_NAME, (table.version + "\n").encode())
         self.cleanup(state)
+
+    def check_writer(self) -> None:
+        """Before a commit: the writer lock, when one is held, must still be this writer's."""
+        if self.writer_lock is not None:
+            self.writer_lock.ensure_held()
 
     def cleanup(self, state: PipelineState) -> None:
         """Delete table versions, staging, quarantine and warnings batches the state does not name."""

@@ -91,6 +91,31 @@ def _any(conditions: list[Column]) -> Column:
     return result
 
 
+def _is_valid_utf8(line: Column) -> Column:
+    """Whether the bytes of ``line`` are valid UTF-8 (Spark's text reader keeps them as they are).
+
+    Spark 4's ``is_valid_utf8`` does not exist on Spark 3.5, the Spark of AWS Glue 5.x.  ``encode``
+    turns the string into a Java string first, which puts U+FFFD in place of every ill-formed
+    sequence, so its bytes equal the line's own exactly when there was none (a U+FFFD the line
+    really holds is three valid bytes, encoded back as the same three).
+    """
+    from pyspark.sql import functions as F
+
+    return F.encode(line, "UTF-8") == line.cast("binary")
+
+
+def _valid_utf8_text(line: Column) -> Column:
+    """``line`` with U+FFFD in place of each ill-formed UTF-8 sequence (as Java's decoder marks them).
+
+    For Spark 3.5 as ``_is_valid_utf8``; Spark 4's ``make_valid_utf8`` would count some sequences
+    differently (an encoded surrogate is one U+FFFD here, three there), so both Spark versions use
+    this one and write the same quarantine.
+    """
+    from pyspark.sql import functions as F
+
+    return F.encode(line, "UTF-8").cast("string")
+
+
 def _one_json_value(line: Column) -> Column:
     """Whether ``line`` holds nothing after its first JSON value (null when it is not JSON).
 
@@ -251,7 +276,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     any_missing = was_looked_at & _any([t.missing for t in relied_on])
     text_corrupt = was_looked_at & F.col(f"t.{CORRUPT_COLUMN}").isNotNull()
 
-    valid_utf8 = F.is_valid_utf8(F.col("value"))
+    valid_utf8 = _is_valid_utf8(F.col("value"))
     # Only lines the parser flagged are looked at twice: good lines cost one from_json.
     one_value = _one_json_value(F.col("value"))
     not_object = (corrupt & F.json_object_keys(F.col("value")).isNull()) | ~F.coalesce(one_value, F.lit(False))
@@ -288,7 +313,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         *[F.when(~rejected, values[t.field.name]).alias(t.field.name) for t in typed],
         F.col("_source"),
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
-        F.when(rejected, F.make_valid_utf8(F.col("value"))).alias("_raw"),
+        F.when(rejected, _valid_utf8_text(F.col("value"))).alias("_raw"),
         F.when(~rejected, coerced).alias("_coerced"),
         F.when(~rejected & was_looked_at, _warnings(typed)).alias("_warnings"),
     )

@@ -257,9 +257,10 @@ class Board:
                 t.cancel()
 
 
-def start(config_path="config.json", config=None, ring=None):
+def start(config_path="config.json", config=None, ring=None, watchdog=True):
     """Build the board from config.json (or an already loaded config) and the real (or
-    shimmed) machine and bluetooth."""
+    shimmed) machine and bluetooth.  ``watchdog=False``: no watchdog this boot (a flash is
+    pending, config.FLASH_PENDING)."""
     import sys
 
     import bluetooth
@@ -279,7 +280,10 @@ def start(config_path="config.json", config=None, ring=None):
     gc.collect()
     wdt = None
     if config["watchdog_ms"] and hasattr(machine, "WDT"):
-        wdt = machine.WDT(timeout=config["watchdog_ms"])
+        if watchdog:
+            wdt = machine.WDT(timeout=config["watchdog_ms"])
+        else:
+            print("STEDI watchdog off for this boot: a flash is pending")
     adc = None
     if config["battery_adc_pin"] is not None:
         adc = machine.ADC(machine.Pin(config["battery_adc_pin"]))

@@ -55,6 +55,26 @@ WATCHDOG_MAX_MS = {"esp32": 60000, "picow": 8388}
 
 _PLATFORM_BOARD = {"rp2": "picow", "esp32": "esp32"}
 
+# A started machine.WDT cannot be stopped ("Once it is running the timeout cannot be changed and
+# the WDT cannot be stopped either", docs/library/machine.WDT.rst): it keeps counting after
+# Ctrl-C, in the REPL and over soft resets (neither ports/rp2/main.c nor ports/esp32/main.c stops
+# it; rp2's is the RP2040's hardware watchdog, esp32's a task-watchdog user), so it would reset
+# a board in the middle of a slow `stedi firmware flash`.  Only a hard reset stops it.  So flash
+# writes this file and hard-resets the board first; main.py removes it and starts no watchdog
+# for that one boot, during which the files are copied; the reset after copying boots with it.
+FLASH_PENDING = "flash_pending"
+
+
+def take_flash_pending(path=FLASH_PENDING):
+    """True (once) if `stedi firmware flash` asked for a boot without the watchdog."""
+    import os
+
+    try:
+        os.remove(path)
+    except OSError:
+        return False
+    return True
+
 
 def _check_int(config, key, low, high):
     v = config[key]

@@ -32,7 +32,7 @@ def board(
         help="HOST:PORT of a `stedi sim radio`; the board's bluetooth shim uses it (env STEDI_RADIO).",
     ),
     board_id: str | None = typer.Option(
-        None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-<port>."
+        None, "--id", help="The board's name on the radio (env STEDI_BOARD_ID). Default: board-PORT, PORT being the --listen port.",
     ),
     profile: str = typer.Option(
         "esp32",
@@ -100,5 +100,6 @@ def board(
         asyncio.run(serve_until_signalled())
         logging.getLogger(__name__).info("stopped")
     except OSError as e:
-        typer.echo(f"error: cannot listen on {listen}: {e}", err=True)
-        raise typer.Exit(1) from e
+        from simulator.radio.cli import cannot_listen
+
+        raise cannot_listen(listen, e, "virtual board") from e

@@ -32,6 +32,8 @@ RUN_SOURCE = b"x"  # file input: raw REPL, paste mode
 RUN_SINGLE = b"s"  # one interactive statement: friendly REPL
 RUN_FILE = b"f"  # a file from flash, if it exists: boot.py, main.py
 
+_WATCHDOG_DIGITS = 8
+
 _HEAP = re.compile(r"^\d+[kKmM]?$")
 
 
@@ -147,6 +149,7 @@ class Interpreter:
         on_exit: Callable[[int], None],
         binary: str | None = None,
         extra_path: tuple[Path, ...] = (),
+        on_watchdog: Callable[[int | None], None] | None = None,
     ) -> None:
         self.flash = flash
         self.heap = check_heap(heap)
@@ -156,6 +159,8 @@ class Interpreter:
         self._on_output = on_output
         self._on_reset = on_reset
         self._on_exit = on_exit
+        #: The program started its watchdog (the timeout in ms) or fed it (None).
+        self._on_watchdog = on_watchdog
         self._nonce = secrets.token_hex(8)
         self._mark = b"\x00STEDI-" + self._nonce.encode() + b":"
         self._proc: asyncio.subprocess.Process | None = None
@@ -246,8 +251,14 @@ class Interpreter:
         else:
             self._on_output(data)
 
-    def _marker(self, code: int) -> None:
-        if code == ord("E"):
+    def _marker(self, code: int, arg: bytes = b"") -> None:
+        if code == ord("W"):
+            if self._on_watchdog is not None and arg.isdigit():
+                self._on_watchdog(int(arg))
+        elif code == ord("D"):
+            if self._on_watchdog is not None:
+                self._on_watchdog(None)
+        elif code == ord("E"):
             self._finish(JobResult())
         elif code == ord("X"):
             self._error = bytearray()
@@ -289,10 +300,17 @@ class Interpreter:
             while True:
                 at = pending.find(mark)
                 if at >= 0 and len(pending) > at + len(mark):
+                    code = pending[at + len(mark)]
+                    # "W" carries the watchdog's timeout: 8 ASCII digits after the code.
+                    end = at + len(mark) + 1 + (_WATCHDOG_DIGITS if code == ord("W") else 0)
+                    if len(pending) >= end:
+                        self._deliver(pending[:at])
+                        self._marker(code, pending[at + len(mark) + 1 : end])
+                        pending = pending[end:]
+                        continue
                     self._deliver(pending[:at])
-                    self._marker(pending[at + len(mark)])
-                    pending = pending[at + len(mark) + 1 :]
-                    continue
+                    pending = pending[at:]
+                    break
                 # Hold back what may be the start of a marker split across reads.
                 hold = pending.rfind(b"\x00")
                 if hold >= 0 and mark.startswith(pending[hold : hold + len(mark)]):

@@ -223,6 +223,13 @@ class VirtualBoard:
         self._running = False
         self._reset_request: str | None = None
         self._ctrl_c_at_boot = False
+        #: The running watchdog's timeout (ms), None while none runs.  It is the board's, not
+        #: the interpreter's: it survives Ctrl-C and soft resets; a hard reset stops it.
+        self.watchdog_ms: int | None = None
+        #: Resets the watchdog did (each also counts in ``resets["hard"]``).
+        self.watchdog_resets = 0
+        self._watchdog_fed = 0.0
+        self._watchdog_task: asyncio.Task[None] | None = None
         self._life_task: asyncio.Task[str] | None = None
         self._banner = b""
         self._thread: threading.Thread | None = None
@@ -323,6 +330,7 @@ class VirtualBoard:
         finally:
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
+            self._stop_watchdog()
             if self._interp is not None:
                 await self._interp.kill()
             if self._link is not None and self._link.transport is not None:
@@ -363,6 +371,7 @@ class VirtualBoard:
     async def _life(self, kind: str) -> str:
         self.resets[kind] += 1
         if kind == "hard":
+            self._stop_watchdog()
             self.mode = Mode.FRIENDLY
             self._inbuf.clear()  # a reset empties the UART
             log.info("board %s: power-up", self.board_id)
@@ -408,6 +417,7 @@ class VirtualBoard:
             on_exit=self._interpreter_exited,
             binary=self.binary,
             extra_path=self.extra_path,
+            on_watchdog=self._watchdog,
         )
         await self._interp.start()
 
@@ -434,6 +444,38 @@ class VirtualBoard:
         self._reset_request = kind
         if self._life_task is not None:
             self._life_task.cancel()
+
+    # --- the watchdog: the board's, so it keeps running in the REPL and over soft resets -----
+
+    def _watchdog(self, timeout_ms: int | None) -> None:
+        """The program started the watchdog (``timeout_ms``) or fed it (None)."""
+        assert self._loop is not None
+        self._watchdog_fed = self._loop.time()
+        if timeout_ms is None:
+            return
+        if self.watchdog_ms is None:
+            log.info("board %s: watchdog started (%d ms)", self.board_id, timeout_ms)
+        self.watchdog_ms = timeout_ms
+        if self._watchdog_task is None or self._watchdog_task.done():
+            self._watchdog_task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        assert self._loop is not None
+        while self.watchdog_ms is not None:
+            left = self._watchdog_fed + self.watchdog_ms / 1000 - self._loop.time()
+            if left > 0:
+                await asyncio.sleep(min(left, 0.05))
+                continue
+            log.warning("board %s: watchdog not fed for %d ms: resetting", self.board_id, self.watchdog_ms)
+            self.watchdog_resets += 1
+            self._reset_requested("hard")
+            return
+
+    def _stop_watchdog(self) -> None:
+        self.watchdog_ms = None
+        if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
+            self._watchdog_task.cancel()
+        self._watchdog_task = None
 
     def _interpreter_exited(self, status: int) -> None:
         log.error("board %s: the interpreter exited on its own with status %d", self.board_id, status)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from stedi.errors import UserError
+
 
 def radio(
     listen: str = typer.Option(
@@ -89,6 +91,25 @@ def radio(
         asyncio.run(run())
     except KeyboardInterrupt:
         logging.getLogger(__name__).info("radio stopped")
+    except OSError as exc:
+        raise cannot_listen(listen, exc, "radio") from exc
+
+
+def cannot_listen(listen: str, exc: OSError, what: str) -> UserError:
+    """A listening socket that could not be opened, as one message with the way out (exit 2)."""
+    import errno
+
+    host, _, _port = listen.rpartition(":")
+    if exc.errno == errno.EADDRINUSE:
+        reason = "the port is already in use (another radio or board, or another program, listens there)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        reason = f"{host} is not an address of this machine"
+    elif exc.errno == errno.EACCES:
+        reason = "ports below 1024 need privileges"
+    else:
+        reason = exc.strerror or str(exc)
+    return UserError(f"the {what} cannot listen on {listen}: {reason}",
+                     hint=f"pick another port, or --listen {host or '127.0.0.1'}:0 for a free one (it is printed)")
 
 
 def _send_control(host: str, port: int, frames: list[str]) -> None:

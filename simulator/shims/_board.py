@@ -13,13 +13,17 @@ unix-port process.  A reset cannot be done from inside that process, so a shim a
 - ``on_board()``: True when running under a virtual board (False under plain ``micropython``,
   e.g. a unit test running a shim directly).
 - ``board_id()``: the board's name (env ``STEDI_BOARD_ID``, set by the board; "" if unset).
+- ``watchdog(timeout_ms)`` / ``watchdog_feed()``: start (or, as both ports do for a second
+  ``machine.WDT(...)``, reconfigure) the board's watchdog, and feed it.  The watchdog belongs to
+  the board, not to this interpreter: it keeps counting through Ctrl-C, the REPL and soft
+  resets, as the real ones do, and only a hard reset stops it.  Returns False outside a board.
 - ``profile()``: the port this board behaves as (env ``STEDI_BOARD_PROFILE``: ``esp32``, the
   default, or ``picow``), and the rules that port applies to pins, I2C, ADC and the watchdog
   (``check_pin``, ``check_i2c``, ``check_adc``, ``check_wdt``), raising the port's own errors.
 
 Mechanism: the board passes a random token in env ``STEDI_BOARD_NONCE``; a request is the
-control marker ``\\x00STEDI-<token>:`` plus one code byte (``H`` hard, ``S`` soft) written to
-stdout, which the board reads and strips before anything reaches the host.  The caller then
+control marker ``\\x00STEDI-<token>:`` plus one code byte (``H`` hard, ``S`` soft; ``W`` and 8
+ASCII digits: watchdog started with that timeout in ms; ``D``: watchdog fed) written to stdout, which the board reads and strips before anything reaches the host.  The caller then
 sleeps until the board kills the process.  Outside a board, the request raises ``SystemExit``
 with code 100 (hard) or 101 (soft) so a plain interpreter stops with a recognisable status.
 """
@@ -67,6 +71,19 @@ def hard_reset():
 
 def soft_reset():
     _request(b"S", EXIT_SOFT_RESET)
+
+
+def watchdog(timeout_ms):
+    """Ask the board to start its watchdog (or set a new timeout): False outside a board."""
+    if not on_board():
+        return False
+    sys.stdout.buffer.write(marker(b"W") + b"%08d" % timeout_ms)
+    return True
+
+
+def watchdog_feed():
+    if on_board():
+        sys.stdout.buffer.write(marker(b"D"))
 
 
 # ---------------------------------------------------------------- board profiles

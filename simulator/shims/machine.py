@@ -429,19 +429,28 @@ class ADC:
 
 # ---------------------------------------------------------------- watchdog
 class WDT:
-    """A watchdog: not fed within ``timeout`` ms, the board is hard reset (through the virtual
-    board; outside one, the interpreter exits with _board.EXIT_HARD_RESET)."""
+    """A watchdog: not fed within ``timeout`` ms, the board is hard reset.
+
+    On a virtual board the watchdog is the board's (_board.watchdog): like the hardware one it
+    keeps counting after Ctrl-C, in the REPL and through soft resets (machine.WDT docs: "Once it
+    is running the timeout cannot be changed and the WDT cannot be stopped either"; nothing in
+    ports/rp2/main.c or ports/esp32/main.c stops it on a soft reset), until a hard reset.  A
+    second WDT(...) sets the new timeout on both ports (rp2 calls watchdog_enable again,
+    esp32 esp_task_wdt_reconfigure).  Outside a board, a thread here exits the interpreter with
+    _board.EXIT_HARD_RESET."""
 
     def __init__(self, id=0, timeout=5000):
-        import _thread
-
         _board.check_wdt(id, timeout)
         self._timeout = timeout
         self._fed = time.ticks_ms()
-        _thread.start_new_thread(self._watch, ())
+        if not _board.watchdog(timeout):
+            import _thread
+
+            _thread.start_new_thread(self._watch, ())
 
     def feed(self):
         self._fed = time.ticks_ms()
+        _board.watchdog_feed()
 
     def _watch(self):
         while time.ticks_diff(time.ticks_ms(), self._fed) < self._timeout:

@@ -8,6 +8,7 @@ import pytest
 
 from firmware.build import BuildResult, build
 from tests.firmware.helpers import PROFILES
+from tests.gateway.simboard import sim_rig  # noqa: F401 - a radio with a board running the firmware
 
 
 @pytest.fixture(scope="session")

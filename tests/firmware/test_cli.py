@@ -111,7 +111,7 @@ def test_flash_rejects_bad_arguments_before_touching_the_port(args: list[str], m
 
 def test_unreachable_port_is_a_clear_error() -> None:
     result = runner.invoke(app, ["info", "--port", "socket://127.0.0.1:9"])
-    assert result.exit_code == 1 and "mpremote failed on socket://127.0.0.1:9" in result.output
+    assert result.exit_code == 2 and "nothing answers at socket://127.0.0.1:9" in result.output
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_status_shows_spool_and_resume_points(tmp_path: Path) -> None:
     assert status["spool_depth"] == 50
     assert status["resume_points"] == [{"serial": "board-7", "boot": 12, "last_seq": 49}]
     table = runner.invoke(app, ["gateway", "status", "--home", str(tmp_path)]).output
-    assert "spool_depth" in table and "board-7" in table
+    assert "spool depth" in table and "board-7" in table and "last_upload_ms" not in table
 
 
 def test_run_stops_with_exit_3_on_a_permanent_upload_error(s3_server: str, tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_run_stops_with_exit_3_on_a_permanent_upload_error(s3_server: str, tmp_p
 
     env = gateway_env(STEDI_HOME=str(tmp_path))
     reg = stedi("gateway", "register", "--email", "p@x.org", "--name", "P", "--phone", "1", "--birthday",
-                "1970-01-01", "--serial", "s-1", "--no-upload", env=env)
+                "1970-01-01", "--serial", "00000005-0000-4000-8000-000000000000", "--no-upload", env=env)
     assert reg.returncode == 0, reg.stderr
     (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
     run = subprocess.run(
@@ -97,7 +97,7 @@ def test_first_signal_drains_second_signal_exits_at_once(s3_server: str, s3_buck
     env = gateway_env(STEDI_HOME=str(tmp_path), AWS_ENDPOINT_URL=proxy.url)
     try:
         reg = stedi("gateway", "register", "--email", "q@x.org", "--name", "Q", "--phone", "1", "--birthday",
-                    "1970-01-01", "--serial", "s-2", "--no-upload", env=env)
+                    "1970-01-01", "--serial", "00000006-0000-4000-8000-000000000000", "--no-upload", env=env)
         assert reg.returncode == 0, reg.stderr
         (tmp_path / "gateway.toml").write_text('accel = "sim"\nscan_s = 0.5\n')
         gw = subprocess.Popen(

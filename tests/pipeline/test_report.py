@@ -247,16 +247,22 @@ def test_many_owners_are_binned_in_spark(spark) -> None:  # type: ignore[no-unty
     assert h.counts == expected and sum(h.counts) == 30 and len(h.counts) <= 5
 
 
-def test_unbuilt_and_empty_lakes(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unbuilt_and_empty_lakes(spark, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
     from stedi_app.cli import app
+    from tests.pipeline.test_lake_guards import run_main
 
     empty = tmp_path / "empty"
     with pytest.raises(EmptyLakeError, match="nothing to report"):
         write_report(spark, open_store(str(empty)), tmp_path / "never.html")
-    result = CliRunner().invoke(app, ["pipeline", "report", "--lake", str(empty), "--out", str(tmp_path / "x.html")])
-    assert result.exit_code == 2 and "nothing to report" in result.output and "Traceback" not in result.output
+    code, _, err = run_main(monkeypatch, capsys, "pipeline", "report", "--lake", str(empty), "--out",
+                            str(tmp_path / "x.html"))
+    assert code == 2 and f"no lake at {empty}" in err
+    (empty / "customer" / "landing").mkdir(parents=True)  # a lake, with nothing in it yet
+    code, _, err = run_main(monkeypatch, capsys, "pipeline", "report", "--lake", str(empty), "--out",
+                            str(tmp_path / "x.html"))
+    assert code == 2 and "nothing to report" in err
     assert not (tmp_path / "x.html").exists()
 
     # Landing data but no run: an honest page, landing counted, zones "not built", no plots of them.

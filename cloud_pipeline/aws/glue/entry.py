@@ -27,6 +27,8 @@ from stedi.errors import UserError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from cloud_pipeline.storage.lock import WriterLock
+
 log = logging.getLogger(__name__)
 
 #: Required job parameters, named as Glue's ``getResolvedOptions`` wants them.
@@ -67,9 +69,20 @@ class OneJobRun(PipelineRun):
         return super()._table(job)
 
 
-def run_job(spark: SparkSession, lake: str, options: PipelineOptions) -> RunResult:
+def run_job(spark: SparkSession, lake: str, options: PipelineOptions, lock: WriterLock | None = None) -> RunResult:
     # An S3 lake is read by Spark itself where it can (Glue, EMR, S3A jars), else via a local cache.
-    return OneJobRun(spark, open_for_spark(spark, lake), options).run()
+    store = open_for_spark(spark, lake)
+    store.writer_lock = lock  # each commit checks the lake's writer lock is still this job's
+    run = OneJobRun(spark, store, options)
+    if lock is not None:
+        lock.update(run.run_id)
+    return run.run()
+
+
+def _lake_url(lake: str) -> str:
+    """``s3a://b/p`` (what a cluster's Spark reads) as ``s3://b/p`` (what boto3 and the catalog take)."""
+    s3 = split_s3_url(lake)
+    return f"s3://{s3[1]}/{s3[2]}" if s3 else lake
 
 
 def _glue() -> Any | None:
@@ -131,12 +144,23 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
 
         spark = _utc(SparkSession.builder.appName(args.JOB_NAME).getOrCreate())
     log.info("job %s (%s) on %s", job, args.JOB_NAME, args.lake)
-    result = run_job(spark, args.lake, options)
-    if args.database:
-        from cloud_pipeline.aws.catalog import refresh_tables
+    from cloud_pipeline.runner import new_run_id
+    from cloud_pipeline.storage.lock import writer_lock
+    from stedi.lake import open_lake
 
-        s3 = split_s3_url(args.lake)
-        refresh_tables(f"s3://{s3[1]}/{s3[2]}" if s3 else args.lake, args.database, [JOB_OUTPUT[job]])
+    try:
+        # One writer per lake, as for `stedi pipeline run`: a laptop run or another job holding
+        # the lake makes this job fail at once (exit 4) rather than commit over it.
+        with writer_lock(open_lake(_lake_url(args.lake)), new_run_id(), f"glue job {job}") as lock:
+            result = run_job(spark, args.lake, options, lock)
+            if args.database:
+                from cloud_pipeline.aws.catalog import refresh_tables
+
+                refresh_tables(_lake_url(args.lake), args.database, [JOB_OUTPUT[job]])
+    except UserError as exc:
+        log.error("job %s stopped: %s", job, exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if glue_job is not None:
         glue_job.commit()
     log.info("job %s committed run %s: %s", job, result.run_id, result.tables)
