@@ -355,6 +355,15 @@ class Radio:
 _BOARD_FRAMES = {"services", "adv", "notify", "indicate", "disconnect", "mtu_pref", "read_rsp", "write_rsp"}
 
 
+async def _cancel_the_rest() -> None:
+    """The loop is the radio's own: end what is still running on it (a board host still starting
+    when the radio closed, a client's last read) before the loop closes."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class RadioThread:
     """A :class:`Radio` on its own event loop in a daemon thread, for synchronous code and tests::
 
@@ -395,6 +404,7 @@ class RadioThread:
         if not self._thread.is_alive():
             return
         asyncio.run_coroutine_threadsafe(self.radio.close(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
