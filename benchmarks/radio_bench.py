@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/radio_bench.py
 
 Prints: physics cost per sample under MicroPython and CPython; heap the shims take on a board;
-write->notify round trip through the radio; notification throughput board -> bleak.
+write->notify round trip through the radio (the bumble hub); notification throughput board ->
+bleak, unlimited and under the hub's airtime budget (30 ms connection interval, 6 packets per
+event).  The board's own buffer model (STEDI_AIRTIME) is opened wide so the link is measured.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def shim_heap() -> None:
     print(f"shim heap: bluetooth {bt / 1024:.1f} KB, machine + physics + _board {mach / 1024:.1f} KB")
 
 
-async def _central(url: str) -> None:
+async def _central(url: str, label: str = "notification throughput") -> None:
     kw = backend_kwargs(url)
     device = await BleakScanner.find_device_by_name("BLAST", timeout=10, **kw)
     assert device is not None
@@ -121,17 +123,21 @@ async def _central(url: str) -> None:
             await asyncio.wait_for(got.get(), 10)
             n += 1
         dt = time.perf_counter() - t
-        print(f"notification throughput: {n / dt:.0f} notifications/s, {n * 240 / dt / 1024:.0f} KB/s (240-byte payloads)")
+        print(f"{label}: {n / dt:.0f} notifications/s, {n * 240 / dt / 1024:.0f} KB/s (240-byte payloads)")
 
 
-def radio_figures() -> None:
+def radio_figures(budget: bool = False) -> None:
     with RadioThread(seed=1) as radio, tempfile.TemporaryDirectory() as cwd:
+        label = "notification throughput"
+        if budget:
+            radio.set_faults(conn_interval_ms=30, packets_per_event=6)
+            label += " (airtime budget 6 per 30 ms)"
         script = Path(cwd) / "blaster.py"
         script.write_text(BLASTER)
-        env = {**ENV, "STEDI_RADIO": radio.hostport, "STEDI_BOARD_ID": "blaster"}
-        proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=96k", str(script)], env=env, cwd=cwd)
+        env = {**ENV, "STEDI_RADIO": radio.hostport, "STEDI_BOARD_ID": "blaster", "STEDI_AIRTIME": "1000000/1000"}
+        proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=256k", str(script)], env=env, cwd=cwd)
         try:
-            asyncio.run(_central(radio.url))
+            asyncio.run(_central(radio.url, label))
         finally:
             proc.kill()
             proc.wait()
@@ -141,3 +147,4 @@ if __name__ == "__main__":
     physics_cost()
     shim_heap()
     radio_figures()
+    radio_figures(budget=True)

@@ -84,7 +84,7 @@ def report(f: Figures, plan: FaultPlan) -> str:
         f"unexpected/unreadable  {f.unexpected}/{f.unreadable}",
         f"board buffer drops     {f.board_dropped}",
         f"disconnects injected   {f.disconnects_injected}",
-        f"frames dropped (air)   {f.frames_dropped}  (readings notifications; {f.packets_lost} packets lost in all)",
+        f"frames dropped (air)   {f.frames_dropped}  (notifications lost with a dropped link; {f.packets_lost} packets lost and retransmitted or adverts missed)",
         f"gateway SIGKILLs       {len(f.kills)}  by phase: "
         + (", ".join(f"{k} {v}" for k, v in sorted(f.kills_by_phase.items())) or "-"),
         f"gateway restarts       {f.restarts}"

@@ -1,4 +1,8 @@
-"""bleak client backend for the virtual radio."""
+"""bleak client backend on a bumble central: connects through the virtual radio's air.
+
+Everything on the wire is bumble's: LE Create Connection (waits for the board's advert), the
+ATT MTU exchange, GATT discovery, reads, writes, CCCD writes for notify, notifications.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
+from bumble import core, hci
+from bumble.device import Connection, Peer
+from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 
-from simulator.bleak_backend.link import RadioLink, check, radio_address
-from simulator.radio.protocol import DEFAULT_MTU, MAX_MTU, Frame, from_hex, to_hex, uuid_str
+from simulator.bleak_backend.link import CentralHost, ask, radio_address
+from simulator.radio.protocol import MAX_MTU
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,10 @@ _PROPERTIES = (
     (0x20, "indicate"),
     (0x40, "authenticated-signed-writes"),
 )
-_CCCD_UUID = "00002902-0000-1000-8000-00805f9b34fb"
+
+
+def _uuid(u: core.UUID) -> str:
+    return str(u.to_hex_str("-")).lower() if len(u.uuid_bytes) == 16 else f"0000{u.to_hex_str().lower()}-0000-1000-8000-00805f9b34fb"
 
 
 class SimClient(BaseBleakClient):
@@ -50,14 +60,14 @@ class SimClient(BaseBleakClient):
         details = address_or_ble_device.details if isinstance(address_or_ble_device, BLEDevice) else None
         from_device = details.get("radio") if isinstance(details, dict) else None
         self._radio = radio_address(radio or from_device)
-        self._device_name = (
-            address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
-        )
-        self._link: RadioLink | None = None
-        self._conn: int | None = None
-        self._mtu = DEFAULT_MTU
-        self._notify: dict[int, NotifyCallback] = {}
+        self._device_name = address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
+        self._host: CentralHost | None = None
+        self._conn: Connection | None = None
+        self._peer: Peer | None = None
+        self._chars: dict[int, CharacteristicProxy[bytes]] = {}
+        self._descs: dict[int, DescriptorProxy] = {}
         self._told_disconnect = False
+        self._callbacks: dict[int, Callable[[bytes], None]] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -66,7 +76,7 @@ class SimClient(BaseBleakClient):
 
     @property
     def mtu_size(self) -> int:
-        return self._mtu
+        return int(self._conn.att_mtu) if self._conn is not None else 23
 
     @property
     def is_connected(self) -> bool:
@@ -76,75 +86,72 @@ class SimClient(BaseBleakClient):
         if self.is_connected:
             return
         timeout = float(kwargs.get("timeout", self._timeout))
-        self._link = RadioLink(self._radio, self._on_frame, self._on_radio_closed)
-        await self._link.open("gateway")
+        self._host = await CentralHost.open(self._radio, "gateway", lambda: self._lost("virtual radio connection closed"))
         try:
-            # The radio gives up just before us, so its reason (out of range, ...) reaches the caller.
-            frame = {"t": "connect", "addr": self.address, "timeout": max(0.0, timeout - 0.2)}
-            rsp = check(await self._link.request(frame, timeout), "connect")
-        except BleakError:
-            await self._link.close()
-            self._link = None
+            address = hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS)
+            try:
+                # LE Create Connection: waits for a connectable advert from the address.
+                conn = await self._host.device.connect(address, timeout=max(0.1, timeout - 0.3))
+            except (core.TimeoutError, TimeoutError) as exc:
+                why = (await ask(self._radio, {"t": "reach", "addr": self.address})).get("reason")
+                raise BleakError(f"connect to {self.address}: {why or 'no connectable advert in time'}") from exc
+            except (core.BaseBumbleError, hci.HCI_Error) as exc:
+                raise BleakError(f"connect to {self.address}: {exc}") from exc
+            self._conn = conn
+            self._told_disconnect = False
+            conn.on(conn.EVENT_DISCONNECTION, lambda reason: self._lost(f"HCI reason 0x{reason:02X}"))
+            peer = self._peer = Peer(conn)
+            # Operating-system stacks exchange the MTU right after connecting; so do we.
+            await asyncio.wait_for(peer.request_mtu(MAX_MTU), timeout)
+            await asyncio.wait_for(peer.discover_services(), timeout)
+            for service in peer.services:
+                await asyncio.wait_for(service.discover_characteristics(), timeout)
+                for char in service.characteristics:
+                    await asyncio.wait_for(char.discover_descriptors(), timeout)
+            self.services = self._collection(peer)
+        except BaseException:
+            await self._close_host()
+            self._conn = None
             raise
-        self._conn = int(rsp["conn"])
-        self._told_disconnect = False
-        self._device_name = self._device_name or rsp.get("name") or None
-        self.services = self._collection(rsp.get("services") or [])
-        # Operating-system stacks exchange the MTU right after connecting; so do we.
-        mtu = check(await self._link.request({"t": "mtu", "conn": self._conn, "mtu": MAX_MTU}, timeout), "MTU")
-        self._mtu = int(mtu["mtu"])
-        log.info("connected to %s over conn %d, MTU %d", self.address, self._conn, self._mtu)
+        log.info("connected to %s (handle %d), MTU %d", self.address, conn.handle, conn.att_mtu)
 
-    def _collection(self, services: list[dict[str, Any]]) -> BleakGATTServiceCollection:
+    def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
         # Semi-public bleak constructors (pinned bleak>=3.1,<4): see docs/simulator-radio.md.
         collection = BleakGATTServiceCollection()
-        for s in services:
-            service = BleakGATTService(s, int(s["handle"]), uuid_str(s["uuid"]))
+        self._chars, self._descs = {}, {}
+        for s in peer.services:
+            service = BleakGATTService(s, s.handle, _uuid(s.uuid))
             collection.add_service(service)
-            for c in s.get("chars", []):
-                flags = int(c.get("flags", 0))
-                props: Any = [name for bit, name in _PROPERTIES if flags & bit]
-                char = BleakGATTCharacteristic(
-                    c, int(c["handle"]), uuid_str(c["uuid"]), props, lambda: self._mtu - 3, service
-                )
+            for c in s.characteristics:
+                props: Any = [name for bit, name in _PROPERTIES if int(c.properties) & bit]
+                char = BleakGATTCharacteristic(c, c.handle, _uuid(c.uuid), props, lambda: self.mtu_size - 3, service)
                 collection.add_characteristic(char)
-                for d in c.get("descs", []):
-                    collection.add_descriptor(BleakGATTDescriptor(d, int(d["handle"]), uuid_str(d["uuid"]), char))
+                self._chars[c.handle] = c
+                for d in c.descriptors:
+                    collection.add_descriptor(BleakGATTDescriptor(d, d.handle, _uuid(d.type), char))
+                    self._descs[d.handle] = d
         return collection
 
+    async def _close_host(self) -> None:
+        host, self._host = self._host, None
+        if host is not None:
+            await host.close()
+
     async def disconnect(self) -> None:
-        if self._link is None:
-            return
-        if self._conn is not None and self._link.is_open:
-            self._link.send({"t": "disconnect", "conn": self._conn})
-            for _ in range(100):  # wait for the radio to confirm, briefly
-                if self._conn is None:
-                    break
-                await asyncio.sleep(0.01)
-        link, self._link = self._link, None
-        await link.close()
+        conn = self._conn
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.disconnect(), 2)
+            except (core.BaseBumbleError, hci.HCI_Error, TimeoutError) as exc:
+                log.info("disconnect from %s: %s", self.address, exc)
+        await self._close_host()
         self._lost("disconnect() called")
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """The virtual radio has no security layer: pairing succeeds at once."""
+        """Pairing is not modelled (boards use none): it succeeds at once."""
 
     async def unpair(self) -> None:
-        """Nothing to forget: the virtual radio has no bonds."""
-
-    def _on_frame(self, frame: Frame) -> None:
-        t = frame["t"]
-        if t == "notify" and frame.get("conn") == self._conn:
-            callback = self._notify.get(int(frame["h"]))
-            if callback is not None:
-                try:
-                    callback(bytearray(from_hex(frame.get("d"))))
-                except Exception:  # a bug in a caller's callback must not break the link
-                    log.exception("notification callback for handle %s failed", frame["h"])
-        elif t == "disconnect" and frame.get("conn") == self._conn:
-            self._lost(str(frame.get("reason", "")))
-
-    def _on_radio_closed(self) -> None:
-        self._lost("virtual radio connection closed")
+        """Nothing to forget: no bonds."""
 
     def _lost(self, reason: str) -> None:
         if self._conn is None and self._told_disconnect:
@@ -152,59 +159,80 @@ class SimClient(BaseBleakClient):
         if self._conn is not None:
             log.info("disconnected from %s: %s", self.address, reason)
         self._conn = None
-        self._notify.clear()
+        self._peer = None
         if not self._told_disconnect:
             self._told_disconnect = True
+            if self._host is not None:
+                asyncio.get_running_loop().create_task(self._close_host())
             if self._disconnected_callback is not None:
                 self._disconnected_callback()
 
     # ------------------------------------------------------------------ GATT
-    def _live(self) -> tuple[RadioLink, int]:
-        if self._link is None or self._conn is None:
+    def _live(self) -> Peer:
+        if self._peer is None or self._conn is None:
             raise BleakError(f"not connected to {self.address}")
-        return self._link, self._conn
+        return self._peer
 
-    async def _read(self, handle: int) -> bytearray:
-        link, conn = self._live()
-        rsp = check(await link.request({"t": "read", "conn": conn, "h": handle}, self._timeout), f"read {handle}")
-        return bytearray(from_hex(rsp.get("d")))
-
-    async def _write(self, handle: int, data: SizedBuffer, response: bool) -> None:
-        link, conn = self._live()
-        frame = {"t": "write", "conn": conn, "h": handle, "d": to_hex(bytes(data)), "rsp": response}
-        if response:
-            check(await link.request(frame, self._timeout), f"write {handle}")
-        else:
-            link.send(frame)
+    async def _guard(self, what: str, op: Any) -> Any:
+        try:
+            return await asyncio.wait_for(op, self._timeout)
+        except (core.BaseBumbleError, hci.HCI_Error, TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and self._conn is not None:
+                raise
+            raise BleakError(f"{what} on {self.address}: {exc or type(exc).__name__}") from exc
 
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        return await self._read(characteristic.handle)
+        self._live()
+        proxy = self._chars[characteristic.handle]
+        return bytearray(await self._guard(f"read {characteristic.uuid}", proxy.read_value()))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        return await self._read(descriptor.handle)
+        self._live()
+        return bytearray(await self._guard(f"read descriptor {descriptor.handle}", self._descs[descriptor.handle].read_value()))
 
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool) -> None:
-        await self._write(characteristic.handle, data, response)
+        self._live()
+        proxy = self._chars[characteristic.handle]
+        await self._guard(f"write {characteristic.uuid}", proxy.write_value(bytes(data), with_response=response))
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: SizedBuffer) -> None:
-        await self._write(descriptor.handle, data, True)
+        self._live()
+        await self._guard(
+            f"write descriptor {descriptor.handle}", self._descs[descriptor.handle].write_value(bytes(data), True)
+        )
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
     ) -> None:
         self._live()
-        self._notify[characteristic.handle] = callback
-        cccd = characteristic.get_descriptor(_CCCD_UUID)
-        if cccd is not None:
-            bits = b"\x01\x00" if "notify" in characteristic.properties else b"\x02\x00"
-            await self._write(cccd.handle, bits, True)
+        proxy = self._chars[characteristic.handle]
+
+        def on_value(value: bytes) -> None:
+            try:
+                callback(bytearray(value))
+            except Exception:  # a bug in a caller's callback must not break the link
+                log.exception("notification callback for %s failed", characteristic.uuid)
+
+        # bumble writes the CCCD (0x0001 notify, 0x0002 indicate) and routes the values.  As
+        # BlueZ and CoreBluetooth do, both kinds reach the callback: MicroPython's gatts_indicate
+        # sends an indication even on a characteristic declared notify-only.
+        peer = self._live()
+        prefer_notify = "notify" in characteristic.properties
+        await self._guard(
+            f"subscribe {characteristic.uuid}", peer.gatt_client.subscribe(proxy, on_value, prefer_notify=prefer_notify)
+        )
+        for routes in (peer.gatt_client.notification_subscribers, peer.gatt_client.indication_subscribers):
+            routes.setdefault(proxy.handle, set()).add(on_value)
+        self._callbacks[characteristic.handle] = on_value
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        self._notify.pop(characteristic.handle, None)
-        cccd = characteristic.get_descriptor(_CCCD_UUID)
-        if cccd is not None and self.is_connected:
-            await self._write(cccd.handle, b"\x00\x00", True)
+        if not self.is_connected:
+            return
+        peer = self._live()
+        proxy = self._chars[characteristic.handle]
+        on_value = self._callbacks.pop(characteristic.handle, None)
+        await self._guard(f"unsubscribe {characteristic.uuid}", peer.gatt_client.unsubscribe(proxy, on_value))

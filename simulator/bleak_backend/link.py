@@ -1,22 +1,28 @@
-"""One central's TCP connection to the virtual radio, shared by the scanner and client backends."""
+"""A central's own bumble host, on a virtual controller of the radio hub.
+
+Each scanner and each client opens one: a TCP connection to the hub, a ``hello`` line asking
+for an HCI controller, then raw HCI packets both ways, with a bumble ``Device`` as the host
+(the same host stack bumble runs on a USB dongle).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import json
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from bleak.exc import BleakError
+from bumble import hci
+from bumble.device import Device
+from bumble.transport.common import StreamPacketSource
 
-from simulator.radio.protocol import MAX_FRAME, Frame, ProtocolError, decode, encode, parse_hostport
+from simulator.radio.protocol import parse_hostport
 
 log = logging.getLogger(__name__)
-
-FrameHandler = Callable[[Frame], None]
 
 
 def radio_address(radio: str | None) -> str:
@@ -29,101 +35,78 @@ def radio_address(radio: str | None) -> str:
     return f"{host}:{port}"
 
 
-class RadioLink:
-    """Frames in and out; request/response matched by ``id``; unsolicited frames to a handler."""
+class _Sink:
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
 
-    def __init__(self, radio: str, on_frame: FrameHandler, on_close: Callable[[], None]):
+    def on_packet(self, packet: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(packet)
+
+
+class CentralHost:
+    """``await CentralHost.open(radio, ident, on_lost)``: a powered-on bumble ``Device`` in
+    ``.device``; ``on_lost`` runs once if the hub goes away; ``await close()``."""
+
+    def __init__(self, radio: str, device: Device, writer: asyncio.StreamWriter, pump: asyncio.Task[None]):
         self.radio = radio
-        self.addr = ""
-        self._on_frame = on_frame
-        self._on_close = on_close
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Frame]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.device = device
+        self._writer = writer
+        self._pump = pump
 
-    async def open(self, ident: str = "gateway") -> None:
-        host, port = parse_hostport(self.radio)
+    @classmethod
+    async def open(cls, radio: str, ident: str, on_lost: Callable[[], None] = lambda: None) -> CentralHost:
+        host, port = parse_hostport(radio)
         try:
-            reader, self._writer = await asyncio.open_connection(host, port, limit=MAX_FRAME)
+            reader, writer = await asyncio.open_connection(host, port)
         except OSError as exc:
-            raise BleakError(f"virtual radio at {self.radio} unreachable: {exc}") from exc
-        self._task = asyncio.create_task(self._read(reader))
-        welcome = await self.request({"t": "hello", "role": "central", "id": ident}, expect_id=False)
-        self.addr = str(welcome.get("addr", ""))
-
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
-
-    def send(self, frame: Frame) -> None:
-        if self._writer is None or self._writer.is_closing():
-            raise BleakError("not connected to the virtual radio")
-        self._writer.write(encode(frame))
-
-    async def request(self, frame: Frame, timeout: float = 10.0, expect_id: bool = True) -> Frame:
-        """Send ``frame`` and wait for the frame that answers it (same ``id``)."""
-        rid = next(self._ids) if expect_id else 0
-        if expect_id:
-            frame = {**frame, "id": rid}
-        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = fut
+            raise BleakError(f"virtual radio at {radio} unreachable: {exc}") from exc
         try:
-            self.send(frame)
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError as exc:
-            raise BleakError(f"virtual radio: no answer to {frame['t']} within {timeout}s") from exc
-        finally:
-            self._waiting.pop(rid, None)
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                try:
-                    frame = decode(line)
-                except ProtocolError as exc:
-                    log.warning("bad frame from the radio: %s", exc)
-                    continue
-                t = frame["t"]
-                if t == "welcome":
-                    self._resolve(0, frame)
-                elif t.endswith("_rsp") or t == "rsp_error":
-                    self._resolve(int(frame.get("id") or 0), frame)
-                else:
-                    self._on_frame(frame)
-        except (ConnectionError, ValueError) as exc:
-            log.warning("virtual radio link broke: %s", exc)
-        finally:
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(BleakError("virtual radio connection closed"))
-            self._on_close()
-
-    def _resolve(self, rid: int, frame: Frame) -> None:
-        fut = self._waiting.get(rid)
-        if fut is not None and not fut.done():
-            fut.set_result(frame)
+            writer.write(json.dumps({"t": "hello", "role": "hci", "id": ident}).encode() + b"\n")
+            welcome = json.loads(await asyncio.wait_for(reader.readline(), 10) or b"{}")
+            if welcome.get("t") != "welcome":
+                raise BleakError(f"virtual radio at {radio} did not welcome us: {welcome}")
+            source = StreamPacketSource()
+            address = hci.Address(str(welcome["addr"]), hci.Address.RANDOM_DEVICE_ADDRESS)
+            device = Device.with_hci(ident, address, source, _Sink(writer))
+            pump = asyncio.create_task(_pump(reader, source, on_lost))
+            await asyncio.wait_for(device.power_on(), 10)
+        except (OSError, ValueError, TimeoutError) as exc:
+            writer.close()
+            raise BleakError(f"virtual radio at {radio}: {exc}") from exc
+        return cls(radio, device, writer, pump)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await self._writer.wait_closed()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._writer = None
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
 
 
-def check(frame: Frame, what: str) -> Frame:
-    """Raise the radio's error answer as a BleakError."""
-    if frame.get("error"):
-        raise BleakError(f"{what}: {frame['error']}")
-    return frame
+async def _pump(reader: asyncio.StreamReader, source: StreamPacketSource, on_lost: Callable[[], None]) -> None:
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            source.data_received(data)
+    except ConnectionError as exc:
+        log.warning("virtual radio link broke: %s", exc)
+    on_lost()
+
+
+async def ask(radio: str, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One control frame to the hub and its answer (e.g. why a connection failed)."""
+    host, port = parse_hostport(radio)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(json.dumps(frame).encode() + b"\n")
+        answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"{}")
+        return answer
+    finally:
+        writer.close()
 
 
 def details_of(radio: str, addr: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""bleak scanner backend for the virtual radio."""
+"""bleak scanner backend on a bumble central: scans the virtual radio's air."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import logging
 from typing import Any, Literal
 
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
+from bumble.device import Advertisement
 
-from simulator.bleak_backend.link import RadioLink, details_of, radio_address
-from simulator.radio.protocol import Frame, from_hex, parse_adv
+from simulator.bleak_backend.link import CentralHost, details_of, radio_address
+from simulator.radio.protocol import parse_adv
 
 log = logging.getLogger(__name__)
 
@@ -29,42 +30,36 @@ class SimScanner(BaseBleakScanner):
         super().__init__(detection_callback, service_uuids)
         self._radio = radio_address(radio)
         self._scanning_mode = scanning_mode
-        self._link: RadioLink | None = None
+        self._host: CentralHost | None = None
 
     async def start(self) -> None:
         self.seen_devices = {}
-        self._link = RadioLink(self._radio, self._on_frame, lambda: None)
-        await self._link.open("scanner")
-        self._link.send({"t": "scan", "on": True})
+        self._host = await CentralHost.open(self._radio, "scanner")
+        device = self._host.device
+        device.on(device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        await device.start_scanning(active=self._scanning_mode == "active", filter_duplicates=False)
         log.debug("scanning the virtual radio at %s", self._radio)
 
     async def stop(self) -> None:
-        if self._link is not None:
-            if self._link.is_open:
-                self._link.send({"t": "scan", "on": False})
-            await self._link.close()
-            self._link = None
+        host, self._host = self._host, None
+        if host is not None:
+            await host.close()
 
-    def _on_frame(self, frame: Frame) -> None:
-        if frame["t"] != "adv":
-            return
-        adv = from_hex(frame.get("adv"))
-        resp = from_hex(frame.get("resp")) if self._scanning_mode == "active" else b""
-        fields = parse_adv(adv)
-        more = parse_adv(resp)
-        name = fields["name"] or more["name"]
-        uuids = list(dict.fromkeys(fields["uuids"] + more["uuids"]))
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        # bumble hands over the advert and, when scanning actively, the scan response appended
+        # (its AdvertisementDataAccumulator); both are AD structures (Core Spec Vol 3 Part C 11).
+        fields = parse_adv(bytes(advertisement.data))
         data = AdvertisementData(
-            local_name=name,
-            manufacturer_data={**fields["mfr"], **more["mfr"]},
-            service_data={**fields["svc_data"], **more["svc_data"]},
-            service_uuids=uuids,
-            tx_power=fields["tx_power"] if fields["tx_power"] is not None else more["tx_power"],
-            rssi=int(frame.get("rssi", -60)),
-            platform_data=(frame,),
+            local_name=fields["name"],
+            manufacturer_data=fields["mfr"],
+            service_data=fields["svc_data"],
+            service_uuids=list(dict.fromkeys(fields["uuids"])),
+            tx_power=fields["tx_power"],
+            rssi=int(advertisement.rssi),
+            platform_data=(advertisement,),
         )
         if not self.is_allowed_uuid(data.service_uuids):
             return
-        addr = str(frame["addr"])
-        device = self.create_or_update_device(addr, addr, name, details_of(self._radio, addr), data)
+        addr = str(advertisement.address).split("/")[0].upper()
+        device = self.create_or_update_device(addr, addr, data.local_name, details_of(self._radio, addr), data)
         self.call_detection_callbacks(device, data)

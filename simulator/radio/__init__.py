@@ -1,1 +1,2 @@
-"""The virtual BLE radio: the shared air between boards and gateways; imports nothing outside the simulator."""
+"""The virtual BLE radio: a bumble hub, the shared air between boards and gateways; imports nothing outside
+the simulator and bumble."""

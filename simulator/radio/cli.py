@@ -13,13 +13,21 @@ def radio(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the fault generator: the same seed replays the same faults."),
     loss: float = typer.Option(
-        0.0, "--loss", help="Probability (0-1) that an advertisement, notification or unacknowledged write is lost."
+        0.0,
+        "--loss",
+        help="Probability (0-1) that an advertisement is missed or a data packet must be sent again (a delay).",
     ),
     disconnect_rate: float = typer.Option(
         0.0, "--disconnect-rate", help="Probability per second (0-1) that each live link drops."
     ),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay of every frame through the air (ms)."),
     jitter_ms: float = typer.Option(0.0, "--jitter-ms", help="Random extra delay up to this (ms); order is kept."),
+    conn_interval_ms: float = typer.Option(
+        0.0, "--conn-interval-ms", help="Airtime budget: connection interval of every link, 7.5-4000 ms (0: unlimited)."
+    ),
+    packets_per_event: int = typer.Option(
+        6, "--packets-per-event", help="Airtime budget: data packets (notifications) per connection interval."
+    ),
     out_of_range: list[str] | None = typer.Option(  # noqa: B008 - typer reads options from defaults
         None, "--out-of-range", help="Board id or address nobody can hear (repeatable)."
     ),
@@ -32,7 +40,7 @@ def radio(
         ),
     ),
 ) -> None:
-    """Run the virtual BLE radio: the shared air between virtual boards and gateways.
+    """Run the virtual BLE radio: a bumble hub, the shared air between virtual boards and gateways.
 
     Boards reach it through their `bluetooth` shim (env STEDI_RADIO=HOST:PORT, set by
     `stedi sim board --radio`); gateways through the bleak backend (`--ble sim://HOST:PORT`).
@@ -61,6 +69,8 @@ def radio(
                 "latency_ms": latency_ms,
                 "jitter_ms": jitter_ms,
                 "out_of_range": out_of_range or [],
+                "conn_interval_ms": conn_interval_ms,
+                "packets_per_event": packets_per_event,
             }
         )
     except ValueError as exc:

@@ -1,8 +1,9 @@
-"""The radio's wire protocol: one JSON object per line over TCP (UTF-8, ``\\n`` ends a frame).
+"""The hub's JSON-lines protocol (UTF-8, ``\\n`` ends a frame): the board protocol between a
+board's ``bluetooth`` shim and its bumble host in the hub, and the control frames.
 
-JSON lines rather than a binary format because both ends must be easy to write in MicroPython
-(``json`` and ``binascii`` are built in) and easy to watch with ``nc``.  Bytes travel as
-lowercase hex strings.  Every frame has a type ``t``; the full list is in
+Centrals do not use it: they speak HCI to their own controller.  JSON lines because the board
+end is MicroPython (``json`` and ``binascii`` are built in) and a person can watch it with
+``nc``.  Bytes travel as lowercase hex strings.  Every frame has a type ``t``; the list is in
 ``docs/simulator-radio.md``.
 """
 
@@ -92,13 +93,3 @@ def parse_adv(payload: bytes) -> dict[str, Any]:
 def uuid128_str(big_endian: bytes) -> str:
     h = big_endian.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def uuid_str(text: str) -> str:
-    """A UUID as the shim sends it (``'181a'`` or a 128-bit string) in bleak's lowercase form."""
-    text = text.lower()
-    if len(text) == 4:
-        return f"0000{text}-0000-1000-8000-00805f9b34fb"
-    if len(text) == 8:
-        return f"{text}-0000-1000-8000-00805f9b34fb"
-    return text

@@ -1,14 +1,21 @@
-"""The virtual radio: the shared air between virtual boards (peripherals) and gateways (centrals).
+"""The virtual radio: a bumble hub between virtual boards and gateways.
 
-Every board's ``bluetooth`` shim and every gateway's bleak backend keeps one TCP connection to
-the radio and speaks the JSON-lines protocol of :mod:`simulator.radio.protocol`.  The radio
-relays advertisements to scanning centrals, sets up links (one connection handle shared by both
-ends), negotiates the MTU, relays reads, writes, notifications and indications, and tears links
-down; and it injects the faults of :class:`simulator.radio.faults.Faults`, drawn from one
-seeded random generator and logged, so a failing run can be replayed.
+One process (``stedi sim radio``) holds the air (:class:`simulator.radio.air.Air`, bumble's
+``LocalLink`` with faults) and one bumble virtual controller per node, all behind one TCP port.
+Each client's first line says what it is:
 
-Run it with ``stedi sim radio --listen 127.0.0.1:PORT`` or, in Python, ``Radio`` inside an
-event loop or ``RadioThread`` beside synchronous code.
+- ``{"t":"hello","role":"hci",...}``: a central's bumble host (the ``sim://`` bleak backend);
+  after the ``welcome`` line the socket carries raw HCI packets (H4) to its own controller.
+- ``{"t":"hello","role":"peripheral",...}``: a board's ``bluetooth`` shim; the hub runs the
+  board's bumble host (:class:`simulator.radio.board_host.BoardHost`) and speaks the board
+  protocol (JSON lines) with the shim.
+- ``faults`` / ``drop`` / ``status`` / ``reach``: control frames, answered, any number.
+- a first byte 0x01 (an H4 HCI command packet, Core Spec Vol 4 Part A 2): a stock bumble host
+  on ``tcp-client:HOST:PORT``, no hello, gets a controller of its own (the conformance test's
+  central is such a plain bumble host).
+
+A node whose socket closes leaves the air: its peers see a supervision timeout.  Faults are
+drawn from one seeded generator and logged, so a failing run replays.
 """
 
 from __future__ import annotations
@@ -20,71 +27,56 @@ import logging
 import math
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bumble.controller import Controller
+from bumble.transport.common import StreamPacketSource
+
+from simulator.radio.air import Air, AirController
+from simulator.radio.board_host import ACL_DATA_LENGTH, BoardHost
 from simulator.radio.faults import Faults
-from simulator.radio.protocol import (
-    DEFAULT_MTU,
-    MAX_FRAME,
-    MAX_MTU,
-    Frame,
-    ProtocolError,
-    decode,
-    encode,
-)
+from simulator.radio.protocol import MAX_FRAME, MAX_MTU, Frame, ProtocolError, decode, encode
 
 log = logging.getLogger(__name__)
 
-#: How often the air ticks: advertisements go out and random disconnects are drawn.
+#: The H4 packet indicator of an HCI command (Core Spec Vol 4 Part A 2): a host's first byte.
+H4_COMMAND = b"\x01"
+#: How often the random-disconnect fault is drawn and out-of-range links are dropped.
 TICK_S = 0.1
-#: Advertising interval floor, so a board advertising every 20 ms does not flood the centrals.
-MIN_ADV_INTERVAL_S = 0.1
 
 
 @dataclass(eq=False)
 class Node:
-    """One TCP client of the radio: a board (peripheral), a gateway (central) or a controller."""
+    """One TCP client of the hub."""
 
     writer: asyncio.StreamWriter
     number: int
     role: str = "unknown"
     ident: str = ""
     addr: str = ""
-    addr_type: int = 0
-    mtu: int = MAX_MTU
-    # peripheral
-    adv: bytes | None = None
-    resp: bytes = b""
-    adv_interval_s: float = MIN_ADV_INTERVAL_S
-    connectable: bool = True
-    next_adv: float = 0.0
-    services: list[Any] = field(default_factory=list)
-    # central
-    scanning: bool = False
-    # delivery in order, each frame no earlier than its due time (latency)
-    outbox: asyncio.Queue[tuple[float, bytes]] = field(default_factory=asyncio.Queue)
-    sender: asyncio.Task[None] | None = None
+    controller: Controller | None = None
+    board: BoardHost | None = None
+    names: set[str] = field(default_factory=set)
 
     @property
     def label(self) -> str:
         return f"{self.role} {self.ident or '#' + str(self.number)} ({self.addr})"
 
-    def names(self) -> set[str]:
-        return {self.ident, self.addr, self.addr.lower()}
 
+class _HciSink:
+    """Controller -> host packets onto a central's socket."""
 
-@dataclass(eq=False)
-class Link:
-    conn: int
-    central: Node
-    peripheral: Node
-    mtu: int = DEFAULT_MTU
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+
+    def on_packet(self, packet: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(packet)
 
 
 class Radio:
-    """The air.  ``await start()`` listens (``port=0`` picks a free port, see ``.port``);
+    """The hub.  ``await start()`` listens (``port=0`` picks a free port, see ``.port``);
     ``await close()`` drops every link and client."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, faults: Faults | None = None, seed: int = 0):
@@ -92,21 +84,37 @@ class Radio:
         self._requested_port = port
         self.faults = faults or Faults()
         self.seed = seed
+        # One seeded stream per kind of fault, so the traffic (adverts, packets) does not shift
+        # which tick a random disconnect falls on: the same seed replays the same disconnects.
         self._rng = random.Random(seed)
+        self._disconnect_rng = random.Random(f"{seed}/disconnect")
         self._nodes: list[Node] = []
-        self._links: dict[int, Link] = {}
-        self._pending: dict[int, tuple[Node, Any, int]] = {}
-        self._connecting: list[tuple[Node, Frame, float]] = []
         self._numbers = itertools.count(1)
-        self._conns = itertools.count(1)
-        self._requests = itertools.count(1)
+        self.air = Air(self.faults, self._rng, self._names_of)
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.port = 0
-        #: Counters for tests and the log: frames relayed, lost (of them notifications), links
-        #: made and dropped (of them by the random-disconnect fault).
-        self.stats: dict[str, int] = {"adv": 0, "notify": 0, "lost": 0, "lost_notify": 0, "links": 0, "drops": 0,
-                                      "fault_drops": 0}
+        self._fault_drops = 0
+        self._links_gone = 0  # links made by boards that have left
+        self._late_gone = 0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for tests and the log: adverts delivered; packets lost (adverts missed and
+        data packets retransmitted); ACL PDUs carried; notifications the boards sent; those lost
+        with their link (in flight on the air, or sent by a board after its link had gone);
+        links made; drops (of them by the random-disconnect fault)."""
+        late = sum(n.board.late for n in self._nodes if n.board is not None) + self._late_gone
+        return {
+            "adv": self.air.stats["adv"],
+            "lost": self.air.stats["lost"],
+            "lost_in_flight": self.air.stats["lost_in_flight"] + late,
+            "acl": self.air.stats["acl"],
+            "notify": sum(n.board.notified for n in self._nodes if n.board is not None),
+            "links": sum(n.board.links for n in self._nodes if n.board is not None) + self._links_gone,
+            "drops": self.air.stats["drops"],
+            "fault_drops": self._fault_drops,
+        }
 
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -118,16 +126,17 @@ class Radio:
     async def close(self) -> None:
         if self._ticker:
             self._ticker.cancel()
-        for link in list(self._links.values()):
-            self._drop(link, "radio shut down")
+        for ends in self.air.links():
+            self.air.drop(ends)
         if self._server:
             self._server.close()
         for node in list(self._nodes):
+            if node.board is not None:
+                await node.board.close()
             node.writer.close()
-            if node.sender:
-                node.sender.cancel()
         if self._server:
-            await self._server.wait_closed()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
         log.info("radio closed: %s", self.stats)
 
     # ---------------------------------------------------------------- faults (run time)
@@ -138,339 +147,221 @@ class Radio:
         return self.faults.as_dict()
 
     def drop_links(self, target: str | None = None, reason: str = "link dropped (fault)") -> int:
-        """Drop every link (or those of the board/central whose id or address is ``target``)
-        as a supervision timeout would: both ends are told."""
+        """Drop every link (or those of the node whose id or address is ``target``) as a
+        supervision timeout would: both ends are told."""
         dropped = 0
-        for link in list(self._links.values()):
-            if target is None or target in link.peripheral.names() or target in link.central.names():
-                self._drop(link, reason)
+        for ends in self.air.links():
+            names = self._names_of(ends.central) | self._names_of(ends.peripheral)
+            if target is None or target in names or target.upper() in names:
+                log.info("%s: %s", reason, self._describe(ends))
+                self.air.drop(ends)
                 dropped += 1
         return dropped
 
     def status(self) -> dict[str, Any]:
         return {
             "nodes": [
-                {"role": n.role, "id": n.ident, "addr": n.addr, "advertising": n.adv is not None} for n in self._nodes
+                {
+                    "role": n.role,
+                    "id": n.ident,
+                    "addr": n.addr,
+                    "advertising": bool(n.board is not None and n.board.device.is_advertising),
+                }
+                for n in self._nodes
+                if n.role != "control"
             ],
             "links": [
-                {"conn": lk.conn, "central": lk.central.addr, "peripheral": lk.peripheral.addr, "mtu": lk.mtu}
-                for lk in self._links.values()
+                {
+                    "conn": e.peripheral_conn.handle,
+                    "central": str(e.central_conn.self_address).split("/")[0],
+                    "peripheral": str(e.peripheral_conn.self_address).split("/")[0],
+                    "mtu": self._mtu_of(e.peripheral),
+                }
+                for e in self.air.links()
             ],
             "faults": self.faults.as_dict(),
-            "stats": dict(self.stats),
+            "stats": self.stats,
         }
 
+    def reach(self, addr: str) -> str:
+        """Why a central cannot connect to ``addr`` (for its error message), or "" if it can."""
+        target = next((n for n in self._nodes if n.board is not None and addr.upper() in n.names), None)
+        if target is None:
+            return f"no peripheral {addr} on the air"
+        if addr.upper() in self.faults.out_of_range or target.names & self.faults.out_of_range:
+            return f"{addr} is out of range"
+        if target.board is not None and not target.board.device.is_advertising:
+            return f"{addr} is not advertising connectably"
+        return ""
+
     # ---------------------------------------------------------------- plumbing
-    def _heard(self, *nodes: Node) -> bool:
-        return not any(n.names() & self.faults.out_of_range for n in nodes)
+    def _names_of(self, controller: Controller) -> set[str]:
+        for n in self._nodes:
+            if n.controller is controller:
+                return n.names
+        return set()
 
-    def _lost(self, what: str) -> bool:
-        if self.faults.loss and self._rng.random() < self.faults.loss:
-            self.stats["lost"] += 1
-            log.debug("fault: %s lost", what)
-            return True
-        return False
+    def _mtu_of(self, controller: Controller) -> int:
+        for n in self._nodes:
+            if n.controller is controller and n.board is not None:
+                conns = list(n.board.conns.values())
+                return int(conns[0].att_mtu) if conns else 23
+        return 23
 
-    def _send(self, node: Node, frame: Frame) -> None:
-        delay = self.faults.latency_ms / 1000.0
-        if self.faults.jitter_ms:
-            delay += self._rng.uniform(0, self.faults.jitter_ms / 1000.0)
-        node.outbox.put_nowait((time.monotonic() + delay, encode(frame)))
-
-    async def _deliver(self, node: Node) -> None:
-        try:
-            while True:
-                due, data = await node.outbox.get()
-                wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                node.writer.write(data)
-                await node.writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        node = Node(writer=writer, number=next(self._numbers))
-        node.sender = asyncio.create_task(self._deliver(node))
-        self._nodes.append(node)
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    log.error("%s sent a frame over %d bytes; closing it", node.label, MAX_FRAME)
-                    break
-                except ConnectionError:
-                    break
-                if not line:
-                    break
-                if not line.strip():
-                    continue
-                try:
-                    self._handle(node, decode(line))
-                except (ProtocolError, KeyError, TypeError, ValueError) as exc:
-                    log.warning("bad frame from %s: %s", node.label, exc)
-                    self._send(node, {"t": "error", "error": str(exc)})
-        finally:
-            self._nodes.remove(node)
-            for link in list(self._links.values()):
-                if node in (link.central, link.peripheral):
-                    self._drop(link, f"{node.role} went away")
-            log.info("%s left", node.label)
-            # Let queued frames go out (e.g. an error) before closing.
-            await asyncio.sleep(0)
-            if node.sender:
-                node.sender.cancel()
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-    # ---------------------------------------------------------------- frames
-    def _handle(self, node: Node, f: Frame) -> None:
-        t = f["t"]
-        log.debug("<- %s %s", node.label, f)
-        handler = getattr(self, "_on_" + t, None)
-        if handler is None:
-            raise ValueError(f"unknown frame type {t!r}")
-        if node.role == "unknown" and t not in ("hello", "faults", "drop", "status"):
-            raise ValueError(f"say hello first: {t!r} needs a role")
-        handler(node, f)
-
-    def _on_hello(self, node: Node, f: Frame) -> None:
-        node.role = str(f.get("role", "central"))
-        node.ident = str(f.get("id", ""))
-        node.addr = str(f.get("addr") or self._make_addr(node))
-        node.addr_type = int(f.get("addr_type", 0))
-        node.mtu = max(DEFAULT_MTU, min(MAX_MTU, int(f.get("mtu", MAX_MTU))))
-        log.info("%s joined", node.label)
-        self._send(node, {"t": "welcome", "addr": node.addr, "faults": self.faults.as_dict()})
+    def _describe(self, ends: Any) -> str:
+        return f"{sorted(self._names_of(ends.central))} <-> {sorted(self._names_of(ends.peripheral))}"
 
     def _make_addr(self, node: Node) -> str:
         # Random static address (top bits 11, Core Spec Vol 6 Part B 1.3.2.1), unique per client.
         n = node.number
         return f"C0:5E:D1:{(n >> 16) & 0xFF:02X}:{(n >> 8) & 0xFF:02X}:{n & 0xFF:02X}"
 
-    def _on_faults(self, node: Node, f: Frame) -> None:
-        changes = {k: v for k, v in f.items() if k != "t"}
-        self._send(node, {"t": "faults_ok", "faults": self.set_faults(**changes)})
+    def _answer(self, node: Node, frame: Frame) -> None:
+        if not node.writer.is_closing():
+            node.writer.write(encode(frame))
 
-    def _on_drop(self, node: Node, f: Frame) -> None:
-        n = self.drop_links(f.get("target"))
-        self._send(node, {"t": "drop_ok", "dropped": n})
-
-    def _on_status(self, node: Node, f: Frame) -> None:
-        self._send(node, {"t": "status", **self.status()})
-
-    # peripheral side
-    def _on_adv(self, node: Node, f: Frame) -> None:
-        adv = f.get("adv")
-        if adv is None:
-            node.adv = None
-            log.info("%s stops advertising", node.label)
-            return
-        node.adv = bytes.fromhex(adv)
-        node.resp = bytes.fromhex(f.get("resp") or "")
-        node.adv_interval_s = max(MIN_ADV_INTERVAL_S, int(f.get("interval_us", 100000)) / 1e6)
-        node.connectable = bool(f.get("connectable", True))
-        node.next_adv = 0.0
-        self._try_connects()
-        log.info("%s advertises every %.0f ms", node.label, node.adv_interval_s * 1000)
-
-    def _on_services(self, node: Node, f: Frame) -> None:
-        node.services = list(f["services"])
-        log.info("%s registered %d service(s)", node.label, len(node.services))
-
-    def _on_mtu_pref(self, node: Node, f: Frame) -> None:
-        node.mtu = max(DEFAULT_MTU, min(MAX_MTU, int(f["mtu"])))
-
-    def _link_of(self, node: Node, conn: int) -> Link | None:
-        link = self._links.get(int(conn))
-        if link is None or node not in (link.central, link.peripheral):
-            return None
-        return link
-
-    def _on_notify(self, node: Node, f: Frame) -> None:
-        link = self._link_of(node, f["conn"])
-        if link is None:
-            return  # the link dropped while the frame was in flight: lost, like on air
-        self.stats["notify"] += 1
-        if self._lost(f"notification on conn {link.conn}"):
-            self.stats["lost_notify"] += 1
-            return
-        self._send(link.central, {"t": "notify", "conn": link.conn, "h": f["h"], "d": f.get("d", "")})
-
-    def _on_indicate(self, node: Node, f: Frame) -> None:
-        link = self._link_of(node, f["conn"])
-        if link is None:
-            self._send(node, {"t": "indicate_done", "conn": f["conn"], "h": f["h"], "status": 19})
-            return
-        self._send(link.central, {"t": "notify", "conn": link.conn, "h": f["h"], "d": f.get("d", ""), "ind": True})
-        self._send(node, {"t": "indicate_done", "conn": link.conn, "h": f["h"], "status": 0})
-
-    def _on_rsp(self, node: Node, f: Frame) -> None:
-        pending = self._pending.pop(int(f["id"]), None)
-        if pending is None:
-            return
-        central, cid, conn = pending
-        out = dict(f)
-        out["id"] = cid
-        out["conn"] = conn
-        self._send(central, out)
-
-    _on_read_rsp = _on_rsp
-    _on_write_rsp = _on_rsp
-
-    # central side
-    def _on_scan(self, node: Node, f: Frame) -> None:
-        node.scanning = bool(f.get("on", True))
-        log.info("%s %s scanning", node.label, "starts" if node.scanning else "stops")
-
-    def _on_connect(self, node: Node, f: Frame) -> None:
-        # Like an LE Create Connection: the central waits for a connectable advertisement from
-        # the address, until its timeout (a board may be rebooting or re-advertising).
-        timeout = float(f.get("timeout", 10.0))
-        self._connecting.append((node, f, time.monotonic() + max(0.0, timeout)))
-        self._try_connects()
-
-    def _try_connects(self) -> None:
-        now = time.monotonic()
-        waiting = []
-        for node, f, deadline in self._connecting:
-            if node not in self._nodes:
-                continue
-            target = str(f["addr"])
-            peripheral = next((n for n in self._nodes if n.role == "peripheral" and target in n.names()), None)
-            if (
-                peripheral is not None
-                and peripheral.adv is not None
-                and peripheral.connectable
-                and self._heard(node, peripheral)
-            ):
-                self._link_up(node, f, peripheral)
-            elif now >= deadline:
-                if peripheral is None:
-                    error = f"no peripheral {target} on the air"
-                elif not self._heard(node, peripheral):
-                    error = f"{target} is out of range"
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        node = Node(writer=writer, number=next(self._numbers))
+        self._nodes.append(node)
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                first = await reader.readexactly(1)
+                if first == H4_COMMAND:
+                    await self._as_hci(node, {"id": f"hci-{node.number}"}, reader, first, welcome=False)
                 else:
-                    error = f"{target} is not advertising connectably"
-                log.info("%s cannot connect: %s", node.label, error)
-                self._send(node, {"t": "connect_rsp", "id": f.get("id"), "error": error})
-            else:
-                waiting.append((node, f, deadline))
-        self._connecting = waiting
+                    await self._converse(node, reader, first)
+        finally:
+            await self._leave(node)
 
-    def _link_up(self, node: Node, f: Frame, peripheral: Node) -> None:
-        link = Link(conn=next(self._conns), central=node, peripheral=peripheral)
-        self._links[link.conn] = link
-        self.stats["links"] += 1
-        # A peripheral stops advertising once connected (as NimBLE/BTstack do); the firmware
-        # advertises again after the disconnect.
-        peripheral.adv = None
-        log.info("link %d: %s -> %s", link.conn, node.label, peripheral.label)
-        self._send(peripheral, {"t": "connect", "conn": link.conn, "addr": node.addr, "addr_type": node.addr_type})
-        self._send(
-            node,
-            {
-                "t": "connect_rsp",
-                "id": f.get("id"),
-                "conn": link.conn,
-                "addr": peripheral.addr,
-                "name": peripheral.ident,
-                "services": peripheral.services,
-                "mtu": link.mtu,
-            },
-        )
+    async def _converse(self, node: Node, reader: asyncio.StreamReader, first: bytes = b"") -> None:
+        while True:
+            try:
+                line = first + await reader.readline()
+                first = b""
+            except (ValueError, asyncio.LimitOverrunError):
+                log.error("%s sent a frame over %d bytes; closing it", node.label, MAX_FRAME)
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            try:
+                frame = decode(line)
+                if frame["t"] == "hello" and frame.get("role") == "hci" and node.role == "unknown":
+                    await self._as_hci(node, frame, reader)
+                    return
+                await self._handle(node, frame)
+            except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+                log.warning("bad frame from %s: %s", node.label, exc)
+                self._answer(node, {"t": "error", "error": str(exc)})
 
-    def _on_mtu(self, node: Node, f: Frame) -> None:
-        link = self._link_of(node, f["conn"])
-        if link is None:
-            self._send(node, {"t": "mtu_rsp", "id": f.get("id"), "error": "not connected"})
-            return
-        link.mtu = max(DEFAULT_MTU, min(int(f["mtu"]), link.central.mtu, link.peripheral.mtu))
-        log.info("link %d: MTU %d", link.conn, link.mtu)
-        self._send(link.peripheral, {"t": "mtu", "conn": link.conn, "mtu": link.mtu})
-        self._send(node, {"t": "mtu_rsp", "id": f.get("id"), "mtu": link.mtu})
+    async def _leave(self, node: Node) -> None:
+        self._nodes.remove(node)
+        if node.controller is not None:
+            self.air.remove_controller(node.controller)  # peers see a supervision timeout
+        if node.board is not None:
+            self._links_gone += node.board.links
+            self._late_gone += node.board.late
+            await node.board.close()
+        if node.role != "unknown":
+            log.info("%s left", node.label)
+        node.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await node.writer.wait_closed()
 
-    def _forward_request(self, node: Node, f: Frame) -> None:
-        link = self._link_of(node, f["conn"])
-        kind = f["t"]
-        if link is None:
-            self._send(node, {"t": kind + "_rsp", "id": f.get("id"), "error": "not connected"})
-            return
-        if kind == "write" and not f.get("rsp") and self._lost(f"write without response on conn {link.conn}"):
-            return
-        rid = next(self._requests)
-        if kind == "read" or f.get("rsp"):
-            self._pending[rid] = (node, f.get("id"), link.conn)
-        out = dict(f)
-        out["id"] = rid
-        self._send(link.peripheral, out)
+    async def _as_hci(
+        self, node: Node, hello: Frame, reader: asyncio.StreamReader, first: bytes = b"", welcome: bool = True
+    ) -> None:
+        node.role = "central"
+        node.ident = str(hello.get("id", ""))
+        node.addr = self._make_addr(node)
+        node.names = {node.ident, node.addr}
+        source = StreamPacketSource()
+        controller = AirController(f"central {node.ident}", source, _HciSink(node.writer), self.air)
+        controller.le_acl_data_packet_length = ACL_DATA_LENGTH
+        node.controller = controller
+        log.info("%s joined", node.label)
+        if welcome:
+            self._answer(node, {"t": "welcome", "addr": node.addr, "faults": self.faults.as_dict()})
+        if first:
+            source.data_received(first)
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            source.data_received(data)
 
-    _on_read = _forward_request
-    _on_write = _forward_request
+    async def _handle(self, node: Node, f: Frame) -> None:
+        t = f["t"]
+        if t == "hello":
+            await self._on_hello(node, f)
+        elif t == "faults":
+            changes = {k: v for k, v in f.items() if k != "t"}
+            self._answer(node, {"t": "faults_ok", "faults": self.set_faults(**changes)})
+        elif t == "drop":
+            self._answer(node, {"t": "drop_ok", "dropped": self.drop_links(f.get("target"))})
+        elif t == "status":
+            self._answer(node, {"t": "status", **self.status()})
+        elif t == "reach":
+            self._answer(node, {"t": "reach", "reason": self.reach(str(f["addr"]))})
+        elif node.board is not None:
+            node.board.handle(f)
+        else:
+            raise ValueError(f"unknown frame type {t!r}" if t not in _BOARD_FRAMES else f"say hello first: {t!r}")
 
-    def _on_disconnect(self, node: Node, f: Frame) -> None:
-        link = self._link_of(node, f["conn"])
-        if link is not None:
-            self._drop(link, f"{node.role} disconnected")
-
-    # ---------------------------------------------------------------- links and the air
-    def _drop(self, link: Link, reason: str) -> None:
-        if self._links.pop(link.conn, None) is None:
-            return
-        self.stats["drops"] += 1
-        log.info("link %d dropped: %s", link.conn, reason)
-        for rid, (central, cid, conn) in list(self._pending.items()):
-            if conn == link.conn:
-                del self._pending[rid]
-                self._send(central, {"t": "rsp_error", "id": cid, "conn": conn, "error": "disconnected"})
-        for end in (link.central, link.peripheral):
-            if end in self._nodes:
-                self._send(end, {"t": "disconnect", "conn": link.conn, "reason": reason})
+    async def _on_hello(self, node: Node, f: Frame) -> None:
+        role = str(f.get("role", "control"))
+        if node.role != "unknown":
+            raise ValueError("hello twice")
+        node.role = role
+        node.ident = str(f.get("id", ""))
+        if role == "peripheral":
+            node.addr = str(f.get("addr") or self._make_addr(node)).upper()
+            node.names = {node.ident, node.addr}
+            node.board = await BoardHost.start(
+                self.air, node.ident, node.addr, int(f.get("mtu", MAX_MTU)), lambda frame: self._answer(node, frame)
+            )
+            node.controller = node.board.controller
+        elif role != "control":
+            raise ValueError(f"unknown role {role!r}: peripheral, hci or control")
+        log.info("%s joined", node.label)
+        self._answer(node, {"t": "welcome", "addr": node.addr, "faults": self.faults.as_dict()})
 
     def _enforce_range(self) -> None:
-        for link in list(self._links.values()):
-            if not self._heard(link.central, link.peripheral):
-                log.warning("fault: link %d out of range", link.conn)
-                self._drop(link, "out of range (supervision timeout)")
+        for ends in self.air.links():
+            if not self.air.heard(ends.central, ends.peripheral):
+                log.warning("fault: out of range: %s", self._describe(ends))
+                self.air.drop(ends)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            now = time.monotonic()
-            self._enforce_range()
-            if self._connecting:
-                self._try_connects()
-            if self.faults.disconnect_per_s:
-                p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
-                for link in list(self._links.values()):
-                    if self._rng.random() < p:
-                        log.warning("fault: random disconnect of link %d", link.conn)
-                        self.stats["fault_drops"] += 1
-                        self._drop(link, "supervision timeout (random fault)")
-            scanners = [n for n in self._nodes if n.scanning]
-            for p_node in self._nodes:
-                if p_node.adv is None or now < p_node.next_adv:
-                    continue
-                p_node.next_adv = now + p_node.adv_interval_s
-                for c in scanners:
-                    if not self._heard(c, p_node) or self._lost(f"advertisement of {p_node.ident}"):
-                        continue
-                    self.stats["adv"] += 1
-                    self._send(
-                        c,
-                        {
-                            "t": "adv",
-                            "addr": p_node.addr,
-                            "addr_type": p_node.addr_type,
-                            "id": p_node.ident,
-                            "adv": p_node.adv.hex(),
-                            "resp": p_node.resp.hex(),
-                            "connectable": p_node.connectable,
-                            "rssi": -40 - self._rng.randrange(30),
-                        },
-                    )
+            try:
+                self._tick_once()
+            except Exception:  # a defect here must not end the faults for the rest of the run
+                log.exception("radio tick failed")
+
+    def _tick_once(self) -> None:
+        self._enforce_range()
+        if self.faults.disconnect_per_s:
+            p = 1.0 - math.pow(1.0 - self.faults.disconnect_per_s, TICK_S)
+            for ends in self.air.links():
+                if self._disconnect_rng.random() < p:
+                    log.warning("fault: random disconnect: %s", self._describe(ends))
+                    self._fault_drops += 1
+                    self.air.drop(ends)
+
+
+_BOARD_FRAMES = {"services", "adv", "notify", "indicate", "disconnect", "mtu_pref", "read_rsp", "write_rsp"}
+
+
+async def _cancel_the_rest() -> None:
+    """The loop is the radio's own: end what is still running on it (a board host still starting
+    when the radio closed, a client's last read) before the loop closes."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class RadioThread:
@@ -513,6 +404,7 @@ class RadioThread:
         if not self._thread.is_alive():
             return
         asyncio.run_coroutine_threadsafe(self.radio.close(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()

@@ -1,7 +1,9 @@
 # mypy: ignore-errors
 # MicroPython's `bluetooth` module for a virtual board: the documented API and semantics
 # (https://docs.micropython.org/en/latest/library/bluetooth.html), peripheral role, with the
-# air replaced by the STEDI virtual radio (env STEDI_RADIO=HOST:PORT, board id STEDI_BOARD_ID).
+# air replaced by the STEDI virtual radio (env STEDI_RADIO=HOST:PORT, board id STEDI_BOARD_ID):
+# the calls go as JSON lines (the board protocol, docs/simulator-radio.md) to this board's bumble
+# host in the radio hub, which serves the GATT table with a real ATT server.
 #
 # Threads: a reader thread receives radio frames and queues them; one drain callback at a
 # time is scheduled with micropython.schedule (its queue holds only 4 entries) and calls the
@@ -21,7 +23,9 @@
 #   it does on the board, and a full heap raises MemoryError out of gatts_notify (what the
 #   port's m_new did before 1.20; since commit 256f47e2 (1.20) it does not check the allocation
 #   at all, and a full heap crashes the board instead, which a firmware must not let happen).
-# The link carries STEDI_AIRTIME notifications per second ("RATE/BUFFERS", default 200/8:
+# When the hub sets an airtime budget (conn_interval_ms, packets_per_event in its welcome), the
+# controller's rate follows it; otherwise (or when STEDI_AIRTIME is set, which wins)
+# the link carries STEDI_AIRTIME notifications per second ("RATE/BUFFERS", default 200/8:
 # e.g. a 30 ms connection interval with 6 packets per event, 8 controller buffers; an assumed
 # figure, real links vary), so back-pressure shows when a firmware sends faster than that.
 # Both ports run the IRQ handler synchronously (MICROPY_PY_BLUETOOTH_USE_SYNC_EVENTS) through
@@ -183,6 +187,7 @@ class _BLE:
         self._last_adv = (None, None)
         self._addr_mv = bytearray(6)  # the memoryview handed to IRQs; scribbled after each
         self._btstack = _board.profile() == "picow"
+        self._airtime_set = bool(os.getenv("STEDI_AIRTIME"))
         rate, _, buffers = (os.getenv("STEDI_AIRTIME") or "200/8").partition("/")
         self._slot_us = 1000000 // max(1, int(rate))  # airtime of one notification
         self._air_buffers = max(1, int(buffers or 8))
@@ -411,7 +416,12 @@ class _BLE:
 
     def _on_frame(self, f):
         t = f["t"]
-        if t == "connect":
+        if t == "welcome":
+            budget = f.get("faults") or {}
+            interval = budget.get("conn_interval_ms") or 0
+            if interval and not self._airtime_set:
+                self._slot_us = int(interval * 1000) // max(1, int(budget.get("packets_per_event") or 1))
+        elif t == "connect":
             conn = f["conn"]
             addr = _addr_bytes(f["addr"])
             self._conns[conn] = (f.get("addr_type", 0), addr)

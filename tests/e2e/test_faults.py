@@ -129,7 +129,9 @@ def _exact(f: Figures) -> None:
 def test_radio_loss_and_random_disconnects(micropython: MicroPython, tmp_path: Path) -> None:
     f = run_faults(FaultPlan(seconds=15, boards=2, seed=11, s3=False, loss=0.1, disconnect_per_s=0.1), keep=tmp_path)
     _exact(f)
-    assert f.frames_dropped > 0 and f.disconnects_injected > 0, f.as_json()
+    # On a BLE link a lost packet is retransmitted (delay); readings are lost only with a dropped
+    # link, and the gateway's RESUME recovers them: the accounting above stays exact.
+    assert f.packets_lost > 0 and f.disconnects_injected > 0, f.as_json()
 
 
 @pytest.mark.slow

@@ -120,8 +120,8 @@ class Figures:
     unreadable: int = 0
     board_dropped: int = 0
     disconnects_injected: int = 0
-    frames_dropped: int = 0  # readings notifications lost in the air
-    packets_lost: int = 0  # every packet the radio lost (adverts, notifications, writes)
+    frames_dropped: int = 0  # notifications lost with a dropped link (in flight, or sent after it went)
+    packets_lost: int = 0  # packets the air lost: adverts missed, data packets retransmitted
     kills: list[str] = field(default_factory=list)  # the phase each kill hit
     outages_s: list[float] = field(default_factory=list)
     resets: int = 0
@@ -494,7 +494,7 @@ def run_faults(plan: FaultPlan, progress: Callable[[str], None] = lambda _m: Non
             air.set_faults(loss=0.0, disconnect_per_s=0.0)
             stats = air.status()["stats"]
             figures.disconnects_injected = stats["fault_drops"]
-            figures.frames_dropped = stats["lost_notify"]
+            figures.frames_dropped = stats["lost_in_flight"]
             figures.packets_lost = stats["lost"]
             progress("faults over: the gateway drains its spool (SIGTERM)")
             if not gw.alive:
