@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,3 +131,19 @@ def chromium() -> str:
         missing_part("chromium (apt-get install chromium)")
     assert binary is not None
     return binary
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``stedi <argv>`` through the console script's own entry point, in this process (the tests'
+    Spark session is borrowed): (exit code, stdout, stderr); a traceback on stderr fails the test."""
+    from stedi_app import cli
+
+    monkeypatch.setattr(sys, "argv", ["stedi", *argv])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err

@@ -3,7 +3,6 @@ committed, as the deployed jobs do (moto's server, the shared Spark session)."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,22 +14,9 @@ from cloud_pipeline.storage.store import STATE_KEY
 from simulator.fleet import generate_fleet
 from stedi.contract import TABLES, TABLES_BY_NAME
 from stedi.lake import S3Lake
+from tests.parts import run_main
 
 ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
-
-
-def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
-    """``stedi ARGS`` in this process (the Spark session of the tests is borrowed)."""
-    from stedi_app import cli
-
-    monkeypatch.setattr(sys, "argv", ["stedi", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _locations(database: str) -> dict[str, str]:
@@ -49,7 +35,7 @@ def test_a_laptop_run_moves_the_catalog_after_each_commit(spark, s3_bucket: str,
     database = f"laptop_{uuid.uuid4().hex[:8]}"
     generate_fleet(lake, customers=4, seed=3, customers_per_file=2)
 
-    code, out, err = _main(monkeypatch, capsys, ["pipeline", "run", "--lake", url, "--database", database])
+    code, out, err = run_main(monkeypatch, capsys, "pipeline", "run", "--lake", url, "--database", database)
     assert code == 0, err
     first = PipelineState.from_json(lake.get(STATE_KEY))
     # The database and every table did not exist: the run created them at the committed versions.
@@ -59,8 +45,8 @@ def test_a_laptop_run_moves_the_catalog_after_each_commit(spark, s3_bucket: str,
 
     # A second run, of one job (the catalog update is the same for any run; one job keeps the test short).
     generate_fleet(lake, customers=2, seed=3, customer_offset=4, customers_per_file=2)
-    code, out, err = _main(monkeypatch, capsys, ["pipeline", "run", "--lake", url, "--database", database,
-                                                 "--jobs", "customer_landing_to_trusted"])
+    code, out, err = run_main(monkeypatch, capsys, "pipeline", "run", "--lake", url, "--database", database,
+                              "--jobs", "customer_landing_to_trusted")
     assert code == 0, err
     second = PipelineState.from_json(lake.get(STATE_KEY))
     assert second.tables["customer_trusted"].version != first.tables["customer_trusted"].version
@@ -72,7 +58,7 @@ def test_a_laptop_run_moves_the_catalog_after_each_commit(spark, s3_bucket: str,
 
 
 def test_database_needs_an_s3_lake_and_a_valid_name(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, _out, err = _main(monkeypatch, capsys, ["pipeline", "run", "--lake", str(tmp_path), "--database", "stedi"])
+    code, _out, err = run_main(monkeypatch, capsys, "pipeline", "run", "--lake", str(tmp_path), "--database", "stedi")
     assert (code, "Traceback" in err) == (2, False) and "--database needs an s3:// lake" in err, err
-    code, _out, err = _main(monkeypatch, capsys, ["pipeline", "run", "--lake", "s3://b/p", "--database", "My-DB"])
+    code, _out, err = run_main(monkeypatch, capsys, "pipeline", "run", "--lake", "s3://b/p", "--database", "My-DB")
     assert (code, "Traceback" in err) == (2, False) and "lowercase letters, digits and underscores" in err, err

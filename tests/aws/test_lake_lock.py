@@ -16,7 +16,7 @@ import pytest
 from cloud_pipeline.storage.lock import HOLDER_KEY, LockHolder, S3Lease, current_writer, writer_lock
 from stedi.errors import EXIT_BUSY, LakeBusyError
 from stedi.lake import S3Lake
-from tests.pipeline.test_lake_guards import run_main
+from tests.parts import run_main
 
 
 def _lake(bucket: str) -> S3Lake:

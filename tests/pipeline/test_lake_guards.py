@@ -28,22 +28,8 @@ from cloud_pipeline.storage.lock import (
 from cloud_pipeline.storage.state import STATE_KEY
 from stedi.errors import EXIT_BUSY, EXIT_USAGE, LakeBusyError
 from stedi.lake import FolderLake, lake_exists
+from tests.parts import run_main
 from tests.pipeline.helpers import small_lake
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``stedi <argv>`` through the console script's own entry point: (exit code, stdout, stderr)."""
-    from stedi_app import cli
-
-    monkeypatch.setattr(sys, "argv", ["stedi", *argv])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def _files(lake: Path) -> dict[str, int]:

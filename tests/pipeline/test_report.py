@@ -251,7 +251,7 @@ def test_unbuilt_and_empty_lakes(spark, tmp_path: Path, monkeypatch, capsys) -> 
     from typer.testing import CliRunner
 
     from stedi_app.cli import app
-    from tests.pipeline.test_lake_guards import run_main
+    from tests.parts import run_main
 
     empty = tmp_path / "empty"
     with pytest.raises(EmptyLakeError, match="nothing to report"):

@@ -14,8 +14,8 @@ import pytest
 from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import BuildOptions
 from stedi.errors import EXIT_USAGE
+from tests.parts import run_main
 from tests.pipeline.helpers import SALT, small_lake, write_jsonl
-from tests.pipeline.test_lake_guards import run_main
 
 #: The table names a status or run prints; none may be cut or folded at 80 columns.
 NAMES = ("accelerometer_trusted", "machine_learning_curated", "step_trainer_trusted", "excluded_before_consent",
