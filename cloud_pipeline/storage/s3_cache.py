@@ -54,6 +54,7 @@ from stedi.contract import (
     WARNINGS_FOLDER,
 )
 from stedi.lake import FolderLake, LakeError, LakeObject, S3Lake, open_lake
+from stedi.settings import default_cache
 from stedi.tools import write_atomically
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,12 @@ SSE_VALUES = ("AES256", "aws:kms")
 Need = Literal["status", "query", "run"]
 
 
-def default_cache_root() -> Path:
-    """``STEDI_CACHE`` or ``~/.stedi/cache``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".stedi" / "cache").expanduser()
-
-
 def cache_folder(lake: S3Lake, root: Path | None = None) -> Path:
     """``<root>/<bucket>/<prefix, readable>-<hash of prefix>``: one cache per lake, never shared."""
     prefix = lake.prefix.strip("/")
     readable = re.sub(r"[^A-Za-z0-9._=-]+", "_", prefix).strip("._") or "_root"
     digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
-    return (root or default_cache_root()).expanduser().resolve() / lake.bucket / f"{readable}-{digest}"
+    return (root or default_cache()).expanduser().resolve() / lake.bucket / f"{readable}-{digest}"
 
 
 #: Cache folders this process holds the lock of (held until the process ends).
