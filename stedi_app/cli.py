@@ -15,7 +15,7 @@ from firmware.cli import app as firmware_app
 from gateway.cli import app as gateway_app
 from simulator.cli import app as sim_app
 from stedi import __version__
-from stedi.errors import EXIT_UNEXPECTED, UserError
+from stedi.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, UserError
 from stedi.settings import setup_logging
 from stedi_app.demo import demo as demo_command
 from stedi_app.warm_up import warm_up
@@ -80,7 +80,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if _debug:
             raise
