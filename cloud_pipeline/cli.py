@@ -46,6 +46,17 @@ _SSE_OPTION = typer.Option(
 )
 _KMS_OPTION = typer.Option(None, "--kms-key-id", help="S3 lakes: the KMS key for --sse aws:kms.")
 
+#: Engines of `stedi query` and `stedi pipeline report`, the default first.
+ENGINES = ("duckdb", "spark")
+_ENGINE_HELP = ("duckdb: an embedded engine, answers in well under a second; spark: Spark SQL in a local "
+                "session (seconds to start), the dialect of the pipeline's own jobs.")
+
+
+def _engine(value: str) -> str:
+    if value not in ENGINES:
+        raise typer.BadParameter(f"--engine must be one of: {', '.join(ENGINES)}")
+    return value
+
 
 def _spark(store: PipelineStore) -> AbstractContextManager[SparkSession]:
     """A local session for one command, tuned by the lake's landing size; one that was already
@@ -309,6 +320,7 @@ def report(
     lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     max_points: int = typer.Option(2000, "--max-points", min=10, help="Points of the sample customer's signal drawn at most."),
+    engine: str = typer.Option("duckdb", "--engine", callback=_engine, help="Where the aggregates are computed. " + _ENGINE_HELP),
 ) -> None:
     """Write one self-contained HTML report of the lake (no external requests; open it anywhere).
 
@@ -316,26 +328,31 @@ def report(
     quarantine counts per rule with example reasons, and three matplotlib plots: a sample
     customer's distance signal with the accelerometer magnitude (from machine_learning_curated,
     by customerKey), readings per customer, and consent over time.  Aggregates are computed in
-    Spark; only small results reach this process.  Needs at least landing data.
+    DuckDB (or Spark with --engine spark, the same figures); only small results reach this
+    process.  Needs at least landing data.
     """
     from pathlib import Path
 
     from cloud_pipeline.progress import StepProgress
-    from cloud_pipeline.report.html import write_report
+    from cloud_pipeline.report.html import Report, write_report, write_report_duckdb
     from stedi.lake import LakeError
 
     url = lake or default_lake()
     _require_lake(_lake(url), url)
     with StepProgress() as progress:
-        progress.step("syncing the lake" if url.startswith("s3://") else "starting Spark")
+        progress.step("syncing the lake" if url.startswith("s3://") else "reading the lake's state")
         store = _open(url, "query")
-        progress.step("starting Spark")
-        with _spark(store) as spark:
-            progress.watch(spark)
-            try:
-                written = write_report(spark, store, Path(out), max_points, progress.step)
-            except LakeError as exc:  # a lake with nothing to report
-                raise UserError(str(exc)) from None
+        try:
+            written: Report
+            if engine == "spark":
+                progress.step("starting Spark")
+                with _spark(store) as spark:
+                    progress.watch(spark)
+                    written = write_report(spark, store, Path(out), max_points, progress.step)
+            else:
+                written = write_report_duckdb(store, Path(out), max_points, progress.step)
+        except LakeError as exc:  # a lake with nothing to report
+            raise UserError(str(exc)) from None
     drawn = [k for k, p in written.plots.items() if p is not None]
     typer.echo(f"report: {out} ({len(written.html) / 1024:.0f} KB; run {written.data.last_run or 'none'}; "
                f"plots: {', '.join(drawn) or 'none'})")
@@ -394,18 +411,6 @@ def _query_error(exc: Exception, tables: list[str], columns: dict[str, list[str]
         hint = f"columns of the tables it reads: {known}" if known else f"the tables are: {', '.join(tables)}"
         return UserError(f"query failed: there is no column {name}", hint=hint)
     return UserError(f"query failed: {first}")
-
-
-#: Engines of `stedi query` and `stedi pipeline report`, the default first.
-ENGINES = ("duckdb", "spark")
-_ENGINE_HELP = ("duckdb: an embedded engine, answers in well under a second; spark: Spark SQL in a local "
-                "session (seconds to start), the dialect of the pipeline's own jobs.")
-
-
-def _engine(value: str) -> str:
-    if value not in ENGINES:
-        raise typer.BadParameter(f"--engine must be one of: {', '.join(ENGINES)}")
-    return value
 
 
 def _duck_error(exc: Exception, tables: list[str], columns: dict[str, list[str]]) -> UserError:
