@@ -39,7 +39,7 @@ _JOBS_OPTION = typer.Option(
 )
 _LAKE_HELP = (
     "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake].  An S3 lake is synced "
-    "into a local cache (STEDI_CACHE or ~/.stedi/cache, by ETag) and Spark works there."
+    "into a local cache (STEDI_CACHE or ~/.stedi/cache, by ETag) and the command works there."
 )
 _SSE_OPTION = typer.Option(
     None, "--sse", help="S3 lakes: encrypt what this command uploads: AES256 (SSE-S3) or aws:kms."
@@ -320,7 +320,8 @@ def report(
     lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     max_points: int = typer.Option(2000, "--max-points", min=10, help="Points of the sample customer's signal drawn at most."),
-    engine: str = typer.Option("duckdb", "--engine", callback=_engine, help="Where the aggregates are computed. " + _ENGINE_HELP),
+    engine: str = typer.Option("duckdb", "--engine", callback=_engine, help="Where the report's aggregates are computed (the same figures either way): duckdb, embedded, no "
+                                                                 "Spark; spark, a local Spark session."),
 ) -> None:
     """Write one self-contained HTML report of the lake (no external requests; open it anywhere).
 

@@ -152,7 +152,10 @@ def connect() -> duckdb.DuckDBPyConnection:
 
     # No extension may be downloaded: this machine (and many a laptop) has no route to DuckDB's
     # extension repository, and a query must not hang trying.  JSON and Parquet are built in.
-    return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    # NULLs sort as in Spark (first when ascending, last when descending), so that `stedi query`
+    # prints rows in the order it always has; DuckDB's own default, like Athena's, is NULLS LAST.
+    return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                              "default_null_order": "nulls_first_on_asc_last_on_desc"})
 
 
 def _landing_paths(store: PipelineStore, entity: str, scratch: list[tempfile.TemporaryDirectory[str]],

@@ -207,6 +207,15 @@ def test_query_mistakes_read_the_same_on_both_engines(  # type: ignore[no-untype
         assert code == 0, err
         assert [json.loads(line) for line in out.splitlines()] == [
             {"email": f"{name}@example.com", "n": n} for name, n in (("ann", 2), ("bob", 1), ("cat", 2))], engine
+    # --json prints the same lines from both engines: keys, value types (integers, doubles, NULLs) and order.
+    printed = {}
+    for engine in ("duckdb", "spark"):
+        code, out, err = run_main(monkeypatch, capfd, "query", "--engine", engine, "--lake", str(lake_dir), "--json",
+                                  "SELECT * FROM accelerometer_landing ORDER BY user, timestamp, x")
+        assert code == 0, err
+        printed[engine] = out.splitlines()
+    assert printed["duckdb"] == printed["spark"] and len(printed["spark"]) == 6
+    assert '"timestamp": null' in printed["spark"][0] and '"x": 1.0' in printed["spark"][0]
     code, _, err = run_main(monkeypatch, capfd, "query", "--engine", "sql-server", "--lake", str(lake_dir), "SELECT 1")
     assert code == EXIT_USAGE and "--engine must be one of: duckdb, spark" in err
 
