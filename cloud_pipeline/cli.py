@@ -447,8 +447,12 @@ def _query_duckdb(store: PipelineStore, sql: str, limit: int) -> QueryResult:
     import duckdb
 
     from cloud_pipeline.storage.duck import open_duck
+    from stedi.lake import LakeError
 
-    duck = open_duck(store, sql)
+    try:
+        duck = open_duck(store, sql)
+    except LakeError as exc:  # the state names a table version the lake lacks
+        raise UserError(str(exc), hint="run `stedi pipeline run --full-refresh` to rebuild every table") from None
     try:
         try:
             relation = duck.con.sql(sql)
@@ -493,8 +497,9 @@ def query(
     accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
     quarantine (rejected landing lines with rule, reason, source_file, run_id) and warnings (kept
     lines with a descriptive field not as the contract says: rule, field, reason, value, source_file,
-    run_id).  Landing tables read every line, with the lossless coercions of docs/lake.md.
-    Every table is its current committed version.
+    run_id).  Landing tables read every line, with the lossless coercions of docs/lake.md (a
+    few malformed lines read differently in DuckDB and Spark: docs/pipeline.md, "Landing tables in
+    DuckDB").  Every table is its current committed version.
 
     The default engine is DuckDB, embedded: no Spark starts.  Its SQL is DuckDB's, close to
     Athena's but not the same: string literals in single quotes, "double quotes" for names, 7 / 2

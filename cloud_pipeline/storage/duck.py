@@ -37,6 +37,7 @@ from stedi.contract import (
     Field,
     Table,
 )
+from stedi.lake import LakeError
 
 if TYPE_CHECKING:
     import duckdb
@@ -204,6 +205,11 @@ def _zone_view(store: PipelineStore, state: PipelineState, table: Table) -> str:
     if location is None:
         return _empty(columns)
     folder = store.root / location.key
+    if not folder.is_dir():
+        # Not an empty table: the state names files the lake lacks (deleted by hand, a cache
+        # that lost them).  Spark fails the query too; say which table and where.
+        lake = getattr(store, "url", store.lake.url)  # an S3 lake's own URL, not its cache's
+        raise LakeError(f"table {table.name}: its current version {location.key} is missing from {lake}")
     typed = ", ".join(f"CAST({_quote(n)} AS {k}) AS {_quote(n)}" for n, k in columns)
     if location.format == "json":
         files = data_files(folder, ".json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -100,7 +101,8 @@ def test_every_table_has_the_same_rows_in_duckdb_and_spark(spark, drifted_lake: 
         assert duck_rows == spark_rows
 
 
-def test_json_format_tables_read_the_same(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_json_format_tables_read_the_same(  # type: ignore[no-untyped-def]
+        spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     lake = tmp_path / "lake"
     small_lake(lake)
     run_pipeline(spark, str(lake), PipelineOptions(salt="engines-salt", format="json"))
@@ -109,6 +111,13 @@ def test_json_format_tables_read_the_same(spark, tmp_path: Path) -> None:  # typ
     for table in ("customer_trusted", "machine_learning_curated", "step_trainer_trusted"):
         duck_rows, spark_rows = _both(spark, store, table)
         assert duck_rows == spark_rows and duck_rows, table
+    # A version the state names but the lake lacks is an error, not an empty table.
+    missing = store.load_state().table_locations()["customer_curated"].key
+    shutil.rmtree(lake / missing)
+    code, _, err = run_main(monkeypatch, capfd, "query", "--lake", str(lake), "SELECT count(*) AS n FROM customer_trusted")
+    assert code == EXIT_USAGE
+    assert f"error: table customer_curated: its current version {missing} is missing from {lake}" in err
+    assert "--full-refresh" in err
 
 
 #: Landing lines whose fields both readers give alike (JSON text typed by the contract).
