@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from cloud_pipeline.storage.state import ENTITIES, PipelineState
 from cloud_pipeline.storage.store import PipelineStore
-from cloud_pipeline.transforms.damaged_files import check_gzip
+from cloud_pipeline.transforms.damaged_files import read_gzip
 from stedi.contract import (
     QUARANTINE_FOLDER,
     QUARANTINE_TABLE,
@@ -159,23 +159,46 @@ def connect() -> duckdb.DuckDBPyConnection:
                                               "default_null_order": "nulls_first_on_asc_last_on_desc"})
 
 
+#: A carriage return that does not start a CRLF: Spark's line reader ends a line there, DuckDB's
+#: JSON reader does not (it would read two records as one malformed line).
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _spark_lines(key: str, data: bytes) -> tuple[bytes | None, str | None]:
+    """The text of a landing file as Spark splits it, when DuckDB cannot read the file as it is
+    (else None), and what is wrong with a damaged gzip file (else None)."""
+    problem = None
+    text = data
+    if key.endswith(".gz"):
+        text, damage = read_gzip(data)
+        if damage is not None:
+            # DuckDB fails a whole query on a damaged gzip stream; Spark (ignoreCorruptFiles)
+            # shows what it read before the damage: the complete lines that can be trusted
+            # (cloud_pipeline/transforms/damaged_files.py).
+            text = b"\n".join(damage.lines) + b"\n"
+            problem = damage.problem
+    lone_cr = b"\r" in text and _LONE_CR.search(text) is not None
+    if lone_cr:
+        text = _LONE_CR.sub(b"\n", text)
+    return (text if lone_cr or problem else None), problem
+
+
 def _landing_paths(store: PipelineStore, entity: str, scratch: list[tempfile.TemporaryDirectory[str]],
-                   check_damage: bool) -> list[str]:
+                   check_files: bool) -> list[str]:
+    """The files DuckDB reads for a landing table: the lake's own, or, when ``check_files`` and a
+    file cannot be read by DuckDB as Spark reads it, a copy that can (in ``scratch``)."""
     paths: list[str] = []
     for obj in store.landing_files(entity):
         path = store.path(obj.key)
-        if check_damage and obj.key.endswith(".gz"):
-            damage = check_gzip(Path(path).read_bytes())
-            if damage is not None:
-                # DuckDB fails a whole query on a damaged gzip stream; Spark (ignoreCorruptFiles)
-                # shows what it read before the damage.  The complete lines that can be trusted
-                # stand in for it (cloud_pipeline/transforms/damaged_files.py).
+        if check_files:
+            text, problem = _spark_lines(obj.key, Path(path).read_bytes())
+            if problem is not None:
+                log.warning("landing file %s is damaged (%s): its complete lines are read", obj.key, problem)
+            if text is not None:
                 if not scratch:
                     scratch.append(tempfile.TemporaryDirectory(prefix="stedi-duck-"))
                 copy = Path(scratch[0].name) / f"{len(paths)}-{Path(obj.key).name.removesuffix('.gz')}"
-                copy.write_bytes(b"\n".join(damage.lines) + b"\n")
-                log.warning("landing file %s is damaged (%s): %d complete line(s) read", obj.key, damage.problem,
-                            len(damage.lines))
+                copy.write_bytes(text)
                 path = str(copy)
         paths.append(path)
     return paths
@@ -225,8 +248,9 @@ def mentioned(sql: str, name: str) -> bool:
 def open_duck(store: PipelineStore, sql: str | None = None) -> DuckLake:
     """The lake's tables as DuckDB views, by the names Spark's catalog gives them.
 
-    ``sql``, when given, is the query to come: only the landing tables it names have their
-    ``.json.gz`` files checked for damage (a check reads each file whole).
+    ``sql``, when given, is the query to come: only the landing tables it names have their files
+    checked for what DuckDB would read otherwise than Spark (a damaged ``.json.gz``, lines ended by a
+    lone carriage return); a check reads each file whole.
     """
     con = connect()
     state = store.load_state()

@@ -169,11 +169,15 @@ def _landing(spark: Any, tmp_path: Path, lines: list[str | bytes]) -> tuple[list
 
 
 def test_landing_coercions_match_spark_line_for_line(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    duck_rows, spark_rows = _landing(spark, tmp_path, list(AGREED))
+    # Line ends as Spark's reader takes them: LF, CRLF and a lone CR (DuckDB alone would join the
+    # two records around a lone CR into one malformed line).
+    ends = [b'{"user":"crlf","timestamp":1}\r\n{"user":"cr","timestamp":2}\r{"user":"lf","timestamp":3}']
+    duck_rows, spark_rows = _landing(spark, tmp_path, list(AGREED) + ends)
     assert duck_rows == spark_rows
     assert ("big3", 9007199254740993, 1000.0, 1.5, 0.5) in duck_rows  # digit strings and exponents read as numbers
     assert ("1.5", 1655564376361, 0.25, 1.5, 2.0) in duck_rows  # Java's float suffixes, as Spark reads them
     assert ("round", None, None, None, None) in duck_rows  # DuckDB alone would round "1.5" to 2
+    assert ("cr", 2, None, None, None) in duck_rows and ("lf", 3, None, None, None) in duck_rows
 
 
 @pytest.mark.parametrize("line", list(DIFFERENT))
