@@ -451,7 +451,7 @@ def _query_duckdb(store: PipelineStore, sql: str, limit: int) -> QueryResult:
 
     try:
         duck = open_duck(store, sql)
-    except LakeError as exc:  # the state names a table version the lake lacks
+    except LakeError as exc:  # the state names a table version the lake lacks, or a file is damaged
         raise UserError(str(exc), hint="run `stedi pipeline run --full-refresh` to rebuild every table") from None
     try:
         try:

@@ -270,9 +270,16 @@ def write_report_duckdb(
     step = progress or (lambda s: None)
     check_reportable(store)
     step("counting tables and aggregating in DuckDB")
+    import duckdb
+
+    from stedi.lake import LakeError
+
     duck = open_duck(store)
     try:
         data = gather_with(DuckAggregates(duck), store, max_points)
+    except duckdb.Error as exc:  # a file of the lake DuckDB cannot read (Spark would fail on it too)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LakeError(f"cannot aggregate the lake's tables: {first}") from exc
     finally:
         duck.close()
     return save_report(data, out, step)

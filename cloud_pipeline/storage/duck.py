@@ -241,6 +241,17 @@ def _zone_view(store: PipelineStore, state: PipelineState, table: Table) -> str:
     return f"SELECT {typed} FROM read_parquet({_list(files)}, union_by_name=true)" if files else _empty(columns)
 
 
+def _create_view(con: duckdb.DuckDBPyConnection, name: str, query: str) -> None:
+    import duckdb
+
+    try:
+        # Binding the view reads the Parquet files' footers: a damaged file fails here.
+        con.execute(f"CREATE VIEW {_quote(name)} AS {query}")
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LakeError(f"cannot read table {name}: {first}") from exc
+
+
 def mentioned(sql: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", sql, re.IGNORECASE) is not None
 
@@ -268,13 +279,13 @@ def open_duck(store: PipelineStore, sql: str | None = None) -> DuckLake:
             if table.name not in state.tables:
                 unbuilt.append(table.name)
             query = _zone_view(store, state, table)
-        con.execute(f"CREATE VIEW {_quote(table.name)} AS {query}")
+        _create_view(con, table.name, query)
         names.append(table.name)
     if unbuilt:
         log.info("not built yet, so they read as empty: %s (run `stedi pipeline run`)", ", ".join(unbuilt))
-    con.execute(f"CREATE VIEW {QUARANTINE_TABLE} AS "
-                + _batches_view(_per_table_files(store, QUARANTINE_FOLDER, state.quarantine), QUARANTINE_COLUMNS))
-    con.execute(f"CREATE VIEW {WARNINGS_TABLE} AS "
-                + _batches_view(_per_table_files(store, WARNINGS_FOLDER, state.warnings), WARNINGS_COLUMNS))
+    _create_view(con, QUARANTINE_TABLE,
+                 _batches_view(_per_table_files(store, QUARANTINE_FOLDER, state.quarantine), QUARANTINE_COLUMNS))
+    _create_view(con, WARNINGS_TABLE,
+                 _batches_view(_per_table_files(store, WARNINGS_FOLDER, state.warnings), WARNINGS_COLUMNS))
     names += [QUARANTINE_TABLE, WARNINGS_TABLE]
     return DuckLake(con, names, scratch[0] if scratch else None)

@@ -260,3 +260,17 @@ def test_duckdb_query_and_report_start_no_spark(drifted_lake: Path, tmp_path: Pa
     report = _modules_after(["pipeline", "report", "--lake", str(drifted_lake), "--out", str(tmp_path / "r.html")])
     assert report["code"] == 0 and (tmp_path / "r.html").is_file()
     assert report["heavy"] == ["matplotlib"]  # the plots; never Spark
+
+
+def test_a_damaged_table_file_is_one_message_naming_it(  # type: ignore[no-untyped-def]
+        drifted_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(drifted_lake, lake)
+    version = open_store(str(lake)).load_state().table_locations()["customer_trusted"].key
+    part = sorted((lake / version).glob("part-*.parquet"))[0]
+    part.write_bytes(b"not parquet")
+    for argv in (["query", "--lake", str(lake), "SELECT count(*) AS n FROM customer_trusted"],
+                 ["pipeline", "report", "--lake", str(lake), "--out", str(tmp_path / "r.html")]):
+        code, _, err = run_main(monkeypatch, capfd, *argv)
+        assert code == EXIT_USAGE, err
+        assert f"error: cannot read table customer_trusted: Invalid Input Error: File '{part}'" in err
