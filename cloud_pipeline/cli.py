@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -37,12 +39,23 @@ _JOBS_OPTION = typer.Option(
 )
 _LAKE_HELP = (
     "Lake folder or s3://bucket/prefix [default: STEDI_LAKE or ~/.stedi/lake].  An S3 lake is synced "
-    "into a local cache (STEDI_CACHE or ~/.stedi/cache, by ETag) and Spark works there."
+    "into a local cache (STEDI_CACHE or ~/.stedi/cache, by ETag) and the command works there."
 )
 _SSE_OPTION = typer.Option(
     None, "--sse", help="S3 lakes: encrypt what this command uploads: AES256 (SSE-S3) or aws:kms."
 )
 _KMS_OPTION = typer.Option(None, "--kms-key-id", help="S3 lakes: the KMS key for --sse aws:kms.")
+
+#: Engines of `stedi query` and `stedi pipeline report`, the default first.
+ENGINES = ("duckdb", "spark")
+_ENGINE_HELP = ("duckdb: an embedded engine, answers in well under a second; spark: Spark SQL in a local "
+                "session (seconds to start), the dialect of the pipeline's own jobs.")
+
+
+def _engine(value: str) -> str:
+    if value not in ENGINES:
+        raise typer.BadParameter(f"--engine must be one of: {', '.join(ENGINES)}")
+    return value
 
 
 def _spark(store: PipelineStore) -> AbstractContextManager[SparkSession]:
@@ -307,6 +320,8 @@ def report(
     lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     max_points: int = typer.Option(2000, "--max-points", min=10, help="Points of the sample customer's signal drawn at most."),
+    engine: str = typer.Option("duckdb", "--engine", callback=_engine, help="Where the report's aggregates are computed (the same figures either way): duckdb, embedded, no "
+                                                                 "Spark; spark, a local Spark session."),
 ) -> None:
     """Write one self-contained HTML report of the lake (no external requests; open it anywhere).
 
@@ -314,26 +329,31 @@ def report(
     quarantine counts per rule with example reasons, and three matplotlib plots: a sample
     customer's distance signal with the accelerometer magnitude (from machine_learning_curated,
     by customerKey), readings per customer, and consent over time.  Aggregates are computed in
-    Spark; only small results reach this process.  Needs at least landing data.
+    DuckDB (or Spark with --engine spark, the same figures); only small results reach this
+    process.  Needs at least landing data.
     """
     from pathlib import Path
 
     from cloud_pipeline.progress import StepProgress
-    from cloud_pipeline.report.html import write_report
+    from cloud_pipeline.report.html import Report, write_report, write_report_duckdb
     from stedi.lake import LakeError
 
     url = lake or default_lake()
     _require_lake(_lake(url), url)
     with StepProgress() as progress:
-        progress.step("syncing the lake" if url.startswith("s3://") else "starting Spark")
+        progress.step("syncing the lake" if url.startswith("s3://") else "reading the lake's state")
         store = _open(url, "query")
-        progress.step("starting Spark")
-        with _spark(store) as spark:
-            progress.watch(spark)
-            try:
-                written = write_report(spark, store, Path(out), max_points, progress.step)
-            except LakeError as exc:  # a lake with nothing to report
-                raise UserError(str(exc)) from None
+        try:
+            written: Report
+            if engine == "spark":
+                progress.step("starting Spark")
+                with _spark(store) as spark:
+                    progress.watch(spark)
+                    written = write_report(spark, store, Path(out), max_points, progress.step)
+            else:
+                written = write_report_duckdb(store, Path(out), max_points, progress.step)
+        except LakeError as exc:  # a lake with nothing to report
+            raise UserError(str(exc)) from None
     drawn = [k for k, p in written.plots.items() if p is not None]
     typer.echo(f"report: {out} ({len(written.html) / 1024:.0f} KB; run {written.data.last_run or 'none'}; "
                f"plots: {', '.join(drawn) or 'none'})")
@@ -394,29 +414,63 @@ def _query_error(exc: Exception, tables: list[str], columns: dict[str, list[str]
     return UserError(f"query failed: {first}")
 
 
-def query(
-    sql: str = typer.Argument(..., help='Spark SQL, e.g. "SELECT count(*) FROM machine_learning_curated".'),
-    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per row instead of a table."),
-    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many rows are printed."),
-) -> None:
-    """Run Spark SQL over the lake's tables by name, like Athena.
+def _duck_error(exc: Exception, tables: list[str], columns: dict[str, list[str]]) -> UserError:
+    """DuckDB's catalog, binder or parser error as one message a person can act on (the same
+    messages as Spark's: ``_query_error``)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    table = re.match(r"Catalog Error: Table with name (.+?) does not exist", first)
+    if table:
+        return UserError(f"query failed: there is no table {table.group(1)}", hint=f"the tables are: {', '.join(tables)}")
+    column = re.match(r'Binder Error: Referenced column "(.+?)" not found', first)
+    if column:
+        known = "; ".join(f"{t}: {', '.join(cs)}" for t, cs in columns.items())
+        hint = f"columns of the tables it reads: {known}" if known else f"the tables are: {', '.join(tables)}"
+        return UserError(f"query failed: there is no column {column.group(1)}", hint=hint)
+    return UserError(f"query failed: {first}")
 
-    Tables: customer_landing, accelerometer_landing, step_trainer_landing, customer_trusted,
-    accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
-    quarantine (rejected landing lines with rule, reason, source_file, run_id) and warnings (kept
-    lines with a descriptive field not as the contract says: rule, field, reason, value, source_file,
-    run_id).  Landing tables read every line, with the lossless coercions of docs/lake.md.
-    A query Spark cannot run exits with status 2 and one message (unknown tables and columns
-    list the known ones).
-    """
-    import re
 
+def _named_tables(sql: str, tables: list[str]) -> list[str]:
+    return [t for t in tables if re.search(rf"\b{re.escape(t)}\b", sql, re.IGNORECASE)]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    #: The rows as ``--json`` prints them: Spark's ``Row.asDict(recursive=True)`` (a later column
+    #: of the same name wins), a DuckDB row zipped with its column names the same way.
+    records: list[dict[str, Any]]
+
+
+def _query_duckdb(store: PipelineStore, sql: str, limit: int) -> QueryResult:
+    """The query's columns and its first ``limit`` rows."""
+    import duckdb
+
+    from cloud_pipeline.storage.duck import open_duck
+    from stedi.lake import LakeError
+
+    try:
+        duck = open_duck(store, sql)
+    except LakeError as exc:  # the state names a table version the lake lacks, or a file is damaged
+        raise UserError(str(exc), hint="run `stedi pipeline run --full-refresh` to rebuild every table") from None
+    try:
+        try:
+            relation = duck.con.sql(sql)
+            if relation is None:  # a statement that returns nothing (SET, CREATE VIEW ...)
+                return QueryResult([], [], [])
+            columns = list(relation.columns)
+            rows = relation.limit(limit).fetchall()
+        except duckdb.Error as exc:  # DuckDB's catalog, binder, parser and conversion errors
+            named = _named_tables(sql, duck.tables)
+            raise _duck_error(exc, duck.tables, {t: duck.columns(t) for t in named}) from None
+        return QueryResult(columns, rows, [dict(zip(columns, row, strict=True)) for row in rows])
+    finally:
+        duck.close()
+
+
+def _query_spark(store: PipelineStore, sql: str, limit: int) -> QueryResult:
     from cloud_pipeline.storage.catalog import register_tables
 
-    url = lake or default_lake()
-    _require_lake(_lake(url), url)
-    store = _open(url, "query")
     with _spark(store) as spark:
         tables = register_tables(spark, store)
         try:
@@ -424,21 +478,55 @@ def query(
             rows = frame.limit(limit).collect()
         except Exception as exc:  # Spark's AnalysisException and parse errors: say what is wrong
             # The columns of the tables the query names: views' schemas, known without reading data.
-            named = [t for t in tables if re.search(rf"\b{re.escape(t)}\b", sql, re.IGNORECASE)]
-            columns = {t: spark.table(t).columns for t in named}
+            columns = {t: spark.table(t).columns for t in _named_tables(sql, tables)}
             raise _query_error(exc, tables, columns) from None
-        columns_out = frame.columns
+        return QueryResult(frame.columns, [tuple(row) for row in rows], [row.asDict(recursive=True) for row in rows])
+
+
+def query(
+    sql: str = typer.Argument(..., help='SQL, e.g. "SELECT count(*) AS n FROM machine_learning_curated": DuckDB\'s dialect, '
+                                        "or Spark SQL with --engine spark (docs/pipeline.md, \"Querying the lake\")."),
+    lake: str = typer.Option(None, "--lake", help=_LAKE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per row instead of a table."),
+    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many rows are printed."),
+    engine: str = typer.Option("duckdb", "--engine", callback=_engine, help=_ENGINE_HELP),
+) -> None:
+    """Run SQL over the lake's tables by name, like Athena.
+
+    Tables: customer_landing, accelerometer_landing, step_trainer_landing, customer_trusted,
+    accelerometer_trusted, step_trainer_trusted, customer_curated, machine_learning_curated,
+    quarantine (rejected landing lines with rule, reason, source_file, run_id) and warnings (kept
+    lines with a descriptive field not as the contract says: rule, field, reason, value, source_file,
+    run_id).  Landing tables read every line, with the lossless coercions of docs/lake.md (a
+    few malformed lines read differently in DuckDB and Spark: docs/pipeline.md, "Landing tables in
+    DuckDB").  Every table is its current committed version.
+
+    The default engine is DuckDB, embedded: no Spark starts.  Its SQL is DuckDB's, close to
+    Athena's but not the same: string literals in single quotes, "double quotes" for names, 7 / 2
+    is 3.5 (Athena: 3; use // for integer division), date functions differ; name every computed
+    column with AS (an unnamed count(*) is "count_star()" in DuckDB, "count(1)" in Spark).  The
+    differences are listed in docs/pipeline.md.  --engine spark runs the query in Spark SQL.
+
+    A query the engine cannot run exits with status 2 and one message (unknown tables and
+    columns list the known ones).  On an s3:// lake the landing files, the current table
+    versions and the quarantine and warnings batches are synced into the local cache first.
+    """
+    url = lake or default_lake()
+    _require_lake(_lake(url), url)
+    store = _open(url, "query")
+    run_query = _query_spark if engine == "spark" else _query_duckdb
+    result = run_query(store, sql, limit)
     if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row.asDict(recursive=True), default=str))
+        for record in result.records:
+            typer.echo(json.dumps(record, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table()
-    for c in columns_out:
+    for c in result.columns:
         # Fold a long value onto more lines rather than cut it.
         table.add_column(c, overflow="fold")
-    for row in rows:
+    for row in result.rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     Console().print(table)

@@ -212,7 +212,7 @@ def first_hour(t: Transcript) -> None:
     if code == 2 and "--create" in out:  # a lake must exist first: the user follows the message
         t.run(s, "pipeline", "run", "--lake", str(lake), "--create")
 
-    s = t.step("Query", "Spark SQL over the tables, like Athena.")
+    s = t.step("Query", "SQL over the tables, like Athena (DuckDB, embedded; `--engine spark` for Spark SQL).")
     t.run(s, "query", "--lake", str(lake),
           "SELECT serialNumber, COUNT(*) AS readings FROM step_trainer_trusted GROUP BY serialNumber")
 

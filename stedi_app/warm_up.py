@@ -60,7 +60,7 @@ def _record_in_this_process(archive: str, work: str) -> None:
     generate_fleet(FolderLake(lake), 20, seed=1, dirty=True)
     spark = local_session("stedi-warm-up", archive_options=f"-XX:ArchiveClassesAtExit={archive} -Xlog:disable")
     run_pipeline(spark, str(lake), PipelineOptions())
-    # What `stedi query` loads besides.
+    # What `stedi query --engine spark` loads besides.
     register_tables(spark, open_store(str(lake)))
     spark.sql("SELECT count(*) FROM machine_learning_curated").collect()
     spark.stop()

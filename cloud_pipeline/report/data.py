@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.state import RunRecord
@@ -246,26 +247,14 @@ def consent_of(customer_landing: DataFrame, customer_trusted: DataFrame) -> Cons
               .groupBy("email")
               .agg(F.max_by("registrationDate", "lastUpdateDate").alias("registrationDate"))).cache()
     try:
-        spans = [s for s in (_span(latest, "registrationDate"), _span(customer_trusted, "shareWithResearchAsOfDate"))
-                 if s is not None]
-        if not spans:
-            return None
-        span = max(hi for _, hi in spans) - min(lo for lo, _ in spans)
-        bucket_ms = next((b for b in BUCKETS if span // b <= MAX_STEPS), DAY_MS)
-        registered = _per_bucket(latest, "registrationDate", bucket_ms)
+        def per_bucket(bucket_ms: int) -> tuple[dict[int, int], dict[int, int]]:
+            return (_per_bucket(latest, "registrationDate", bucket_ms),
+                    _per_bucket(customer_trusted, "shareWithResearchAsOfDate", bucket_ms))
+
+        return consent_curve(_span(latest, "registrationDate"), _span(customer_trusted, "shareWithResearchAsOfDate"),
+                             per_bucket)
     finally:
         latest.unpersist()
-    consented = _per_bucket(customer_trusted, "shareWithResearchAsOfDate", bucket_ms)
-    buckets = sorted(set(registered) | set(consented))
-    buckets = [buckets[0] - 1, *buckets, buckets[-1] + 1]
-    reg_total, con_total = 0, 0
-    reg_curve, con_curve = [], []
-    for b in buckets:
-        reg_total += registered.get(b, 0)
-        con_total += consented.get(b, 0)
-        reg_curve.append(reg_total)
-        con_curve.append(con_total)
-    return ConsentCurve(bucket_ms, [b * bucket_ms for b in buckets], reg_curve, con_curve)
 
 
 # --- the whole report -----------------------------------------------------------------------
@@ -292,13 +281,118 @@ def latest_run(store: PipelineStore, last_run: str | None) -> RunRecord | None:
     return max(runs, key=lambda r: r.run_id) if runs else None
 
 
+class Aggregates(Protocol):
+    """What the report asks of an engine: each answer is small plain Python data.
+
+    ``SparkAggregates`` below computes them from DataFrames; ``duck_data.DuckAggregates`` with
+    DuckDB SQL over the same files.  Both must give equal answers (tests/pipeline/test_query_engines.py)."""
+
+    def count(self, table: str) -> int: ...
+
+    def quarantine(self) -> list[QuarantineGroup]: ...
+
+    def warnings(self) -> list[QuarantineGroup]: ...
+
+    def sample_customer(self) -> tuple[str, int] | None: ...
+
+    def signal(self, customer_key: str, total_rows: int, max_points: int) -> Signal: ...
+
+    def histogram(self, table: str, owner: str, per: str) -> Histogram: ...
+
+    def consent(self) -> ConsentCurve | None: ...
+
+
+class SparkAggregates:
+    """The report's aggregates in Spark, over the lake's tables as DataFrames."""
+
+    def __init__(self, spark: SparkSession, store: PipelineStore):
+        self.frames = table_frames(spark, store)
+
+    def count(self, table: str) -> int:
+        return int(self.frames[table].count())
+
+    def quarantine(self) -> list[QuarantineGroup]:
+        return quarantine_of(self.frames[QUARANTINE_TABLE])
+
+    def warnings(self) -> list[QuarantineGroup]:
+        return quarantine_of(warnings_by_field(self.frames[WARNINGS_TABLE]))
+
+    def sample_customer(self) -> tuple[str, int] | None:
+        return sample_customer_of(self.frames["machine_learning_curated"])
+
+    def signal(self, customer_key: str, total_rows: int, max_points: int) -> Signal:
+        return signal_of(self.frames["machine_learning_curated"], customer_key, total_rows, max_points)
+
+    def histogram(self, table: str, owner: str, per: str) -> Histogram:
+        return histogram_of(self.frames[table], owner, table, per)
+
+    def consent(self) -> ConsentCurve | None:
+        return consent_of(self.frames["customer_landing"], self.frames["customer_trusted"])
+
+
+def histogram_from_counts(table: str, per: str, owners_per_count: dict[int, int], max_bins: int = MAX_BINS,
+                          max_ranked: int = MAX_RANKED) -> Histogram:
+    """``histogram_of`` from how many owners have each number of readings (``{readings: owners}``)."""
+    owners = sum(owners_per_count.values())
+    if not owners:
+        return Histogram(table, per, 0, 0)
+    readings = sum(n * k for n, k in owners_per_count.items())
+    if owners <= max_ranked:
+        ranked = [n for n in sorted(owners_per_count, reverse=True) for _ in range(owners_per_count[n])]
+        return Histogram(table, per, owners, readings, ranked=ranked)
+    lo, hi = min(owners_per_count), max(owners_per_count)
+    width = max(1, math.ceil((hi - lo + 1) / max_bins))
+    by_bin: dict[int, int] = {}
+    for n, k in owners_per_count.items():
+        by_bin[(n - lo) // width] = by_bin.get((n - lo) // width, 0) + k
+    last = (hi - lo) // width
+    return Histogram(
+        table, per, owners, readings,
+        lows=[lo + b * width for b in range(last + 1)],
+        highs=[lo + b * width + width - 1 for b in range(last + 1)],
+        counts=[by_bin.get(b, 0) for b in range(last + 1)],
+    )
+
+
+def consent_curve(registered_span: tuple[int, int] | None, consented_span: tuple[int, int] | None,
+                  per_bucket: Callable[[int], tuple[dict[int, int], dict[int, int]]]) -> ConsentCurve | None:
+    """The consent curve from the spans of the two dates and ``per_bucket(bucket_ms)``: registered
+    and consenting customers per bucket (``consent_of``'s steps, shared by both engines)."""
+    spans = [s for s in (registered_span, consented_span) if s is not None]
+    if not spans:
+        return None
+    span = max(hi for _, hi in spans) - min(lo for lo, _ in spans)
+    bucket_ms = next((b for b in BUCKETS if span // b <= MAX_STEPS), DAY_MS)
+    registered, consented = per_bucket(bucket_ms)
+    buckets = sorted(set(registered) | set(consented))
+    buckets = [buckets[0] - 1, *buckets, buckets[-1] + 1]
+    reg_total, con_total = 0, 0
+    reg_curve, con_curve = [], []
+    for b in buckets:
+        reg_total += registered.get(b, 0)
+        con_total += consented.get(b, 0)
+        reg_curve.append(reg_total)
+        con_curve.append(con_total)
+    return ConsentCurve(bucket_ms, [b * bucket_ms for b in buckets], reg_curve, con_curve)
+
+
 def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POINTS) -> ReportData:
-    """Everything the report shows, from the committed state, the tables and the run records."""
+    """Everything the report shows, aggregated in Spark."""
+    check_reportable(store)
+    return gather_with(SparkAggregates(spark, store), store, max_points)
+
+
+def check_reportable(store: PipelineStore) -> None:
+    """Refuse a lake with nothing to report: no landing files and no committed run."""
     state = store.load_state()
     landing_files = sum(len(store.landing_files(t.entity)) for t in TABLES if t.zone == "landing")
     if state.last_run is None and landing_files == 0:
         raise EmptyLakeError(f"nothing to report: {lake_url(store)} has no landing files and no pipeline run")
-    frames = table_frames(spark, store)
+
+
+def gather_with(engine: Aggregates, store: PipelineStore, max_points: int = MAX_POINTS) -> ReportData:
+    """Everything the report shows, from the committed state, the tables and the run records."""
+    state = store.load_state()
     notes: list[str] = []
     if state.last_run is None:
         notes.append("No pipeline run has been committed in this lake yet: only the landing zone has rows. "
@@ -307,21 +401,20 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
     for t in TABLES:
         current = state.tables.get(t.name)
         built = t.zone == "landing" or current is not None
-        tables.append(TableRows(t.name, t.entity, t.zone, int(frames[t.name].count()) if built else 0,
+        tables.append(TableRows(t.name, t.entity, t.zone, engine.count(t.name) if built else 0,
                                 current.version if current else None, built))
-    tables.append(TableRows(QUARANTINE_TABLE, "all", "quarantine", int(frames[QUARANTINE_TABLE].count()), None, True))
-    tables.append(TableRows(WARNINGS_TABLE, "all", "warnings", int(frames[WARNINGS_TABLE].count()), None, True))
+    tables.append(TableRows(QUARANTINE_TABLE, "all", "quarantine", engine.count(QUARANTINE_TABLE), None, True))
+    tables.append(TableRows(WARNINGS_TABLE, "all", "warnings", engine.count(WARNINGS_TABLE), None, True))
 
-    ml = frames["machine_learning_curated"]
-    sample = sample_customer_of(ml)
-    signal = signal_of(ml, sample[0], sample[1], max_points) if sample else None
+    sample = engine.sample_customer()
+    signal = engine.signal(sample[0], sample[1], max_points) if sample else None
     if signal is None:
         notes.append("machine_learning_curated is empty: no sample signal to draw.")
     histograms = [
-        histogram_of(frames["accelerometer_trusted"], "user", "accelerometer_trusted", "customer"),
-        histogram_of(frames["step_trainer_trusted"], "serialNumber", "step_trainer_trusted", "step trainer"),
+        engine.histogram("accelerometer_trusted", "user", "customer"),
+        engine.histogram("step_trainer_trusted", "serialNumber", "step trainer"),
     ]
-    consent = consent_of(frames["customer_landing"], frames["customer_trusted"])
+    consent = engine.consent()
     run = latest_run(store, state.last_run)
     if run is not None and run.run_id != state.last_run:
         notes.append(f"The committed run {state.last_run} left no run record (killed after its commit?): "
@@ -332,8 +425,8 @@ def gather(spark: SparkSession, store: PipelineStore, max_points: int = MAX_POIN
         last_run=state.last_run,
         run=run,
         tables=tables,
-        quarantine=quarantine_of(frames[QUARANTINE_TABLE]),
-        warnings=quarantine_of(warnings_by_field(frames[WARNINGS_TABLE])),
+        quarantine=engine.quarantine(),
+        warnings=engine.warnings(),
         signal=signal,
         histograms=histograms,
         consent=consent,

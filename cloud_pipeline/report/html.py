@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cloud_pipeline.report.data import MAX_POINTS, QuarantineGroup, ReportData, gather
+from cloud_pipeline.report.data import (
+    MAX_POINTS,
+    QuarantineGroup,
+    ReportData,
+    check_reportable,
+    gather,
+    gather_with,
+)
 from cloud_pipeline.report.plots import Plot, consent_plot, readings_plot, signal_plot
 from cloud_pipeline.transforms.reconcile import rows_in
 from stedi.contract import LANDING_TABLES
@@ -244,10 +251,41 @@ def write_report(
     max_points: int = MAX_POINTS,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
-    """Gather, plot and write the report to ``out`` (written whole, then renamed into place)."""
+    """Gather in Spark, plot and write the report to ``out`` (written whole, then renamed into place)."""
     step = progress or (lambda s: None)
     step("counting tables and aggregating in Spark")
-    data = gather(spark, store, max_points)
+    return save_report(gather(spark, store, max_points), out, step)
+
+
+def write_report_duckdb(
+    store: PipelineStore,
+    out: Path,
+    max_points: int = MAX_POINTS,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """The same report with its aggregates computed by DuckDB over the same files: no Spark."""
+    from cloud_pipeline.report.duck_data import DuckAggregates
+    from cloud_pipeline.storage.duck import open_duck
+
+    step = progress or (lambda s: None)
+    check_reportable(store)
+    step("counting tables and aggregating in DuckDB")
+    import duckdb
+
+    from stedi.lake import LakeError
+
+    duck = open_duck(store)
+    try:
+        data = gather_with(DuckAggregates(duck), store, max_points)
+    except duckdb.Error as exc:  # a file of the lake DuckDB cannot read (Spark would fail on it too)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LakeError(f"cannot aggregate the lake's tables: {first}") from exc
+    finally:
+        duck.close()
+    return save_report(data, out, step)
+
+
+def save_report(data: ReportData, out: Path, step: Callable[[str], None]) -> Report:
     step("drawing plots")
     plots = make_plots(data)
     page = render(data, plots)

@@ -71,8 +71,9 @@ def test_demo_accounts_for_every_reading_and_matches_stedi_query(tmp_path: Path)
     serial_ok, serial_no = list(out["boards"])  # board 1's customer consents, board 2's never does
     by_board = {row["serialNumber"]: row for row in query(
         lake,
-        "SELECT serialNumber, count(*) AS n, count(DISTINCT bootId, seq) AS distinct_readings, min(seq) AS lo, "
-        "max(seq) AS hi FROM step_trainer_landing GROUP BY serialNumber")}
+        # count(DISTINCT bootId, seq) is Spark's alone; this spelling is DuckDB's and Athena's.
+        "SELECT serialNumber, count(*) AS n, count(DISTINCT concat(CAST(bootId AS VARCHAR), '/', CAST(seq AS VARCHAR))) "
+        "AS distinct_readings, min(seq) AS lo, max(seq) AS hi FROM step_trainer_landing GROUP BY serialNumber")}
     for serial, board in out["boards"].items():
         row = by_board[serial]
         assert row["n"] == row["distinct_readings"] == board["produced"] == row["hi"] + 1 and row["lo"] == 0

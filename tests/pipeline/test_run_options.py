@@ -104,16 +104,18 @@ def test_the_default_lake_is_created_another_only_with_create(
 def test_query_mistakes_are_one_message_with_the_tables_or_columns(
         spark, lake_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     small_lake(lake_dir)
-    code, _, err = run_main(monkeypatch, capfd, "query", "--lake", str(lake_dir), "SELECT * FROM customers")
+    # Spark's messages (DuckDB's, the default engine's, and both side by side: test_query_engines.py).
+    code, _, err = run_main(monkeypatch, capfd, "query", "--engine", "spark", "--lake", str(lake_dir),
+                            "SELECT * FROM customers")
     assert code == EXIT_USAGE
     assert "error: query failed: there is no table customers" in err
     assert "the tables are: customer_landing, accelerometer_landing" in err and "quarantine, warnings" in err
-    code, _, err = run_main(monkeypatch, capfd, "query", "--lake", str(lake_dir),
+    code, _, err = run_main(monkeypatch, capfd, "query", "--engine", "spark", "--lake", str(lake_dir),
                             "SELECT mail FROM customer_landing")
     assert code == EXIT_USAGE
     assert "error: query failed: there is no column mail" in err
     assert "customer_landing: customerName, email, phone" in err
-    code, _, err = run_main(monkeypatch, capfd, "query", "--lake", str(lake_dir), "SELEC 1")
+    code, _, err = run_main(monkeypatch, capfd, "query", "--engine", "spark", "--lake", str(lake_dir), "SELEC 1")
     assert code == EXIT_USAGE and "error: query failed: [PARSE_SYNTAX_ERROR]" in err
     # No Spark log line and no Java stack around the message.
     for noise in ("SQLQueryContextLogger", "org.apache.spark", "Py4JJavaError", '{"ts"'):
