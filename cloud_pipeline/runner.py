@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableInputs, TableVersion
-from cloud_pipeline.storage.store import ENTITIES, PipelineStore
-from cloud_pipeline.transforms import jobs, reconcile
+from cloud_pipeline.storage.store import ENTITIES, MAX_APPENDED_FILES, PipelineStore
+from cloud_pipeline.transforms import incremental, jobs, reconcile
 from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
 from cloud_pipeline.transforms.reconcile import Reconciliation
 from cloud_pipeline.transforms.schemas import table_schema
@@ -91,6 +91,13 @@ class PipelineRun:
         self.keep_previous = keep_previous
         #: Selected jobs whose tables this run kept because their inputs were unchanged.
         self.kept: list[str] = []
+        #: Per table this run wrote or kept, how: "append", "recomputed (customer-sized)", "kept" or
+        #: "rebuild: <why the append path was not taken>" (kept in the run record).
+        self.paths: dict[str, str] = {}
+        #: The append path's plan, when this run takes it (``_plan_append``).
+        self.plan: AppendPlan | None = None
+        #: Per appended table, its new rows only (the ML job pairs the new step readings).
+        self.new_rows: dict[str, DataFrame | None] = {}
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -199,12 +206,18 @@ class PipelineRun:
         counted, rows = reconcile.observe(df, f"rows of {job.output}", reconcile.rows_metric())
         inputs = self.inputs_of(job)  # before the write: the versions it read, not its own
         version = self.store.write_table(counted, job.output, self.run_id, self.options.format)
+        self._new_version(job, version, int(rows.get[reconcile.ROWS]), inputs)
+        # Later jobs read the written files: cheaper than recomputing the lineage that made them.
+        return self.store.read_table(self.spark, job.output, self.state)
+
+    def _new_version(self, job: Job, version: str, rows: int, inputs: TableInputs) -> None:
+        """Name a written version of a job's table in the (uncommitted) state."""
         replaced = self.previous.tables.get(job.output)
         self.state.tables[job.output] = TableVersion(
             version=version,
             format=self.options.format,
             run_id=self.run_id,
-            rows=int(rows.get[reconcile.ROWS]),
+            rows=rows,
             # What the table was built with: a later run with nothing new may keep it only if
             # these are still the same (``unchanged_since``).
             options=self._build_options(),
@@ -213,8 +226,6 @@ class PipelineRun:
             previous=replaced.version if replaced is not None and self.keep_previous else None,
         )
         self.after_job(job.name)
-        # Later jobs read the written files: cheaper than recomputing the lineage that made them.
-        return self.store.read_table(self.spark, job.output, self.state)
 
     def _write_classified(self, job: Job, landing: str, classified: DataFrame) -> DataFrame:
         """Write a landing job's trusted rows, counting every row's fate in the same pass."""
@@ -239,11 +250,13 @@ class PipelineRun:
             return self._table(_WRITER[name])
         return self.landing(table.entity)
 
-    def inputs_of(self, job: Job) -> TableInputs:
-        """What ``job`` reads now: the staging batches of its entities, the versions of its tables."""
+    def inputs_of(self, job: Job, state: PipelineState | None = None) -> TableInputs:
+        """What ``job`` reads now (or in ``state``): the staging batches of its entities, the
+        versions of its tables."""
+        state = state or self.state
         entities = sorted({_ENTITY_READ[name] for name in job.inputs if name in _ENTITY_READ})
-        tables = {name: t.version for name in job.inputs if (t := self.state.tables.get(name)) is not None}
-        return TableInputs({e: tuple(self.state.staging[e]) for e in entities}, tables)
+        tables = {name: t.version for name in job.inputs if (t := state.tables.get(name)) is not None}
+        return TableInputs({e: tuple(state.staging[e]) for e in entities}, tables)
 
     def up_to_date(self, job: Job) -> bool:
         """Whether ``job``'s table is what the job would build now, so that this run may keep it.
@@ -273,6 +286,7 @@ class PipelineRun:
         # Every landing job needs each customer's latest record (classified lazily: only a job that
         # runs computes it).  A table no job of this run writes is read when a job needs it.
         frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
+        self.plan, why = self._plan_append(frames[CLASSIFIED_CUSTOMERS])
         for job in JOBS:
             if job.name not in selected:
                 continue
@@ -280,14 +294,192 @@ class PipelineRun:
                 log.info("%s: its inputs are unchanged since run %s; %s stays", job.name,
                          self.state.tables[job.output].run_id, job.output)
                 self.kept.append(job.name)
+                self.paths[job.output] = "kept"
                 continue
             self.progress(job.name)
-            built = job.build([self._input(name, frames) for name in job.inputs], self.options)
+            if self.plan is not None and job.output in _APPENDED:
+                frames[job.output] = self._append(job, self.plan, frames)
+                self.paths[job.output] = "append"
+                continue
+            inputs = [self._input(name, frames) for name in job.inputs]
+            if self.plan is not None and job.name == "customer_trusted_to_curated":
+                # The users with accelerometer rows: the curated customers before this run (condition
+                # 1 kept every one of them trusted) and the new batch's trusted users; no table scan.
+                users = self.spark.createDataFrame([(u,) for u in sorted(self.plan.users)], "user string")
+                built = jobs.customer_trusted_to_curated(inputs[0], users)
+            else:
+                built = job.build(inputs, self.options)
             if job.reconciles is None:
                 frames[job.output] = self._write(job, built)
             else:
                 frames[job.output] = self._write_classified(job, job.reconciles, built)
+            self.paths[job.output] = "recomputed (customer-sized)" if self.plan is not None else f"rebuild: {why}"
         return self.reconciliation
+
+    # --- the append path -------------------------------------------------------------------
+
+    def _append_precondition(self) -> str | None:
+        """Why this run cannot append whatever its new data (condition 4 and the store), or None."""
+        before, options = self.previous, self.options
+        if options.full_refresh:
+            return "--full-refresh"
+        if set(options.jobs) != set(JOB_ORDER):
+            return "only some jobs run (--jobs): the append path runs all five"
+        if options.format != "parquet":
+            return "JSON tables (--format json) are always rebuilt"
+        if not self.store.appends:
+            return "the cluster store (Spark writing s3a:// directly) always rebuilds"
+        if before.last_run is None:
+            return "no earlier run"
+        for entity in ENTITIES:
+            if self.state.staging[entity] not in (before.staging[entity], [*before.staging[entity], self.run_id]):
+                return f"{entity} landing files changed or vanished and were re-staged"
+        wanted = (options.format, self._build_options(), salt_fingerprint(options.salt))
+        for job in JOBS:
+            table = before.tables.get(job.output)
+            if table is None or table.inputs is None:
+                return f"{job.output} has no recorded build"
+            if (table.format, table.options, table.salt_fingerprint) != wanted:
+                return f"{job.output} was built with other options or another salt"
+            if table.inputs != self.inputs_of(job, before):
+                return f"{job.output} was not built from every earlier batch (a run of some jobs)"
+            if job.output in _APPENDED and len(self.store.data_files(job.output, table.version)) >= MAX_APPENDED_FILES:
+                return f"{job.output} has {MAX_APPENDED_FILES} files or more: compacting"
+        kept = before.reconciliation or {}
+        for job in JOBS:
+            if job.reconciles is not None and reconcile.COERCED not in kept.get(job.reconciles, {}):
+                return f"no reconciliation of {job.reconciles} kept from the earlier run"
+        return None
+
+    def _plan_append(self, classified_customers: DataFrame) -> tuple[AppendPlan | None, str]:
+        """The append plan when this run's new data changes no row already in a table; else None
+        and why (logged).  Decided on customer-sized data only (``transforms/incremental.py``)."""
+        from pyspark.sql import functions as F
+
+        why = self._append_precondition()
+        if why is not None:
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        before, latest = self.previous, jobs.latest_customers(classified_customers)
+        owners_after = incremental.owners_of(latest)
+        owners_before = owners_after
+        if self.run_id in self.state.staging["customer"]:
+            staged = self.store.read_staging(self.spark, "customer", before.staging["customer"])
+            if staged is not None:
+                old = accepted(staged, TABLES_BY_NAME["customer_landing"])
+                owners_before = incremental.owners_of(jobs.latest_customers(jobs.classify_customers(old)))
+            else:
+                owners_before = {}
+        curated_table = self.store.read_table(self.spark, "customer_curated", before)
+        curated_before = {r["email"] for r in curated_table.select("email").collect()}
+        batch = None
+        first_reading: dict[str, int] = {}
+        if self.run_id in self.state.staging["accelerometer"]:
+            readings = self.store.read_staging(self.spark, "accelerometer", [self.run_id])
+            if readings is not None:
+                classified = jobs.classify_accelerometer(
+                    accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), latest, self.options.consent)
+                # Copies of readings already kept pair as those do: only the really new ones count.
+                batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
+                                             "timestamp")
+                trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
+                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
+                first_reading = {r["user"]: r["first"] for r in first}
+        users = curated_before | set(first_reading)
+        curated_after = incremental.trusted_emails(owners_after) & users
+        kept = before.reconciliation or {}
+        held_steps = kept["step_trainer_landing"]
+        held = incremental.HeldBack(
+            unknown_users=reconcile.rows_in(kept["accelerometer_landing"], jobs.UNKNOWN_CUSTOMER),
+            step_rows=sum(reconcile.rows_in(held_steps, fate) for fate in _HELD_BACK),
+        )
+        why = incremental.customer_blocker(owners_before, owners_after, curated_before, curated_after, held)
+        if why is None and first_reading:
+            serials = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
+            steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
+            # Two columns of the step table, filtered on the readers' serials: Parquet prunes the rest.
+            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(serials))
+                    .groupBy("serialNumber").agg(F.max("sensorReadingTime").alias("last")).collect())
+            why = incremental.pairing_blocker(first_reading, {r["serialNumber"]: r["last"] for r in last},
+                                              owners_after, self.options.tolerance_ms)
+        if why is not None:
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        log.info("appending: the new data changes no row already in a table")
+        return AppendPlan(users=users, accelerometer_batch=batch), ""
+
+    def _append(self, job: Job, plan: AppendPlan, frames: dict[str, DataFrame]) -> DataFrame:
+        """Append a job's new rows to its table; returns the whole new version."""
+        from pyspark.sql import functions as F
+
+        latest = jobs.latest_customers(frames[CLASSIFIED_CUSTOMERS])
+        if job.name == "accelerometer_landing_to_trusted":
+            self._append_classified(job, plan.accelerometer_batch)
+        elif job.name == "step_trainer_landing_to_trusted":
+            steps = self.store.read_staging(self.spark, "step_trainer", [self.run_id]) \
+                if self.run_id in self.state.staging["step_trainer"] else None
+            classified = None if steps is None else jobs.classify_step_trainer(
+                accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), latest,
+                self._input("customer_curated", frames), self.options.consent)
+            marked = None if classified is None else self._without_copies(job, classified, "sensorReadingTime")
+            self._append_classified(job, marked)
+        else:  # the ML table: the new step readings, paired with every reading of their owners near them
+            new_steps = self.new_rows.get("step_trainer_trusted")
+            bounds = None if new_steps is None else new_steps.agg(
+                F.min("sensorReadingTime"), F.max("sensorReadingTime")).first()
+            built = None
+            if bounds is not None and bounds[0] is not None and new_steps is not None:
+                tolerance = self.options.tolerance_ms
+                readings = self._input("accelerometer_trusted", frames).filter(
+                    F.col("timestamp").between(bounds[0] - tolerance, bounds[1] + tolerance))
+                built = jobs.machine_learning_curated(new_steps, readings, self._input("customer_curated", frames),
+                                                      salt=self.options.salt, tolerance_ms=tolerance)
+            self._append_rows(job, built)
+        return self.store.read_table(self.spark, job.output, self.state)
+
+    def _without_copies(self, job: Job, classified: DataFrame, time_column: str) -> DataFrame:
+        """A new batch's classification (cached) with its trusted copies of rows the table already
+        holds marked ``reconcile.ALREADY_KEPT`` (``incremental.new_copies_marked``)."""
+        from pyspark.sql import functions as F
+
+        classified = self._cache(classified)
+        bounds = classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).agg(F.min(time_column), F.max(time_column)).first()
+        if bounds is None or bounds[0] is None:
+            return classified
+        # A copy has the same time: reading the table filtered on the batch's time range lets
+        # Parquet's row-group statistics skip the files of other times.
+        table = self.store.read_table(self.spark, job.output, self.previous)
+        existing = table.filter(F.col(time_column).between(bounds[0], bounds[1]))
+        return self._cache(incremental.new_copies_marked(classified, existing, job.columns))
+
+    def _append_classified(self, job: Job, classified: DataFrame | None) -> None:
+        """Append a landing job's new trusted rows (copies of kept rows already marked) and add
+        the batch's fates to the table's reconciliation."""
+        assert job.reconciles is not None
+        kept = (self.previous.reconciliation or {})[job.reconciles]
+        if classified is None:
+            self._append_rows(job, None)
+            self.reconciliation[job.reconciles] = kept
+            return
+        metrics = reconcile.fate_metrics(job.weighted) + [reconcile.already_kept_metric()]
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", metrics)
+        self._append_rows(job, jobs.trusted_rows(observed, job.columns))
+        entity = TABLES_BY_NAME[job.reconciles].entity
+        batch = reconcile.reconcile({self.run_id: self.state.counts[entity][self.run_id]}, fates.get, job.weighted,
+                                    int(fates.get[reconcile.ALREADY_KEPT]))
+        self.reconciliation[job.reconciles] = reconcile.add(kept, batch)
+
+    def _append_rows(self, job: Job, rows: DataFrame | None) -> None:
+        """Write a new version of a table: the previous version's files linked, ``rows`` added."""
+        previous = self.previous.tables[job.output]
+        inputs = self.inputs_of(job)
+        counted, observed = (None, None) if rows is None else \
+            reconcile.observe(rows, f"rows of {job.output}", reconcile.rows_metric())
+        version, files = self.store.append_table(counted, job.output, self.run_id, previous.version)
+        added = 0 if observed is None else int(observed.get[reconcile.ROWS])
+        self._new_version(job, version, (previous.rows or 0) + added, inputs)
+        schema = table_schema(TABLES_BY_NAME[job.output])
+        self.new_rows[job.output] = self.spark.read.schema(schema).parquet(*files) if files else None
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -324,6 +516,7 @@ class PipelineRun:
             seconds=round(time.monotonic() - started, 3),
             unchanged_since=unchanged_since,
             kept=tuple(self.kept) if unchanged_since is None else (),
+            paths=dict(self.paths) if unchanged_since is None else {},
         )
 
     def _keep(self, since: str, started: float) -> RunRecord:
@@ -371,6 +564,21 @@ class PipelineRun:
             log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record.seconds, key)
         return RunResult(self.run_id, record, record.tables)
 
+
+@dataclass
+class AppendPlan:
+    """What a run on the append path decided before its jobs (``PipelineRun._plan_append``)."""
+
+    #: Every user with trusted accelerometer rows once this run's are added.
+    users: set[str]
+    #: The new accelerometer batch classified against the customers' latest records (None: no batch).
+    accelerometer_batch: DataFrame | None
+
+
+#: The tables an append path run appends to; the customer tables are recomputed (customer-sized).
+_APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
+#: The step-trainer fates of rows a change of their serial's owners could let into the table.
+_HELD_BACK = (jobs.UNKNOWN_CUSTOMER, jobs.EXCLUDED_CONSENT, jobs.NOT_CURATED, jobs.BEFORE_CONSENT)
 
 #: The job that writes each trusted or curated table.
 _WRITER = {job.output: job for job in JOBS}

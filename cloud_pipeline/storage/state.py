@@ -226,6 +226,9 @@ class RunRecord:
     unchanged_since: str | None = None
     #: Tables of the selected jobs that a run which built others kept, their inputs being unchanged.
     kept: tuple[str, ...] = ()
+    #: Per table, how this run made it: "append", "recomputed (customer-sized)", "kept", or
+    #: "rebuild: <why the append path was not taken>" (absent in older records).
+    paths: dict[str, str] = field(default_factory=dict)
     #: A run of an S3 lake: the local cache it ran on and what it moved (added when saved).
     cache: str | None = None
     s3: dict[str, int] | None = None
@@ -252,6 +255,7 @@ class RunRecord:
             step_seconds=data.get("step_seconds", {}),
             unchanged_since=data.get("unchanged_since"),
             kept=tuple(data.get("kept", ())),
+            paths=dict(data.get("paths", {})),
             cache=data.get("cache"),
             s3=data.get("s3"),
         )
@@ -267,7 +271,8 @@ class RunRecord:
             "seconds": self.seconds,
             "step_seconds": self.step_seconds,
         }
-        optional = {"unchanged_since": self.unchanged_since, "kept": list(self.kept) or None, "cache": self.cache,
+        optional = {"unchanged_since": self.unchanged_since, "kept": list(self.kept) or None,
+                    "paths": self.paths or None, "cache": self.cache,
                     "s3": self.s3}
         return data | {k: v for k, v in optional.items() if v is not None}
 

@@ -14,6 +14,7 @@ one stays until the next commit, for readers that looked the table up before thi
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from functools import reduce
@@ -49,6 +50,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POINTER_NAME = "_CURRENT"
+#: The most data files a version made by appending may hold; a run that would go past it rebuilds
+#: the table instead (a rebuild writes as many files as Spark's partitions, a handful on a small
+#: lake).  Each append adds one file, so this is about two months of daily runs between rebuilds;
+#: every file costs a reader one more open (an S3 GET for Athena) and Parquet footers are read per
+#: file, so past a few dozen small files a reader pays more for opening than for reading.
+MAX_APPENDED_FILES = 64
 ZONE_TABLES = tuple(t for t in TABLES if t.zone != "landing")
 
 
@@ -278,6 +285,56 @@ class PipelineStore:
             writer.parquet(target)
         log.info("wrote %s (%s) in %.2fs", name, fmt, time.monotonic() - started)
         return version
+
+    #: Whether a run may append to a version by linking the previous version's files into a new
+    #: folder: a folder lake (and an S3 lake's local cache) can; the cluster store (s3a://) cannot.
+    appends = True
+
+    def data_files(self, name: str, version: str) -> list[str]:
+        """The data files of a table version (names only): what a reader reads, markers and
+        checksums left out."""
+        folder = self.root / TABLES_BY_NAME[name].folder / version
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
+
+    def append_table(self, df: DataFrame | None, name: str, run_id: str, previous: str) -> tuple[str, list[str]]:
+        """A new version of a Parquet table: ``previous``'s data files, hard-linked (copied where
+        the file system cannot link), plus ``df``'s rows in one new file named after the run.
+
+        Returns the version and the paths of the new files (none when ``df`` is None).  The
+        previous version's files are never opened for writing: a link shares them, and the version
+        that replaced them is deleted only after a later commit, when nothing names it.
+        """
+        version = f"v-{run_id}"
+        folder = TABLES_BY_NAME[name].folder
+        target = self.root / folder / version
+        started = time.monotonic()
+        new: list[str] = []
+        if df is not None:
+            # One file per append: the batch is small, and files are what MAX_APPENDED_FILES counts.
+            df.coalesce(1).write.mode("overwrite").parquet(str(target))
+            for part in sorted(target.iterdir()):
+                if part.name.startswith("."):
+                    part.unlink()  # Hadoop's checksums: they would not follow the rename
+                elif not part.name.startswith("_"):
+                    # Prefixed with the run id: a later append links it beside its own new file.
+                    renamed = target / f"{run_id}-{part.name}"
+                    part.rename(renamed)
+                    new.append(str(renamed))
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "_SUCCESS").write_bytes(b"")
+        linked = copied = 0
+        for file in self.data_files(name, previous):
+            source, link = self.root / folder / previous / file, target / file
+            try:
+                os.link(source, link)
+                linked += 1
+            except OSError:  # a file system without hard links (or across devices): copy
+                shutil.copy2(source, link)
+                copied += 1
+        log.info("appended to %s: %d new file(s), %d linked and %d copied from %s in %.2fs",
+                 name, len(new), linked, copied, previous, time.monotonic() - started)
+        return version, new
 
     def read_table(self, spark: SparkSession, name: str, state: PipelineState) -> DataFrame:
         current = state.tables.get(name)

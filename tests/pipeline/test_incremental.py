@@ -1,0 +1,140 @@
+"""The append path: a run whose new data changes no existing row appends it; any other run rebuilds,
+says why, and either way the tables and the reconciliation are the full refresh's."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cloud_pipeline.config import PipelineOptions
+from cloud_pipeline.runner import RunResult, run_pipeline
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.state import STATE_KEY
+from stedi.contract import TABLES, TABLES_BY_NAME
+from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
+
+OPTIONS = PipelineOptions(salt=SALT)
+ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
+APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
+
+
+def _tables(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    frames = table_frames(spark, open_store(str(lake)))
+    return {name: rows(frames[name]) for name in ZONE_TABLES}
+
+
+def _same_as_full_refresh(spark, lake: Path, tmp_path: Path, result: RunResult,  # type: ignore[no-untyped-def]
+                          options: PipelineOptions = OPTIONS) -> None:
+    """The lake's tables and the run's reconciliation are those of a full refresh of its landing files."""
+    full_lake = tmp_path / "full"
+    shutil.rmtree(full_lake, ignore_errors=True)
+    shutil.copytree(lake, full_lake, ignore=shutil.ignore_patterns("_pipeline", "trusted", "curated"))
+    full = run_pipeline(spark, str(full_lake), PipelineOptions(salt=options.salt, consent=options.consent,
+                                                                tolerance_ms=options.tolerance_ms, full_refresh=True))
+    assert _tables(spark, lake) == _tables(spark, full_lake)
+    # The run reports the tables it reconciled; the state keeps the latest of each.
+    assert open_store(str(lake)).load_state().reconciliation == full.record.reconciliation
+    assert all(full.record.reconciliation[t] == r for t, r in result.record.reconciliation.items())
+    assert result.balanced
+
+
+def _data_inodes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in folder.iterdir() if not p.name.startswith(("_", "."))}
+
+
+def test_new_readings_are_appended_and_old_files_linked(spark, lake_dir: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    # Later readings of ann (one an exact copy of a reading already kept, one twice), and her steps.
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [
+        accel("ann", T0 + 1000, x=1.0), accel("ann", T0 + 5000, x=3.0), accel("ann", T0 + 5000, x=3.0),
+        accel("ann", T0 + 6000, x=4.0), accel("nobody", T0 + 6000),
+    ])
+    write_jsonl(lake_dir, "step_trainer/landing/s2.json", [
+        step("S-ANN", T0 + 2000, 110, seq=2), step("S-ANN", T0 + 5000, 120, seq=3), step("S-ANN", T0 + 7000, 130),
+    ])
+    with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
+        second = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert "appending: the new data changes no row already in a table" in caplog.text
+    paths = second.record.paths
+    assert {t: paths[t] for t in APPENDED} == dict.fromkeys(APPENDED, "append")
+    assert paths["customer_trusted"] == "kept" and paths["customer_curated"] == "recomputed (customer-sized)"
+    recon = second.record.reconciliation
+    assert recon["accelerometer_landing"]["duplicate"] == 1 + 2  # one in the first file, two here
+    assert second.tables["machine_learning_curated"] == first.tables["machine_learning_curated"] + 1
+    # The previous version's files are linked into the new one, not rewritten.
+    for name in APPENDED:
+        folder = lake_dir / TABLES_BY_NAME[name].folder
+        old, new = _data_inodes(folder / f"v-{first.run_id}"), _data_inodes(folder / f"v-{second.run_id}")
+        assert old and all(new[f] == inode for f, inode in old.items()), name
+        assert len(new) == len(old) + 1, name
+    _same_as_full_refresh(spark, lake_dir, tmp_path, second)
+
+
+@pytest.mark.parametrize("deliveries, why", [
+    # 1. An existing customer withdraws consent.
+    ([{"customer/landing/c2.json": [customer("ann", "S-ANN", None, updated=T0 + DAY)]}],
+     "customer a***@example.com changed consent or serial number"),
+    # 2. A new customer while a reading of an unknown user (theirs) is held back.
+    ([{"accelerometer/landing/a2.json": [accel("dan", T0 + 9000)]},
+      {"customer/landing/c2.json": [customer("dan", "S-DAN", T0, updated=T0 + DAY)]}],
+     "new customer d***@example.com while 1 accelerometer row(s) of unknown customers are held back"),
+    # 2. A new serial's owner while step readings are held back (S-NOBODY's among them).
+    ([{"customer/landing/c2.json": [customer("nobody", "S-NOBODY", T0, updated=T0 + DAY)],
+       "accelerometer/landing/a2.json": [accel("nobody", T0 + 9000)]}],
+     "serial S-NOBODY's owners changed while 3 step row(s) are held back"),
+    # 3. A new reading of ann at the time of her latest step reading: it could pair with it.
+    ([{"accelerometer/landing/a2.json": [accel("ann", T0 + 2000, x=7.0)]}],
+     "a new accelerometer reading of a***@example.com is within 0 ms"),
+])
+def test_a_run_that_would_change_old_rows_rebuilds_and_says_why(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path, caplog, deliveries, why) -> None:
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    for delivery in deliveries:
+        caplog.clear()
+        for key, records in delivery.items():
+            write_jsonl(lake_dir, key, records)
+        with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
+            result = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert f"rebuilding every table: {why}" in caplog.text
+    assert all(p.startswith(f"rebuild: {why}") for t, p in result.record.paths.items() if p != "kept")
+    _same_as_full_refresh(spark, lake_dir, tmp_path, result)
+
+
+def test_options_and_full_refresh_rebuild(spark, lake_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    tolerant = PipelineOptions(salt=SALT, tolerance_ms=50)
+    result = run_pipeline(spark, str(lake_dir), tolerant)
+    assert result.record.paths["accelerometer_trusted"] == \
+        "rebuild: customer_trusted was built with other options or another salt"
+    _same_as_full_refresh(spark, lake_dir, tmp_path, result, tolerant)
+    write_jsonl(lake_dir, "accelerometer/landing/a3.json", [accel("ann", T0 + 19000)])
+    refreshed = run_pipeline(spark, str(lake_dir), PipelineOptions(salt=SALT, tolerance_ms=50, full_refresh=True))
+    assert refreshed.record.paths["accelerometer_trusted"] == "rebuild: --full-refresh"
+
+
+def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    before, state = _tables(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    write_jsonl(lake_dir, "step_trainer/landing/s2.json", [step("S-ANN", T0 + 9000, 120)])
+
+    def die(job: str) -> None:
+        if job == "step_trainer_landing_to_trusted":
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+    assert (lake_dir / STATE_KEY).read_text() == state
+    assert _tables(spark, lake_dir) == before
+    after = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert after.record.paths["machine_learning_curated"] == "append"
+    assert after.tables["machine_learning_curated"] == len(before["machine_learning_curated"]) + 1
