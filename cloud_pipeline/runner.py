@@ -1,13 +1,19 @@
 """One pipeline run: stage new landing files, run the jobs, reconcile, commit atomically.
 
-Incremental by construction: landing files are parsed once into ``_pipeline/staging/`` (Parquet)
-and remembered in the state file; every run then rebuilds the trusted and curated tables from
-the staged rows.  The result is therefore always the one a full run would give, consent changes
-(a later record that withdraws consent) take effect on the next run, and only unseen files cost
-JSON parsing.  A landing file that changed or vanished since it was staged makes its entity
-re-stage from scratch (logged), as does ``--full-refresh``.
+Landing files are parsed once into ``_pipeline/staging/`` (Parquet) and remembered in the state
+file; only unseen files cost JSON parsing.  A landing file that changed or vanished since it was
+staged makes its entity re-stage from scratch (logged), as does ``--full-refresh``.
 
-A job's table is rebuilt unless what it was built from is still what the job would read: the
+Incremental by construction, with the full rebuild as the fallback: when this run's new batch
+cannot change a row already in a table (``_plan_append``; the conditions are in
+``cloud_pipeline/transforms/incremental.py``), the reading tables get only the batch's new rows,
+appended to a new version that links the previous version's files (``PipelineStore.append_table``),
+and the customer tables are recomputed (customer-sized).  Otherwise every table is rebuilt from
+all staged rows, and the log says why.  Both give exactly a full refresh's tables and
+reconciliation; the run record says which path each table took (``RunRecord.paths``).  JSON tables,
+the cluster store and runs of some jobs always rebuild.
+
+A job's table is written (rebuilt or appended to) unless what it was built from is still what the job would read: the
 staging batches of the entities it reads, the versions of the tables it reads, the options and the
 salt (``TableVersion.inputs``; ``PipelineRun.up_to_date``).  So a run of some jobs never leaves
 another job's table stale for good: any order-respecting sequence of single-job runs (the Glue
@@ -25,11 +31,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
-from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableInputs, TableVersion
+from cloud_pipeline.storage.state import (
+    BuildOptions,
+    HeldBackIndex,
+    PipelineState,
+    RunRecord,
+    TableInputs,
+    TableVersion,
+)
 from cloud_pipeline.storage.store import ENTITIES, MAX_APPENDED_FILES, PipelineStore
 from cloud_pipeline.transforms import incremental, jobs, reconcile
 from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
@@ -38,7 +51,7 @@ from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME, WARNINGS_FOLDER
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +111,9 @@ class PipelineRun:
         self.plan: AppendPlan | None = None
         #: Per appended table, its new rows only (the ML job pairs the new step readings).
         self.new_rows: dict[str, DataFrame | None] = {}
+        #: Per landing job that classified in this run, the owners of the rows it held back
+        #: (``HeldBackIndex``); None: unknown.
+        self.held_back: dict[str, set[str] | None] = {}
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -229,8 +245,10 @@ class PipelineRun:
 
     def _write_classified(self, job: Job, landing: str, classified: DataFrame) -> DataFrame:
         """Write a landing job's trusted rows, counting every row's fate in the same pass."""
-        observed, fates = reconcile.observe(classified, f"fates of {job.name}", reconcile.fate_metrics(job.weighted))
+        metrics = reconcile.fate_metrics(job.weighted) + self._held_back_metric(job)
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", metrics)
         written = self._write(job, jobs.trusted_rows(observed, job.columns))
+        self._note_held_back(job, fates.get, replace_previous=True)
         self.reconciliation[landing] = reconcile.reconcile(
             self.staged_counts(TABLES_BY_NAME[landing].entity), fates.get, job.weighted
         )
@@ -387,13 +405,16 @@ class PipelineRun:
                 first_reading = {r["user"]: r["first"] for r in first}
         users = curated_before | set(first_reading)
         curated_after = incremental.trusted_emails(owners_after) & users
-        kept = before.reconciliation or {}
-        held_steps = kept["step_trainer_landing"]
-        held = incremental.HeldBack(
-            unknown_users=reconcile.rows_in(kept["accelerometer_landing"], jobs.UNKNOWN_CUSTOMER),
-            step_rows=sum(reconcile.rows_in(held_steps, fate) for fate in _HELD_BACK),
-        )
-        why = incremental.customer_blocker(owners_before, owners_after, curated_before, curated_after, held)
+        held = self.store.read_held_back(before)
+        if held is None:
+            why = "no held-back index of the earlier run"
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        # An append keeps the earlier owners and adds the batch's (``_note_held_back``).
+        self.held_back = {"accelerometer_landing_to_trusted": set(held.users),
+                          "step_trainer_landing_to_trusted": set(held.serials)}
+        why = incremental.customer_blocker(owners_before, owners_after, curated_before, curated_after, held.users,
+                                           held.serials)
         if why is None and first_reading:
             serials = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
             steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
@@ -461,13 +482,41 @@ class PipelineRun:
             self._append_rows(job, None)
             self.reconciliation[job.reconciles] = kept
             return
-        metrics = reconcile.fate_metrics(job.weighted) + [reconcile.already_kept_metric()]
+        metrics = reconcile.fate_metrics(job.weighted) + [reconcile.already_kept_metric()] + self._held_back_metric(job)
         observed, fates = reconcile.observe(classified, f"fates of {job.name}", metrics)
         self._append_rows(job, jobs.trusted_rows(observed, job.columns))
+        self._note_held_back(job, fates.get, replace_previous=False)
         entity = TABLES_BY_NAME[job.reconciles].entity
         batch = reconcile.reconcile({self.run_id: self.state.counts[entity][self.run_id]}, fates.get, job.weighted,
                                     int(fates.get[reconcile.ALREADY_KEPT]))
         self.reconciliation[job.reconciles] = reconcile.add(kept, batch)
+
+    @staticmethod
+    def _held_back_metric(job: Job) -> list[Column]:
+        owner = _HELD_BACK_OWNER.get(job.name)
+        return [] if owner is None else [reconcile.held_back_metric(*owner)]
+
+    def _note_held_back(self, job: Job, observed: dict[str, Any], replace_previous: bool) -> None:
+        """Keep the owners of the rows a landing job held back: all of them after a rebuild, the
+        previous ones plus the batch's after an append."""
+        if job.name not in _HELD_BACK_OWNER:
+            return
+        found = {v for v in observed[reconcile.HELD_BACK] if v is not None}
+        before = set() if replace_previous else self.held_back.get(job.name)
+        self.held_back[job.name] = None if before is None else before | found
+
+    def _held_back_index(self) -> HeldBackIndex | None:
+        """The held-back index of the tables this run commits: each part from the job that
+        classified in this run, or, for a table it kept, the previous index's (same inputs, same
+        rows held back).  None when a part is unknown: the next run then rebuilds."""
+        previous = self.store.read_held_back(self.previous) if self.previous.held_back else None
+        parts = {"accelerometer_landing_to_trusted": None if previous is None else set(previous.users),
+                 "step_trainer_landing_to_trusted": None if previous is None else set(previous.serials)}
+        parts.update(self.held_back)
+        users, serials = parts["accelerometer_landing_to_trusted"], parts["step_trainer_landing_to_trusted"]
+        if users is None or serials is None:
+            return None
+        return HeldBackIndex(frozenset(users), frozenset(serials))
 
     def _append_rows(self, job: Job, rows: DataFrame | None) -> None:
         """Write a new version of a table: the previous version's files linked, ``rows`` added."""
@@ -534,6 +583,8 @@ class PipelineRun:
         self.state.options = self._build_options()
         # Kept in the state so that a run with nothing new can report it without rebuilding.
         self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
+        index = self._held_back_index()
+        self.state.held_back = None if index is None else self.store.write_held_back(self.run_id, index)
         if not self.keep_previous:
             self.state.tables = {name: replace(t, previous=None) for name, t in self.state.tables.items()}
         record = self._record(started, reconciliation, {name: t.rows for name, t in self.state.tables.items()})
@@ -577,8 +628,14 @@ class AppendPlan:
 
 #: The tables an append path run appends to; the customer tables are recomputed (customer-sized).
 _APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
-#: The step-trainer fates of rows a change of their serial's owners could let into the table.
-_HELD_BACK = (jobs.UNKNOWN_CUSTOMER, jobs.EXCLUDED_CONSENT, jobs.NOT_CURATED, jobs.BEFORE_CONSENT)
+#: Per landing job, the owner column and the fates of the rows a new customer record could let in
+#: (``HeldBackIndex``): accelerometer rows of unknown users (a known user's consent changing is a
+#: changed record, checked apart), step rows excluded for their serial's owners.
+_HELD_BACK_OWNER = {
+    "accelerometer_landing_to_trusted": ("user", (jobs.UNKNOWN_CUSTOMER,)),
+    "step_trainer_landing_to_trusted": (
+        "serialNumber", (jobs.UNKNOWN_CUSTOMER, jobs.EXCLUDED_CONSENT, jobs.NOT_CURATED, jobs.BEFORE_CONSENT)),
+}
 
 #: The job that writes each trusted or curated table.
 _WRITER = {job.output: job for job in JOBS}

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cloud_pipeline.storage.state import STATE_KEY, PipelineState, batch_names
+from cloud_pipeline.storage.state import HELD_BACK_PREFIX, STATE_KEY, PipelineState, batch_names
 from cloud_pipeline.storage.store import (
     POINTER_NAME,
     ZONE_TABLES,
@@ -133,7 +133,7 @@ def unnamed_objects(lake: S3Lake, state: PipelineState) -> list[str]:
     The S3 twin of ``PipelineStore.cleanup``: the same rule (``store.unnamed``), by listing objects
     instead of walking folders.
     """
-    folders = [t.folder for t in ZONE_TABLES] + [base for base, _listed in state.batches()]
+    folders = [t.folder for t in ZONE_TABLES] + [base for base, _listed in state.batches()] + [HELD_BACK_PREFIX]
     return [o.key for folder in folders for o in lake.list(folder) if unnamed(state, o.key)]
 
 
@@ -350,6 +350,8 @@ class S3Cache:
                 copies.append((key, origin))
             else:
                 puts.append(key)
+        if after.held_back is not None and after.held_back != before.held_back:
+            puts.append(after.held_back)  # named by the state: uploaded before the switch
         try:
             uploaded = self.upload(puts)
             uploaded.update(self.copy_linked(copies))

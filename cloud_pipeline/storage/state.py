@@ -28,6 +28,8 @@ from stedi.contract import (
 from stedi.lake import LakeError
 
 STATE_KEY = STATE_FOLDER + "pipeline.json"
+#: The held-back index of a run (``HeldBackIndex``) is ``<HELD_BACK_PREFIX><run id>.json``.
+HELD_BACK_PREFIX = STATE_FOLDER + "held-back-"
 STATE_VERSION = 1
 ENTITIES = tuple(t.entity for t in LANDING_TABLES)
 
@@ -136,6 +138,26 @@ def batch_names(listed: dict[str, list[str]]) -> set[str]:
     return {b for batches in listed.values() for b in batches}
 
 
+@dataclass(frozen=True)
+class HeldBackIndex:
+    """Who owns the rows that earlier batches hold back and a new customer record could let in:
+    the users of accelerometer rows of unknown customers, and the serial numbers of step rows
+    excluded for their owners.  The append path rebuilds when a new customer or a changed serial is
+    among them (``cloud_pipeline/transforms/incremental.py``).  An owner listed who no longer has
+    such rows only costs a rebuild, never a wrong table."""
+
+    users: frozenset[str]
+    serials: frozenset[str]
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> HeldBackIndex:
+        data = json.loads(raw)
+        return cls(frozenset(data["users"]), frozenset(data["serials"]))
+
+    def to_json(self) -> bytes:
+        return dump_json({"users": sorted(self.users), "serials": sorted(self.serials)})
+
+
 @dataclass
 class PipelineState:
     """The committed state of a lake's pipeline; the runner changes a copy and commits it whole."""
@@ -156,6 +178,9 @@ class PipelineState:
     options: BuildOptions | None = None
     #: The latest reconciliation of each landing table: a run with nothing new reports it again.
     reconciliation: dict[str, Reconciliation] | None = None
+    #: The key of the held-back index (``HeldBackIndex``) of the current tables; None: none is
+    #: known (a state from before it was kept), and the next run rebuilds.
+    held_back: str | None = None
 
     def table_locations(self) -> dict[str, TableLocation]:
         """Per built table, the folder of its current committed version: what a catalog should name
@@ -186,6 +211,7 @@ class PipelineState:
             tables={name: TableVersion.from_dict(info) for name, info in data["tables"].items()},
             options=BuildOptions.from_dict(options) if options is not None else None,
             reconciliation=reconciliation,
+            held_back=data.get("held_back"),
         )
 
     def to_json(self) -> bytes:
@@ -203,6 +229,8 @@ class PipelineState:
             data["options"] = self.options.to_dict()
         if self.reconciliation is not None:
             data["reconciliation"] = self.reconciliation
+        if self.held_back is not None:
+            data["held_back"] = self.held_back
         return dump_json(data)
 
 

@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.storage.lock import WriterLock
-from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
+from cloud_pipeline.storage.state import (
+    ENTITIES,
+    HELD_BACK_PREFIX,
+    STATE_KEY,
+    HeldBackIndex,
+    PipelineState,
+    RunRecord,
+    dump_json,
+    run_records,
+)
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.landing import landing_as_read
 from cloud_pipeline.transforms.schemas import (
@@ -83,6 +92,8 @@ def unnamed(state: PipelineState, key: str) -> bool:
     quarantine).  Anything else (landing, the state, pointers, run records, a batch's own marker
     files) is not for it to judge, and is kept.
     """
+    if key.startswith(HELD_BACK_PREFIX):
+        return key != state.held_back
     for table in ZONE_TABLES:
         if key.startswith(table.folder):
             head, in_folder, _ = key[len(table.folder):].partition("/")
@@ -156,6 +167,9 @@ class PipelineStore:
                 if unnamed(state, version):
                     shutil.rmtree(self.root / version, ignore_errors=True)
                     log.debug("removed old version %s", version)
+        for obj in self.lake.list(HELD_BACK_PREFIX):
+            if unnamed(state, obj.key):
+                self.lake.delete(obj.key)
         for base, _listed in state.batches():
             for batch in self._folders(base):
                 if unnamed(state, batch):
@@ -169,6 +183,17 @@ class PipelineStore:
         """The sub-folders of a folder of the lake, as keys ending in "/"."""
         path = self.root / folder
         return [f"{folder}{child.name}/" for child in path.iterdir() if child.is_dir()] if path.is_dir() else []
+
+    def write_held_back(self, run_id: str, index: HeldBackIndex) -> str:
+        """Write a run's held-back index (before its commit names it); returns its key."""
+        key = f"{HELD_BACK_PREFIX}{run_id}.json"
+        self.lake.put(key, index.to_json())
+        return key
+
+    def read_held_back(self, state: PipelineState) -> HeldBackIndex | None:
+        if state.held_back is None or not self.lake.exists(state.held_back):
+            return None
+        return HeldBackIndex.from_json(self.lake.get(state.held_back))
 
     def save_run(self, record: RunRecord) -> str:
         return self.save_record(record.run_id, record.to_dict())

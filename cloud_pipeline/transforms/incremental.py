@@ -10,7 +10,7 @@ have readings in the tables or held back in staging.  Every check errs towards r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,17 +40,6 @@ class SerialInputs:
     any_curated: bool
     consent: int | None  # the earliest consent of its curated owners
     curated: frozenset[str]  # the curated owners' emails: whose readings its steps pair with
-
-
-@dataclass(frozen=True)
-class HeldBack:
-    """Rows of earlier batches kept out of the tables that a new customer could let in, from the
-    previous reconciliation (``state.reconciliation``)."""
-
-    #: Accelerometer rows of emails no customer had.
-    unknown_users: int
-    #: Step rows excluded for their serial's owners (unknown, no consent, not curated, before consent).
-    step_rows: int
 
 
 def owners_of(latest_customers: DataFrame) -> dict[str | None, Owner]:
@@ -93,13 +82,15 @@ def masked(email: str | None) -> str:
 
 
 def customer_blocker(before: Owners, after: Owners, curated_before: set[str], curated_after: set[str],
-                     held: HeldBack) -> str | None:
+                     held_users: Set[str], held_serials: Set[str]) -> str | None:
     """Why the new customer records forbid an append (conditions 1 and 2), or None.
 
     1. An existing customer's latest consent or serial number changed: their readings' fates
        (and their steps' pairing) change.
-    2. A customer became known (a new email), or a serial's classification inputs changed, while
-       earlier batches hold rows kept out for such reasons: those rows may now be trusted.  A serial
+    2. A customer became known (a new email), or a serial's classification inputs changed, whose
+       rows earlier batches hold back (``held_users``: of accelerometer rows of unknown
+       customers; ``held_serials``: of step rows excluded for their owners): those rows may now be
+       trusted.  A serial
        that had curated owners and whose inputs changed always rebuilds: its trusted steps may
        change fate or pair with another owner's readings.
     """
@@ -107,10 +98,8 @@ def customer_blocker(before: Owners, after: Owners, curated_before: set[str], cu
         now = after.get(email)
         if now is not None and now != owner:
             return f"customer {masked(email)} changed consent or serial number"
-    new_emails = [e for e in after if e not in before]
-    if new_emails and held.unknown_users:
-        return (f"new customer {masked(new_emails[0])} while {held.unknown_users} accelerometer row(s) of "
-                "unknown customers are held back")
+    for email in sorted(e for e in after if e is not None and e not in before and e in held_users):
+        return f"new customer {masked(email)} has accelerometer rows held back as of an unknown customer"
     was, now_ = serial_inputs(before, curated_before), serial_inputs(after, curated_after)
     for serial in sorted({*was, *now_}):
         old, new = was.get(serial), now_.get(serial)
@@ -118,8 +107,8 @@ def customer_blocker(before: Owners, after: Owners, curated_before: set[str], cu
             continue
         if old is not None and old.any_curated:
             return f"serial {serial} had curated owners and its owners changed"
-        if held.step_rows:
-            return f"serial {serial}'s owners changed while {held.step_rows} step row(s) are held back"
+        if serial in held_serials:
+            return f"serial {serial}'s owners changed and it has step rows held back"
     return None
 
 

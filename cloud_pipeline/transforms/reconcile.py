@@ -126,6 +126,18 @@ def already_kept_metric() -> Column:
     return _zero_if_null(F.sum(F.when(mine, F.col(jobs.COUNT)))).alias(ALREADY_KEPT)
 
 
+#: The observed owners of held-back rows (``held_back_metric``).
+HELD_BACK = "held_back"
+
+
+def held_back_metric(owner: str, fates: tuple[str, ...]) -> Column:
+    """The distinct ``owner`` values of rows with one of ``fates``: observed with the fates, so the
+    held-back index costs no pass of its own (one value per customer or serial, customer-sized)."""
+    from pyspark.sql import functions as F
+
+    return F.collect_set(F.when(F.col(jobs.FATE).isin(*fates), F.col(owner))).alias(HELD_BACK)
+
+
 def rows_metric() -> list[Column]:
     from pyspark.sql import functions as F
 

@@ -49,23 +49,26 @@ def _data_inodes(folder: Path) -> dict[str, int]:
 def test_new_readings_are_appended_and_old_files_linked(spark, lake_dir: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     small_lake(lake_dir)
     first = run_pipeline(spark, str(lake_dir), OPTIONS)
-    # Later readings of ann (one an exact copy of a reading already kept, one twice), and her steps.
+    # Later readings of ann (one an exact copy of a reading already kept, one twice), and her steps;
+    # a new customer, eve, with her first readings (rows of others are held back: no matter).
+    write_jsonl(lake_dir, "customer/landing/c2.json", [customer("eve", "S-EVE", T0, updated=T0 + DAY)])
     write_jsonl(lake_dir, "accelerometer/landing/a2.json", [
         accel("ann", T0 + 1000, x=1.0), accel("ann", T0 + 5000, x=3.0), accel("ann", T0 + 5000, x=3.0),
-        accel("ann", T0 + 6000, x=4.0), accel("nobody", T0 + 6000),
+        accel("ann", T0 + 6000, x=4.0), accel("nobody", T0 + 6000), accel("eve", T0 + 5000, x=6.0),
     ])
     write_jsonl(lake_dir, "step_trainer/landing/s2.json", [
         step("S-ANN", T0 + 2000, 110, seq=2), step("S-ANN", T0 + 5000, 120, seq=3), step("S-ANN", T0 + 7000, 130),
+        step("S-EVE", T0 + 5000, 60),
     ])
     with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
         second = run_pipeline(spark, str(lake_dir), OPTIONS)
     assert "appending: the new data changes no row already in a table" in caplog.text
     paths = second.record.paths
     assert {t: paths[t] for t in APPENDED} == dict.fromkeys(APPENDED, "append")
-    assert paths["customer_trusted"] == "kept" and paths["customer_curated"] == "recomputed (customer-sized)"
+    assert paths["customer_trusted"] == paths["customer_curated"] == "recomputed (customer-sized)"
     recon = second.record.reconciliation
     assert recon["accelerometer_landing"]["duplicate"] == 1 + 2  # one in the first file, two here
-    assert second.tables["machine_learning_curated"] == first.tables["machine_learning_curated"] + 1
+    assert second.tables["machine_learning_curated"] == first.tables["machine_learning_curated"] + 2
     # The previous version's files are linked into the new one, not rewritten.
     for name in APPENDED:
         folder = lake_dir / TABLES_BY_NAME[name].folder
@@ -82,11 +85,11 @@ def test_new_readings_are_appended_and_old_files_linked(spark, lake_dir: Path, t
     # 2. A new customer while a reading of an unknown user (theirs) is held back.
     ([{"accelerometer/landing/a2.json": [accel("dan", T0 + 9000)]},
       {"customer/landing/c2.json": [customer("dan", "S-DAN", T0, updated=T0 + DAY)]}],
-     "new customer d***@example.com while 1 accelerometer row(s) of unknown customers are held back"),
+     "new customer d***@example.com has accelerometer rows held back as of an unknown customer"),
     # 2. A new serial's owner while step readings are held back (S-NOBODY's among them).
     ([{"customer/landing/c2.json": [customer("nobody", "S-NOBODY", T0, updated=T0 + DAY)],
        "accelerometer/landing/a2.json": [accel("nobody", T0 + 9000)]}],
-     "serial S-NOBODY's owners changed while 3 step row(s) are held back"),
+     "serial S-NOBODY's owners changed and it has step rows held back"),
     # 3. A new reading of ann at the time of her latest step reading: it could pair with it.
     ([{"accelerometer/landing/a2.json": [accel("ann", T0 + 2000, x=7.0)]}],
      "a new accelerometer reading of a***@example.com is within 0 ms"),
