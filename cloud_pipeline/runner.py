@@ -427,7 +427,7 @@ class PipelineRun:
             log.info("rebuilding every table: %s", why)
             return None, why
         log.info("appending: the new data changes no row already in a table")
-        return AppendPlan(users=users, accelerometer_batch=batch), ""
+        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after), ""
 
     def _append(self, job: Job, plan: AppendPlan, frames: dict[str, DataFrame]) -> DataFrame:
         """Append a job's new rows to its table; returns the whole new version."""
@@ -446,13 +446,18 @@ class PipelineRun:
             self._append_classified(job, marked)
         else:  # the ML table: the new step readings, paired with every reading of their owners near them
             new_steps = self.new_rows.get("step_trainer_trusted")
-            bounds = None if new_steps is None else new_steps.agg(
-                F.min("sensorReadingTime"), F.max("sensorReadingTime")).first()
+            spans = [] if new_steps is None else new_steps.groupBy("serialNumber").agg(
+                F.min("sensorReadingTime").alias("first"), F.max("sensorReadingTime").alias("last")).collect()
             built = None
-            if bounds is not None and bounds[0] is not None and new_steps is not None:
+            if spans and new_steps is not None:
                 tolerance = self.options.tolerance_ms
+                serials = {r["serialNumber"] for r in spans}
+                # The readings of the customers who own those serials (a superset of their curated
+                # owners), near the new steps' times: the rest of the table never reaches the join.
+                users = sorted(e for e, o in plan.owners.items() if e is not None and o.serial in serials)
+                first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
                 readings = self._input("accelerometer_trusted", frames).filter(
-                    F.col("timestamp").between(bounds[0] - tolerance, bounds[1] + tolerance))
+                    F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))
                 built = jobs.machine_learning_curated(new_steps, readings, self._input("customer_curated", frames),
                                                       salt=self.options.salt, tolerance_ms=tolerance)
             self._append_rows(job, built)
@@ -624,6 +629,8 @@ class AppendPlan:
     users: set[str]
     #: The new accelerometer batch classified against the customers' latest records (None: no batch).
     accelerometer_batch: DataFrame | None
+    #: Every customer's latest record, as the reading jobs use it.
+    owners: dict[str | None, incremental.Owner]
 
 
 #: The tables an append path run appends to; the customer tables are recomputed (customer-sized).

@@ -146,8 +146,13 @@ def new_copies_marked(classified: DataFrame, existing: DataFrame, columns: Itera
     from cloud_pipeline.transforms.reconcile import ALREADY_KEPT
 
     cols = list(columns)
-    old = existing.select(*[F.col(c).alias(f"_old_{c}") for c in cols], F.lit(True).alias("_seen"))
+    trusted = classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).select(*[F.col(c).alias(f"_new_{c}") for c in cols])
+    # The table is large and the batch small: the batch's rows are broadcast and the table streams
+    # past them once (no shuffle of the table); only the copies found are joined back.
+    found = reduce(lambda a, b: a & b, [F.col(c).eqNullSafe(F.col(f"_new_{c}")) for c in cols])
+    copies = existing.join(F.broadcast(trusted), found, "left_semi")
+    old = copies.select(*[F.col(c).alias(f"_old_{c}") for c in cols], F.lit(True).alias("_seen"))
     same = reduce(lambda a, b: a & b, [F.col(c).eqNullSafe(F.col(f"_old_{c}")) for c in cols])
-    joined = classified.join(old, same & (F.col(jobs.FATE) == jobs.TRUSTED), "left")
+    joined = classified.join(F.broadcast(old), same & (F.col(jobs.FATE) == jobs.TRUSTED), "left")
     fate = F.when(F.col("_seen"), F.lit(ALREADY_KEPT)).otherwise(F.col(jobs.FATE))
     return joined.select(*cols, fate.alias(jobs.FATE), jobs.COUNT)

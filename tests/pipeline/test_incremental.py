@@ -141,3 +141,28 @@ def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> No
     after = run_pipeline(spark, str(lake_dir), OPTIONS)
     assert after.record.paths["machine_learning_curated"] == "append"
     assert after.tables["machine_learning_curated"] == len(before["machine_learning_curated"]) + 1
+
+
+def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from stedi_app.cli import app
+
+    monkeypatch.setenv("STEDI_CUSTOMER_KEY_SALT", SALT)
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    assert run_pipeline(spark, str(lake_dir), OPTIONS).record.paths["accelerometer_trusted"] == "append"
+    folder = lake_dir / TABLES_BY_NAME["accelerometer_trusted"].folder
+    assert any(p.stat().st_nlink > 1 for p in folder.rglob("*.parquet"))  # ann's rows, in two versions
+    erased = CliRunner().invoke(app, ["pipeline", "erase", "--lake", str(lake_dir), "--email", "ann@example.com"])
+    assert erased.exit_code == 0, erased.output
+    # Every version that held ann is gone, and with it every link to a file of hers.
+    state = open_store(str(lake_dir)).load_state()
+    for name in ZONE_TABLES:
+        table = lake_dir / TABLES_BY_NAME[name].folder
+        assert {p.name for p in table.iterdir() if p.name.startswith("v-")} == {state.tables[name].version}
+        assert all(p.stat().st_nlink == 1 for p in table.rglob("*.parquet")), name
+    assert "ann@example.com" not in str(table_frames(spark, open_store(str(lake_dir)))["accelerometer_trusted"].collect())
+    assert state.held_back is not None and b"ann@example.com" not in (lake_dir / state.held_back).read_bytes()
+    assert len(list((lake_dir / "_pipeline/state").glob("held-back-*.json"))) == 1
