@@ -361,8 +361,13 @@ class PipelineRun:
                 return f"{job.output} was built with other options or another salt"
             if table.inputs != self.inputs_of(job, before):
                 return f"{job.output} was not built from every earlier batch (a run of some jobs)"
-            if job.output in _APPENDED and len(self.store.data_files(job.output, table.version)) >= MAX_APPENDED_FILES:
-                return f"{job.output} has {MAX_APPENDED_FILES} files or more: compacting"
+            if job.output in _APPENDED:
+                try:
+                    files = len(self.store.data_files(job.output, table.version))
+                except FileNotFoundError:
+                    return f"{job.output}'s version {table.version} is not on this disk"
+                if files >= MAX_APPENDED_FILES:
+                    return f"{job.output} has {files} files (at most {MAX_APPENDED_FILES}): compacting"
         kept = before.reconciliation or {}
         for job in JOBS:
             if job.reconciles is not None and reconcile.COERCED not in kept.get(job.reconciles, {}):

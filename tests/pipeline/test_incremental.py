@@ -166,3 +166,24 @@ def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monk
     assert "ann@example.com" not in str(table_frames(spark, open_store(str(lake_dir)))["accelerometer_trusted"].collect())
     assert state.held_back is not None and b"ann@example.com" not in (lake_dir / state.held_back).read_bytes()
     assert len(list((lake_dir / "_pipeline/state").glob("held-back-*.json"))) == 1
+
+
+def test_a_table_with_too_many_appended_files_is_compacted(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cloud_pipeline import runner
+
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    folder = lake_dir / TABLES_BY_NAME["accelerometer_trusted"].folder
+    written = len(_data_inodes(folder / f"v-{first.run_id}"))
+    limit = 1 + max(len(_data_inodes(lake_dir / TABLES_BY_NAME[t].folder / f"v-{first.run_id}")) for t in APPENDED)
+    monkeypatch.setattr(runner, "MAX_APPENDED_FILES", limit)
+    # Each run appends one file of new readings to accelerometer_trusted, until it holds the limit.
+    for n in range(limit - written):
+        write_jsonl(lake_dir, f"accelerometer/landing/a{n + 2}.json", [accel("ann", T0 + 9000 + n)])
+        assert run_pipeline(spark, str(lake_dir), OPTIONS).record.paths["accelerometer_trusted"] == "append"
+    write_jsonl(lake_dir, "accelerometer/landing/last.json", [accel("ann", T0 + 19000)])
+    last = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert last.record.paths["accelerometer_trusted"] == \
+        f"rebuild: accelerometer_trusted has {limit} files (at most {limit}): compacting"
+    rebuilt = folder / f"v-{last.run_id}"
+    assert all((rebuilt / f).stat().st_nlink == 1 for f in _data_inodes(rebuilt))
