@@ -300,10 +300,13 @@ class PipelineRun:
         Each job's table is written once, and every count the reconciliation and the summary
         need is observed while it is written: no job's data is scanned twice for counting.
         """
+        from pyspark.sql import functions as F
+
         selected = set(self.options.jobs)
         # Every landing job needs each customer's latest record (classified lazily: only a job that
         # runs computes it).  A table no job of this run writes is read when a job needs it.
         frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
+        self.progress("append or rebuild")
         self.plan, why = self._plan_append(frames[CLASSIFIED_CUSTOMERS])
         for job in JOBS:
             if job.name not in selected:
@@ -323,8 +326,12 @@ class PipelineRun:
             if self.plan is not None and job.name == "customer_trusted_to_curated":
                 # The users with accelerometer rows: the curated customers before this run (condition
                 # 1 kept every one of them trusted) and the new batch's trusted users; no table scan.
+                # Customer-sized both: a broadcast semi-join, no shuffle (the job's own distinct
+                # and join are sized for the whole accelerometer table).
                 users = self.spark.createDataFrame([(u,) for u in sorted(self.plan.users)], "user string")
-                built = jobs.customer_trusted_to_curated(inputs[0], users)
+                trusted = inputs[0]
+                built = trusted.join(F.broadcast(users), trusted["email"] == users["user"], "left_semi").select(
+                    *jobs.CUSTOMER_COLUMNS)
             else:
                 built = job.build(inputs, self.options)
             if job.reconciles is None:
@@ -403,8 +410,9 @@ class PipelineRun:
                 classified = jobs.classify_accelerometer(
                     accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), latest, self.options.consent)
                 # Copies of readings already kept pair as those do: only the really new ones count.
+                # Every row of accelerometer_trusted is a curated customer's (condition 1 keeps it so).
                 batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
-                                             "timestamp")
+                                             "timestamp", "user", curated_before)
                 trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
                 first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
                 first_reading = {r["user"]: r["first"] for r in first}
@@ -432,7 +440,9 @@ class PipelineRun:
             log.info("rebuilding every table: %s", why)
             return None, why
         log.info("appending: the new data changes no row already in a table")
-        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after), ""
+        # A trusted step reading's serial had a curated owner when it was classified.
+        step_serials = {o.serial for e in curated_before if (o := owners_before.get(e)) is not None and o.serial}
+        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after, step_serials=step_serials), ""
 
     def _append(self, job: Job, plan: AppendPlan, frames: dict[str, DataFrame]) -> DataFrame:
         """Append a job's new rows to its table; returns the whole new version."""
@@ -447,7 +457,8 @@ class PipelineRun:
             classified = None if steps is None else jobs.classify_step_trainer(
                 accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), latest,
                 self._input("customer_curated", frames), self.options.consent)
-            marked = None if classified is None else self._without_copies(job, classified, "sensorReadingTime")
+            marked = None if classified is None else self._without_copies(
+                job, classified, "sensorReadingTime", "serialNumber", plan.step_serials)
             self._append_classified(job, marked)
         else:  # the ML table: the new step readings, paired with every reading of their owners near them
             new_steps = self.new_rows.get("step_trainer_trusted")
@@ -468,19 +479,29 @@ class PipelineRun:
             self._append_rows(job, built)
         return self.store.read_table(self.spark, job.output, self.state)
 
-    def _without_copies(self, job: Job, classified: DataFrame, time_column: str) -> DataFrame:
+    def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
+                        table_owners: set[str]) -> DataFrame:
         """A new batch's classification (cached) with its trusted copies of rows the table already
-        holds marked ``reconcile.ALREADY_KEPT`` (``incremental.new_copies_marked``)."""
+        holds marked ``reconcile.ALREADY_KEPT`` (``incremental.new_copies_marked``).
+
+        ``table_owners``: every owner (``owner_column``) the table has rows of.  A copy has its
+        row's owner and time, so only the table's rows of the batch's owners in the batch's time
+        range are compared, and none at all when no owner of the batch has rows in the table (a
+        delivery of new customers).
+        """
         from pyspark.sql import functions as F
 
         classified = self._cache(classified)
-        bounds = classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).agg(F.min(time_column), F.max(time_column)).first()
-        if bounds is None or bounds[0] is None:
+        spans = (classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).groupBy(owner_column)
+                 .agg(F.min(time_column).alias("first"), F.max(time_column).alias("last")).collect())
+        spans = [r for r in spans if r[owner_column] in table_owners]
+        if not spans:
             return classified
-        # A copy has the same time: reading the table filtered on the batch's time range lets
-        # Parquet's row-group statistics skip the files of other times.
+        owners = sorted(r[owner_column] for r in spans)
+        first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
+        # The time range lets Parquet's row-group statistics skip files of other times.
         table = self.store.read_table(self.spark, job.output, self.previous)
-        existing = table.filter(F.col(time_column).between(bounds[0], bounds[1]))
+        existing = table.filter(F.col(time_column).between(first, last) & F.col(owner_column).isin(owners))
         return self._cache(incremental.new_copies_marked(classified, existing, job.columns))
 
     def _append_classified(self, job: Job, classified: DataFrame | None) -> None:
@@ -636,6 +657,8 @@ class AppendPlan:
     accelerometer_batch: DataFrame | None
     #: Every customer's latest record, as the reading jobs use it.
     owners: dict[str | None, incremental.Owner]
+    #: The serial numbers step_trainer_trusted may have rows of (its curated owners' before this run).
+    step_serials: set[str]
 
 
 #: The tables an append path run appends to; the customer tables are recomputed (customer-sized).
