@@ -3,6 +3,7 @@ says why, and either way the tables and the reconciliation are the full refresh'
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import STATE_KEY
 from stedi.contract import TABLES, TABLES_BY_NAME
+from tests.parts import run_main
 from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
 OPTIONS = PipelineOptions(salt=SALT)
@@ -46,7 +48,8 @@ def _data_inodes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_ino for p in folder.iterdir() if not p.name.startswith(("_", "."))}
 
 
-def test_new_readings_are_appended_and_old_files_linked(spark, lake_dir: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_new_readings_are_appended_and_old_files_linked(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path, caplog, monkeypatch, capsys) -> None:
     small_lake(lake_dir)
     first = run_pipeline(spark, str(lake_dir), OPTIONS)
     # Later readings of ann (one an exact copy of a reading already kept, one twice), and her steps;
@@ -75,6 +78,12 @@ def test_new_readings_are_appended_and_old_files_linked(spark, lake_dir: Path, t
         old, new = _data_inodes(folder / f"v-{first.run_id}"), _data_inodes(folder / f"v-{second.run_id}")
         assert old and all(new[f] == inode for f, inode in old.items()), name
         assert len(new) == len(old) + 1, name
+    # `stedi pipeline status` says how the last run made each table.
+    code, out, _ = run_main(monkeypatch, capsys, "pipeline", "status", "--lake", str(lake_dir), "--json")
+    assert code == 0 and json.loads(out)["paths"] == paths
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal's width
+    code, out, _ = run_main(monkeypatch, capsys, "pipeline", "status", "--lake", str(lake_dir))
+    assert code == 0 and "last run" in out and "recomputed (customer-sized)" in out
     _same_as_full_refresh(spark, lake_dir, tmp_path, second)
 
 
