@@ -11,7 +11,7 @@ from cloud_pipeline.config import PipelineOptions
 from cloud_pipeline.runner import run_pipeline
 from cloud_pipeline.storage.catalog import table_frames
 from cloud_pipeline.storage.s3_cache import open_store
-from cloud_pipeline.storage.state import RunRecord
+from cloud_pipeline.storage.state import HELD_BACK_PREFIX, STATE_KEY, PipelineState, RunRecord
 from stedi.contract import RUNS_FOLDER, TABLES, TABLES_BY_NAME
 from stedi.lake import FolderLake, S3Lake
 from tests.pipeline.helpers import SALT, T0, accel, rows, small_lake, step, write_jsonl
@@ -52,6 +52,10 @@ def test_an_appended_version_copies_its_linked_files_inside_s3(spark, s3_bucket:
         base = f"{TABLES_BY_NAME[name].folder}v-{second.run_id}/"
         for file in old_files[name]:
             assert lake.get(base + file) == lake.get(f"{TABLES_BY_NAME[name].folder}v-{first.run_id}/{file}")
+
+    # The held-back index the state names was published before the switch; the one before is gone.
+    state = PipelineState.from_json(lake.get(STATE_KEY))
+    assert [o.key for o in lake.list(HELD_BACK_PREFIX)] == [state.held_back] == [f"{HELD_BACK_PREFIX}{second.run_id}.json"]
 
     # A reader with its own cache sees what a full run of the folder lake gives.
     run_pipeline(spark, FolderLake(folder).url, PipelineOptions(salt=SALT, full_refresh=True))
