@@ -376,6 +376,8 @@ def status(
                                "tables": {name: t.to_dict() for name, t in state.tables.items()}}
         if runs:
             out["reconciliation"] = runs[-1].reconciliation
+            # Per table, how the last run made it: append, rebuild (and why), kept.
+            out["paths"] = runs[-1].paths
         typer.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console

@@ -1,13 +1,19 @@
 """One pipeline run: stage new landing files, run the jobs, reconcile, commit atomically.
 
-Incremental by construction: landing files are parsed once into ``_pipeline/staging/`` (Parquet)
-and remembered in the state file; every run then rebuilds the trusted and curated tables from
-the staged rows.  The result is therefore always the one a full run would give, consent changes
-(a later record that withdraws consent) take effect on the next run, and only unseen files cost
-JSON parsing.  A landing file that changed or vanished since it was staged makes its entity
-re-stage from scratch (logged), as does ``--full-refresh``.
+Landing files are parsed once into ``_pipeline/staging/`` (Parquet) and remembered in the state
+file; only unseen files cost JSON parsing.  A landing file that changed or vanished since it was
+staged makes its entity re-stage from scratch (logged), as does ``--full-refresh``.
 
-A job's table is rebuilt unless what it was built from is still what the job would read: the
+Incremental by construction, with the full rebuild as the fallback: when this run's new batch
+cannot change a row already in a table (``_plan_append``; the conditions are in
+``cloud_pipeline/transforms/incremental.py``), the reading tables get only the batch's new rows,
+appended to a new version that links the previous version's files (``PipelineStore.append_table``),
+and the customer tables are recomputed (customer-sized).  Otherwise every table is rebuilt from
+all staged rows, and the log says why.  Both give exactly a full refresh's tables and
+reconciliation; the run record says which path each table took (``RunRecord.paths``).  JSON tables,
+the cluster store and runs of some jobs always rebuild.
+
+A job's table is written (rebuilt or appended to) unless what it was built from is still what the job would read: the
 staging batches of the entities it reads, the versions of the tables it reads, the options and the
 salt (``TableVersion.inputs``; ``PipelineRun.up_to_date``).  So a run of some jobs never leaves
 another job's table stale for good: any order-respecting sequence of single-job runs (the Glue
@@ -25,20 +31,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
 from cloud_pipeline.storage.s3_cache import open_store
-from cloud_pipeline.storage.state import BuildOptions, PipelineState, RunRecord, TableInputs, TableVersion
-from cloud_pipeline.storage.store import ENTITIES, PipelineStore
-from cloud_pipeline.transforms import jobs, reconcile
+from cloud_pipeline.storage.state import (
+    BuildOptions,
+    HeldBackIndex,
+    PipelineState,
+    RunRecord,
+    TableInputs,
+    TableVersion,
+)
+from cloud_pipeline.storage.store import ENTITIES, MAX_APPENDED_FILES, PipelineStore
+from cloud_pipeline.transforms import incremental, jobs, reconcile
 from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
 from cloud_pipeline.transforms.reconcile import Reconciliation
 from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME, WARNINGS_FOLDER
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +104,16 @@ class PipelineRun:
         self.keep_previous = keep_previous
         #: Selected jobs whose tables this run kept because their inputs were unchanged.
         self.kept: list[str] = []
+        #: Per table this run wrote or kept, how: "append", "recomputed (customer-sized)", "kept" or
+        #: "rebuild: <why the append path was not taken>" (kept in the run record).
+        self.paths: dict[str, str] = {}
+        #: The append path's plan, when this run takes it (``_plan_append``).
+        self.plan: AppendPlan | None = None
+        #: Per appended table, its new rows only (the ML job pairs the new step readings).
+        self.new_rows: dict[str, DataFrame | None] = {}
+        #: Per landing job that classified in this run, the owners of the rows it held back
+        #: (``HeldBackIndex``); None: unknown.
+        self.held_back: dict[str, set[str] | None] = {}
 
     def progress(self, step: str) -> None:
         """Start a named step: times the previous one and tells the caller."""
@@ -199,12 +222,18 @@ class PipelineRun:
         counted, rows = reconcile.observe(df, f"rows of {job.output}", reconcile.rows_metric())
         inputs = self.inputs_of(job)  # before the write: the versions it read, not its own
         version = self.store.write_table(counted, job.output, self.run_id, self.options.format)
+        self._new_version(job, version, int(rows.get[reconcile.ROWS]), inputs)
+        # Later jobs read the written files: cheaper than recomputing the lineage that made them.
+        return self.store.read_table(self.spark, job.output, self.state)
+
+    def _new_version(self, job: Job, version: str, rows: int, inputs: TableInputs) -> None:
+        """Name a written version of a job's table in the (uncommitted) state."""
         replaced = self.previous.tables.get(job.output)
         self.state.tables[job.output] = TableVersion(
             version=version,
             format=self.options.format,
             run_id=self.run_id,
-            rows=int(rows.get[reconcile.ROWS]),
+            rows=rows,
             # What the table was built with: a later run with nothing new may keep it only if
             # these are still the same (``unchanged_since``).
             options=self._build_options(),
@@ -213,13 +242,13 @@ class PipelineRun:
             previous=replaced.version if replaced is not None and self.keep_previous else None,
         )
         self.after_job(job.name)
-        # Later jobs read the written files: cheaper than recomputing the lineage that made them.
-        return self.store.read_table(self.spark, job.output, self.state)
 
     def _write_classified(self, job: Job, landing: str, classified: DataFrame) -> DataFrame:
         """Write a landing job's trusted rows, counting every row's fate in the same pass."""
-        observed, fates = reconcile.observe(classified, f"fates of {job.name}", reconcile.fate_metrics(job.weighted))
+        metrics = reconcile.fate_metrics(job.weighted) + self._held_back_metric(job)
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", metrics)
         written = self._write(job, jobs.trusted_rows(observed, job.columns))
+        self._note_held_back(job, fates.get, replace_previous=True)
         self.reconciliation[landing] = reconcile.reconcile(
             self.staged_counts(TABLES_BY_NAME[landing].entity), fates.get, job.weighted
         )
@@ -239,11 +268,13 @@ class PipelineRun:
             return self._table(_WRITER[name])
         return self.landing(table.entity)
 
-    def inputs_of(self, job: Job) -> TableInputs:
-        """What ``job`` reads now: the staging batches of its entities, the versions of its tables."""
+    def inputs_of(self, job: Job, state: PipelineState | None = None) -> TableInputs:
+        """What ``job`` reads now (or in ``state``): the staging batches of its entities, the
+        versions of its tables."""
+        state = state or self.state
         entities = sorted({_ENTITY_READ[name] for name in job.inputs if name in _ENTITY_READ})
-        tables = {name: t.version for name in job.inputs if (t := self.state.tables.get(name)) is not None}
-        return TableInputs({e: tuple(self.state.staging[e]) for e in entities}, tables)
+        tables = {name: t.version for name in job.inputs if (t := state.tables.get(name)) is not None}
+        return TableInputs({e: tuple(state.staging[e]) for e in entities}, tables)
 
     def up_to_date(self, job: Job) -> bool:
         """Whether ``job``'s table is what the job would build now, so that this run may keep it.
@@ -269,10 +300,14 @@ class PipelineRun:
         Each job's table is written once, and every count the reconciliation and the summary
         need is observed while it is written: no job's data is scanned twice for counting.
         """
+        from pyspark.sql import functions as F
+
         selected = set(self.options.jobs)
         # Every landing job needs each customer's latest record (classified lazily: only a job that
         # runs computes it).  A table no job of this run writes is read when a job needs it.
         frames = {CLASSIFIED_CUSTOMERS: self._cache(jobs.classify_customers(self.landing("customer")))}
+        self.progress("append or rebuild")
+        self.plan, why = self._plan_append(frames[CLASSIFIED_CUSTOMERS])
         for job in JOBS:
             if job.name not in selected:
                 continue
@@ -280,14 +315,251 @@ class PipelineRun:
                 log.info("%s: its inputs are unchanged since run %s; %s stays", job.name,
                          self.state.tables[job.output].run_id, job.output)
                 self.kept.append(job.name)
+                self.paths[job.output] = "kept"
                 continue
             self.progress(job.name)
-            built = job.build([self._input(name, frames) for name in job.inputs], self.options)
+            if self.plan is not None and job.output in _APPENDED:
+                frames[job.output] = self._append(job, self.plan, frames)
+                self.paths[job.output] = "append"
+                continue
+            inputs = [self._input(name, frames) for name in job.inputs]
+            if self.plan is not None and job.name == "customer_trusted_to_curated":
+                # The users with accelerometer rows: the curated customers before this run (condition
+                # 1 kept every one of them trusted) and the new batch's trusted users; no table scan.
+                # Customer-sized both: a broadcast semi-join, no shuffle (the job's own distinct
+                # and join are sized for the whole accelerometer table).
+                users = self.spark.createDataFrame([(u,) for u in sorted(self.plan.users)], "user string")
+                trusted = inputs[0]
+                built = trusted.join(F.broadcast(users), trusted["email"] == users["user"], "left_semi").select(
+                    *jobs.CUSTOMER_COLUMNS)
+            else:
+                built = job.build(inputs, self.options)
             if job.reconciles is None:
                 frames[job.output] = self._write(job, built)
             else:
                 frames[job.output] = self._write_classified(job, job.reconciles, built)
+            self.paths[job.output] = "recomputed (customer-sized)" if self.plan is not None else f"rebuild: {why}"
         return self.reconciliation
+
+    # --- the append path -------------------------------------------------------------------
+
+    def _append_precondition(self) -> str | None:
+        """Why this run cannot append whatever its new data (condition 4 and the store), or None."""
+        before, options = self.previous, self.options
+        if options.full_refresh:
+            return "--full-refresh"
+        if set(options.jobs) != set(JOB_ORDER):
+            return "only some jobs run (--jobs): the append path runs all five"
+        if options.format != "parquet":
+            return "JSON tables (--format json) are always rebuilt"
+        if not self.store.appends:
+            return "the cluster store (Spark writing s3a:// directly) always rebuilds"
+        if before.last_run is None:
+            return "no earlier run"
+        for entity in ENTITIES:
+            if self.state.staging[entity] not in (before.staging[entity], [*before.staging[entity], self.run_id]):
+                return f"{entity} landing files changed or vanished and were re-staged"
+        wanted = (options.format, self._build_options(), salt_fingerprint(options.salt))
+        for job in JOBS:
+            table = before.tables.get(job.output)
+            if table is None or table.inputs is None:
+                return f"{job.output} has no recorded build"
+            if (table.format, table.options, table.salt_fingerprint) != wanted:
+                return f"{job.output} was built with other options or another salt"
+            if table.inputs != self.inputs_of(job, before):
+                return f"{job.output} was not built from every earlier batch (a run of some jobs)"
+            if job.output in _APPENDED:
+                try:
+                    files = len(self.store.data_files(job.output, table.version))
+                except FileNotFoundError:
+                    return f"{job.output}'s version {table.version} is not on this disk"
+                if files >= MAX_APPENDED_FILES:
+                    return f"{job.output} has {files} files (at most {MAX_APPENDED_FILES}): compacting"
+        kept = before.reconciliation or {}
+        for job in JOBS:
+            if job.reconciles is not None and reconcile.COERCED not in kept.get(job.reconciles, {}):
+                return f"no reconciliation of {job.reconciles} kept from the earlier run"
+        return None
+
+    def _plan_append(self, classified_customers: DataFrame) -> tuple[AppendPlan | None, str]:
+        """The append plan when this run's new data changes no row already in a table; else None
+        and why (logged).  Decided on customer-sized data only (``transforms/incremental.py``)."""
+        from pyspark.sql import functions as F
+
+        why = self._append_precondition()
+        if why is not None:
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        before, latest = self.previous, jobs.latest_customers(classified_customers)
+        owners_after = incremental.owners_of(latest)
+        owners_before = owners_after
+        if self.run_id in self.state.staging["customer"]:
+            staged = self.store.read_staging(self.spark, "customer", before.staging["customer"])
+            if staged is not None:
+                old = accepted(staged, TABLES_BY_NAME["customer_landing"])
+                owners_before = incremental.owners_of(jobs.latest_customers(jobs.classify_customers(old)))
+            else:
+                owners_before = {}
+        curated_table = self.store.read_table(self.spark, "customer_curated", before)
+        curated_before = {r["email"] for r in curated_table.select("email").collect()}
+        batch = None
+        first_reading: dict[str, int] = {}
+        if self.run_id in self.state.staging["accelerometer"]:
+            readings = self.store.read_staging(self.spark, "accelerometer", [self.run_id])
+            if readings is not None:
+                classified = jobs.classify_accelerometer(
+                    accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), latest, self.options.consent)
+                # Copies of readings already kept pair as those do: only the really new ones count.
+                # Every row of accelerometer_trusted is a curated customer's (condition 1 keeps it so).
+                batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
+                                             "timestamp", "user", curated_before)
+                trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
+                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
+                first_reading = {r["user"]: r["first"] for r in first}
+        users = curated_before | set(first_reading)
+        curated_after = incremental.trusted_emails(owners_after) & users
+        held = self.store.read_held_back(before)
+        if held is None:
+            why = "no held-back index of the earlier run"
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        # An append keeps the earlier owners and adds the batch's (``_note_held_back``).
+        self.held_back = {"accelerometer_landing_to_trusted": set(held.users),
+                          "step_trainer_landing_to_trusted": set(held.serials)}
+        why = incremental.customer_blocker(owners_before, owners_after, curated_before, curated_after, held.users,
+                                           held.serials)
+        if why is None and first_reading:
+            serials = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
+            steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
+            # Two columns of the step table, filtered on the readers' serials: Parquet prunes the rest.
+            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(serials))
+                    .groupBy("serialNumber").agg(F.max("sensorReadingTime").alias("last")).collect())
+            why = incremental.pairing_blocker(first_reading, {r["serialNumber"]: r["last"] for r in last},
+                                              owners_after, self.options.tolerance_ms)
+        if why is not None:
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        log.info("appending: the new data changes no row already in a table")
+        # A trusted step reading's serial had a curated owner when it was classified.
+        step_serials = {o.serial for e in curated_before if (o := owners_before.get(e)) is not None and o.serial}
+        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after, step_serials=step_serials), ""
+
+    def _append(self, job: Job, plan: AppendPlan, frames: dict[str, DataFrame]) -> DataFrame:
+        """Append a job's new rows to its table; returns the whole new version."""
+        from pyspark.sql import functions as F
+
+        latest = jobs.latest_customers(frames[CLASSIFIED_CUSTOMERS])
+        if job.name == "accelerometer_landing_to_trusted":
+            self._append_classified(job, plan.accelerometer_batch)
+        elif job.name == "step_trainer_landing_to_trusted":
+            steps = self.store.read_staging(self.spark, "step_trainer", [self.run_id]) \
+                if self.run_id in self.state.staging["step_trainer"] else None
+            classified = None if steps is None else jobs.classify_step_trainer(
+                accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), latest,
+                self._input("customer_curated", frames), self.options.consent)
+            marked = None if classified is None else self._without_copies(
+                job, classified, "sensorReadingTime", "serialNumber", plan.step_serials)
+            self._append_classified(job, marked)
+        else:  # the ML table: the new step readings, paired with every reading of their owners near them
+            new_steps = self.new_rows.get("step_trainer_trusted")
+            spans = [] if new_steps is None else new_steps.groupBy("serialNumber").agg(
+                F.min("sensorReadingTime").alias("first"), F.max("sensorReadingTime").alias("last")).collect()
+            built = None
+            if spans and new_steps is not None:
+                tolerance = self.options.tolerance_ms
+                serials = {r["serialNumber"] for r in spans}
+                # The readings of the customers who own those serials (a superset of their curated
+                # owners), near the new steps' times: the rest of the table never reaches the join.
+                users = sorted(e for e, o in plan.owners.items() if e is not None and o.serial in serials)
+                first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
+                readings = self._input("accelerometer_trusted", frames).filter(
+                    F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))
+                built = jobs.machine_learning_curated(new_steps, readings, self._input("customer_curated", frames),
+                                                      salt=self.options.salt, tolerance_ms=tolerance)
+            self._append_rows(job, built)
+        return self.store.read_table(self.spark, job.output, self.state)
+
+    def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
+                        table_owners: set[str]) -> DataFrame:
+        """A new batch's classification (cached) with its trusted copies of rows the table already
+        holds marked ``reconcile.ALREADY_KEPT`` (``incremental.new_copies_marked``).
+
+        ``table_owners``: every owner (``owner_column``) the table has rows of.  A copy has its
+        row's owner and time, so only the table's rows of the batch's owners in the batch's time
+        range are compared, and none at all when no owner of the batch has rows in the table (a
+        delivery of new customers).
+        """
+        from pyspark.sql import functions as F
+
+        classified = self._cache(classified)
+        spans = (classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).groupBy(owner_column)
+                 .agg(F.min(time_column).alias("first"), F.max(time_column).alias("last")).collect())
+        spans = [r for r in spans if r[owner_column] in table_owners]
+        if not spans:
+            return classified
+        owners = sorted(r[owner_column] for r in spans)
+        first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
+        # The time range lets Parquet's row-group statistics skip files of other times.
+        table = self.store.read_table(self.spark, job.output, self.previous)
+        existing = table.filter(F.col(time_column).between(first, last) & F.col(owner_column).isin(owners))
+        return self._cache(incremental.new_copies_marked(classified, existing, job.columns))
+
+    def _append_classified(self, job: Job, classified: DataFrame | None) -> None:
+        """Append a landing job's new trusted rows (copies of kept rows already marked) and add
+        the batch's fates to the table's reconciliation."""
+        assert job.reconciles is not None
+        kept = (self.previous.reconciliation or {})[job.reconciles]
+        if classified is None:
+            self._append_rows(job, None)
+            self.reconciliation[job.reconciles] = kept
+            return
+        metrics = reconcile.fate_metrics(job.weighted) + [reconcile.already_kept_metric()] + self._held_back_metric(job)
+        observed, fates = reconcile.observe(classified, f"fates of {job.name}", metrics)
+        self._append_rows(job, jobs.trusted_rows(observed, job.columns))
+        self._note_held_back(job, fates.get, replace_previous=False)
+        entity = TABLES_BY_NAME[job.reconciles].entity
+        batch = reconcile.reconcile({self.run_id: self.state.counts[entity][self.run_id]}, fates.get, job.weighted,
+                                    int(fates.get[reconcile.ALREADY_KEPT]))
+        self.reconciliation[job.reconciles] = reconcile.add(kept, batch)
+
+    @staticmethod
+    def _held_back_metric(job: Job) -> list[Column]:
+        owner = _HELD_BACK_OWNER.get(job.name)
+        return [] if owner is None else [reconcile.held_back_metric(*owner)]
+
+    def _note_held_back(self, job: Job, observed: dict[str, Any], replace_previous: bool) -> None:
+        """Keep the owners of the rows a landing job held back: all of them after a rebuild, the
+        previous ones plus the batch's after an append."""
+        if job.name not in _HELD_BACK_OWNER:
+            return
+        found = {v for v in observed[reconcile.HELD_BACK] if v is not None}
+        before = set() if replace_previous else self.held_back.get(job.name)
+        self.held_back[job.name] = None if before is None else before | found
+
+    def _held_back_index(self) -> HeldBackIndex | None:
+        """The held-back index of the tables this run commits: each part from the job that
+        classified in this run, or, for a table it kept, the previous index's (same inputs, same
+        rows held back).  None when a part is unknown: the next run then rebuilds."""
+        previous = self.store.read_held_back(self.previous) if self.previous.held_back else None
+        parts = {"accelerometer_landing_to_trusted": None if previous is None else set(previous.users),
+                 "step_trainer_landing_to_trusted": None if previous is None else set(previous.serials)}
+        parts.update(self.held_back)
+        users, serials = parts["accelerometer_landing_to_trusted"], parts["step_trainer_landing_to_trusted"]
+        if users is None or serials is None:
+            return None
+        return HeldBackIndex(frozenset(users), frozenset(serials))
+
+    def _append_rows(self, job: Job, rows: DataFrame | None) -> None:
+        """Write a new version of a table: the previous version's files linked, ``rows`` added."""
+        previous = self.previous.tables[job.output]
+        inputs = self.inputs_of(job)
+        counted, observed = (None, None) if rows is None else \
+            reconcile.observe(rows, f"rows of {job.output}", reconcile.rows_metric())
+        version, files = self.store.append_table(counted, job.output, self.run_id, previous.version)
+        added = 0 if observed is None else int(observed.get[reconcile.ROWS])
+        self._new_version(job, version, (previous.rows or 0) + added, inputs)
+        schema = table_schema(TABLES_BY_NAME[job.output])
+        self.new_rows[job.output] = self.spark.read.schema(schema).parquet(*files) if files else None
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -324,6 +596,7 @@ class PipelineRun:
             seconds=round(time.monotonic() - started, 3),
             unchanged_since=unchanged_since,
             kept=tuple(self.kept) if unchanged_since is None else (),
+            paths=dict(self.paths) if unchanged_since is None else {},
         )
 
     def _keep(self, since: str, started: float) -> RunRecord:
@@ -341,6 +614,8 @@ class PipelineRun:
         self.state.options = self._build_options()
         # Kept in the state so that a run with nothing new can report it without rebuilding.
         self.state.reconciliation = {**(self.state.reconciliation or {}), **reconciliation}
+        index = self._held_back_index()
+        self.state.held_back = None if index is None else self.store.write_held_back(self.run_id, index)
         if not self.keep_previous:
             self.state.tables = {name: replace(t, previous=None) for name, t in self.state.tables.items()}
         record = self._record(started, reconciliation, {name: t.rows for name, t in self.state.tables.items()})
@@ -371,6 +646,31 @@ class PipelineRun:
             log.info("run %s committed in %.1fs; reconciliation in %s", self.run_id, record.seconds, key)
         return RunResult(self.run_id, record, record.tables)
 
+
+@dataclass
+class AppendPlan:
+    """What a run on the append path decided before its jobs (``PipelineRun._plan_append``)."""
+
+    #: Every user with trusted accelerometer rows once this run's are added.
+    users: set[str]
+    #: The new accelerometer batch classified against the customers' latest records (None: no batch).
+    accelerometer_batch: DataFrame | None
+    #: Every customer's latest record, as the reading jobs use it.
+    owners: dict[str | None, incremental.Owner]
+    #: The serial numbers step_trainer_trusted may have rows of (its curated owners' before this run).
+    step_serials: set[str]
+
+
+#: The tables an append path run appends to; the customer tables are recomputed (customer-sized).
+_APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
+#: Per landing job, the owner column and the fates of the rows a new customer record could let in
+#: (``HeldBackIndex``): accelerometer rows of unknown users (a known user's consent changing is a
+#: changed record, checked apart), step rows excluded for their serial's owners.
+_HELD_BACK_OWNER = {
+    "accelerometer_landing_to_trusted": ("user", (jobs.UNKNOWN_CUSTOMER,)),
+    "step_trainer_landing_to_trusted": (
+        "serialNumber", (jobs.UNKNOWN_CUSTOMER, jobs.EXCLUDED_CONSENT, jobs.NOT_CURATED, jobs.BEFORE_CONSENT)),
+}
 
 #: The job that writes each trusted or curated table.
 _WRITER = {job.output: job for job in JOBS}

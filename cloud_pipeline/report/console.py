@@ -83,8 +83,13 @@ def print_status(console: Console, url: str, state: PipelineState, last: RunReco
         _column(tables, "rows", right=True)
         _column(tables, "format")
         _column(tables, "built by the run of")
+        # How the last run made each table (append, rebuild and why); older records do not say.
+        paths = last.paths if last is not None else {}
+        if paths:
+            _column(tables, "last run")
         for name, t in state.tables.items():
-            tables.add_row(name, f"{t.rows:,}" if t.rows is not None else "?", t.format, run_time(t.run_id))
+            row = [name, f"{t.rows:,}" if t.rows is not None else "?", t.format, run_time(t.run_id)]
+            tables.add_row(*row, *([paths.get(name, "")] if paths else []))
         console.print(tables)
     if last is not None and last.reconciliation:
         console.print(reconciliation_table(last.reconciliation))

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cloud_pipeline.storage.state import STATE_KEY, PipelineState, batch_names
+from cloud_pipeline.storage.state import HELD_BACK_PREFIX, STATE_KEY, PipelineState, batch_names
 from cloud_pipeline.storage.store import (
     POINTER_NAME,
     ZONE_TABLES,
@@ -114,6 +114,8 @@ class SyncStats:
     bytes_down: int = 0
     uploaded: int = 0
     bytes_up: int = 0
+    #: Objects of an appended version copied inside S3 from the version they were linked from.
+    copied: int = 0
     deleted_remote: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -131,7 +133,7 @@ def unnamed_objects(lake: S3Lake, state: PipelineState) -> list[str]:
     The S3 twin of ``PipelineStore.cleanup``: the same rule (``store.unnamed``), by listing objects
     instead of walking folders.
     """
-    folders = [t.folder for t in ZONE_TABLES] + [base for base, _listed in state.batches()]
+    folders = [t.folder for t in ZONE_TABLES] + [base for base, _listed in state.batches()] + [HELD_BACK_PREFIX]
     return [o.key for folder in folders for o in lake.list(folder) if unnamed(state, o.key)]
 
 
@@ -279,6 +281,41 @@ class S3Cache:
                 self.stats.bytes_up += size
         return done
 
+    def copy_linked(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
+        """Copy objects inside S3, (new key, key already in S3) each, without moving their bytes
+        through this machine (CopyObject); returns key -> ETag.
+
+        A copy is encrypted as ``--sse`` says, else as the bucket's default, as a put would be
+        (CopyObject does not carry the source's encryption over: AWS S3 API reference, CopyObject).
+        """
+        def copy(pair: tuple[str, str]) -> str:
+            key, origin = pair
+            args: dict[str, Any] = {"Bucket": self.remote.bucket, "Key": self.remote.prefix + key,
+                                    "CopySource": {"Bucket": self.remote.bucket, "Key": self.remote.prefix + origin}}
+            if self.sse:
+                args["ServerSideEncryption"] = self.sse
+                if self.kms_key_id:
+                    args["SSEKMSKeyId"] = self.kms_key_id
+            return str(self.remote.client.copy_object(**args)["CopyObjectResult"]["ETag"]).strip('"')
+
+        done: dict[str, str] = {}
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for (key, _origin), etag in zip(pairs, pool.map(copy, pairs), strict=True):
+                done[key] = etag
+                self.stats.copied += 1
+        return done
+
+    def _published_files(self, state: PipelineState) -> dict[tuple[int, int], str]:
+        """The files of ``state``'s table versions that S3 holds, by (device, inode): a file of a
+        new version with one of these is a hard link of an object S3 already has."""
+        out = {}
+        for name, table in state.tables.items():
+            for key in self._files(f"{TABLES_BY_NAME[name].folder}{table.version}/"):
+                st = self._stat(key)
+                if st is not None and key in self.index:
+                    out[(st.st_dev, st.st_ino)] = key
+        return out
+
     def _files(self, prefix: str) -> list[str]:
         return [o.key for o in self.local.list(prefix) if not _hidden(o.key)]
 
@@ -302,12 +339,27 @@ class S3Cache:
             # a folder another command's sync removed).
             if not self.local.exists(f"{folder}_SUCCESS"):
                 raise LakeError(f"{folder} is incomplete in the cache {self.local.root}: not publishing run {run}")
+        # An appended version links the previous version's files (PipelineStore.append_table): those
+        # are copied inside S3 from the object they were published as; only new files are put.
+        published = self._published_files(before)
+        puts, copies = [], []
+        for key in (k for folder in folders for k in self._files(folder)):
+            st = self._stat(key)
+            origin = published.get((st.st_dev, st.st_ino)) if st is not None else None
+            if origin is not None and origin != key:
+                copies.append((key, origin))
+            else:
+                puts.append(key)
+        if after.held_back is not None and after.held_back != before.held_back:
+            puts.append(after.held_back)  # named by the state: uploaded before the switch
         try:
-            uploaded = self.upload(k for folder in folders for k in self._files(folder))
+            uploaded = self.upload(puts)
+            uploaded.update(self.copy_linked(copies))
         except (BotoCoreError, ClientError, LakeError) as exc:
             raise LakeError(f"publishing run {run} to {self.remote.url} failed before the switch ({exc}); "
                             "readers still see the previous run, the next run removes what was uploaded") from exc
-        log.info("uploaded %d new version/batch folder(s): %d object(s)", len(folders), len(uploaded))
+        log.info("published %d new version/batch folder(s): %d object(s) put, %d copied inside S3", len(folders),
+                 len(puts), len(copies))
         if before_switch is not None:
             before_switch()
         # The commit point: from this put on, readers of the state see the new run.

@@ -61,6 +61,9 @@ def spark_s3_scheme(spark: SparkSession, preferred: str = "s3a") -> str | None:
 class ClusterStore(PipelineStore):
     """The pipeline's view of an S3 lake that Spark reads and writes directly."""
 
+    #: S3 has no hard links and Spark writes s3a:// directly: every run rebuilds its tables here.
+    appends = False
+
     def __init__(self, lake: S3Lake, scheme: str = "s3a"):
         if scheme not in S3_SCHEMES:
             raise ValueError(f"scheme must be one of {S3_SCHEMES}, not {scheme!r}")

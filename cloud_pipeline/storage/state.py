@@ -28,6 +28,8 @@ from stedi.contract import (
 from stedi.lake import LakeError
 
 STATE_KEY = STATE_FOLDER + "pipeline.json"
+#: The held-back index of a run (``HeldBackIndex``) is ``<HELD_BACK_PREFIX><run id>.json``.
+HELD_BACK_PREFIX = STATE_FOLDER + "held-back-"
 STATE_VERSION = 1
 ENTITIES = tuple(t.entity for t in LANDING_TABLES)
 
@@ -136,6 +138,26 @@ def batch_names(listed: dict[str, list[str]]) -> set[str]:
     return {b for batches in listed.values() for b in batches}
 
 
+@dataclass(frozen=True)
+class HeldBackIndex:
+    """Who owns the rows that earlier batches hold back and a new customer record could let in:
+    the users of accelerometer rows of unknown customers, and the serial numbers of step rows
+    excluded for their owners.  The append path rebuilds when a new customer or a changed serial is
+    among them (``cloud_pipeline/transforms/incremental.py``).  An owner listed who no longer has
+    such rows only costs a rebuild, never a wrong table."""
+
+    users: frozenset[str]
+    serials: frozenset[str]
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> HeldBackIndex:
+        data = json.loads(raw)
+        return cls(frozenset(data["users"]), frozenset(data["serials"]))
+
+    def to_json(self) -> bytes:
+        return dump_json({"users": sorted(self.users), "serials": sorted(self.serials)})
+
+
 @dataclass
 class PipelineState:
     """The committed state of a lake's pipeline; the runner changes a copy and commits it whole."""
@@ -156,6 +178,9 @@ class PipelineState:
     options: BuildOptions | None = None
     #: The latest reconciliation of each landing table: a run with nothing new reports it again.
     reconciliation: dict[str, Reconciliation] | None = None
+    #: The key of the held-back index (``HeldBackIndex``) of the current tables; None: none is
+    #: known (a state from before it was kept), and the next run rebuilds.
+    held_back: str | None = None
 
     def table_locations(self) -> dict[str, TableLocation]:
         """Per built table, the folder of its current committed version: what a catalog should name
@@ -186,6 +211,7 @@ class PipelineState:
             tables={name: TableVersion.from_dict(info) for name, info in data["tables"].items()},
             options=BuildOptions.from_dict(options) if options is not None else None,
             reconciliation=reconciliation,
+            held_back=data.get("held_back"),
         )
 
     def to_json(self) -> bytes:
@@ -203,6 +229,8 @@ class PipelineState:
             data["options"] = self.options.to_dict()
         if self.reconciliation is not None:
             data["reconciliation"] = self.reconciliation
+        if self.held_back is not None:
+            data["held_back"] = self.held_back
         return dump_json(data)
 
 
@@ -226,6 +254,9 @@ class RunRecord:
     unchanged_since: str | None = None
     #: Tables of the selected jobs that a run which built others kept, their inputs being unchanged.
     kept: tuple[str, ...] = ()
+    #: Per table, how this run made it: "append", "recomputed (customer-sized)", "kept", or
+    #: "rebuild: <why the append path was not taken>" (absent in older records).
+    paths: dict[str, str] = field(default_factory=dict)
     #: A run of an S3 lake: the local cache it ran on and what it moved (added when saved).
     cache: str | None = None
     s3: dict[str, int] | None = None
@@ -252,6 +283,7 @@ class RunRecord:
             step_seconds=data.get("step_seconds", {}),
             unchanged_since=data.get("unchanged_since"),
             kept=tuple(data.get("kept", ())),
+            paths=dict(data.get("paths", {})),
             cache=data.get("cache"),
             s3=data.get("s3"),
         )
@@ -267,7 +299,8 @@ class RunRecord:
             "seconds": self.seconds,
             "step_seconds": self.step_seconds,
         }
-        optional = {"unchanged_since": self.unchanged_since, "kept": list(self.kept) or None, "cache": self.cache,
+        optional = {"unchanged_since": self.unchanged_since, "kept": list(self.kept) or None,
+                    "paths": self.paths or None, "cache": self.cache,
                     "s3": self.s3}
         return data | {k: v for k, v in optional.items() if v is not None}
 

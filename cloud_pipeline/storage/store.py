@@ -14,6 +14,7 @@ one stays until the next commit, for readers that looked the table up before thi
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from functools import reduce
@@ -21,7 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.storage.lock import WriterLock
-from cloud_pipeline.storage.state import ENTITIES, STATE_KEY, PipelineState, RunRecord, dump_json, run_records
+from cloud_pipeline.storage.state import (
+    ENTITIES,
+    HELD_BACK_PREFIX,
+    STATE_KEY,
+    HeldBackIndex,
+    PipelineState,
+    RunRecord,
+    dump_json,
+    run_records,
+)
 from cloud_pipeline.transforms.damaged_files import check_gzip
 from cloud_pipeline.transforms.landing import landing_as_read
 from cloud_pipeline.transforms.schemas import (
@@ -49,6 +59,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POINTER_NAME = "_CURRENT"
+#: The most data files a version made by appending may hold; a run that would go past it rebuilds
+#: the table instead (a rebuild writes as many files as Spark's partitions, a handful on a small
+#: lake).  Each append adds one file, so this is about two months of daily runs between rebuilds;
+#: every file costs a reader one more open (an S3 GET for Athena) and Parquet footers are read per
+#: file, so past a few dozen small files a reader pays more for opening than for reading.
+MAX_APPENDED_FILES = 64
 ZONE_TABLES = tuple(t for t in TABLES if t.zone != "landing")
 
 
@@ -76,6 +92,8 @@ def unnamed(state: PipelineState, key: str) -> bool:
     quarantine).  Anything else (landing, the state, pointers, run records, a batch's own marker
     files) is not for it to judge, and is kept.
     """
+    if key.startswith(HELD_BACK_PREFIX):
+        return key != state.held_back
     for table in ZONE_TABLES:
         if key.startswith(table.folder):
             head, in_folder, _ = key[len(table.folder):].partition("/")
@@ -149,6 +167,9 @@ class PipelineStore:
                 if unnamed(state, version):
                     shutil.rmtree(self.root / version, ignore_errors=True)
                     log.debug("removed old version %s", version)
+        for obj in self.lake.list(HELD_BACK_PREFIX):
+            if unnamed(state, obj.key):
+                self.lake.delete(obj.key)
         for base, _listed in state.batches():
             for batch in self._folders(base):
                 if unnamed(state, batch):
@@ -162,6 +183,17 @@ class PipelineStore:
         """The sub-folders of a folder of the lake, as keys ending in "/"."""
         path = self.root / folder
         return [f"{folder}{child.name}/" for child in path.iterdir() if child.is_dir()] if path.is_dir() else []
+
+    def write_held_back(self, run_id: str, index: HeldBackIndex) -> str:
+        """Write a run's held-back index (before its commit names it); returns its key."""
+        key = f"{HELD_BACK_PREFIX}{run_id}.json"
+        self.lake.put(key, index.to_json())
+        return key
+
+    def read_held_back(self, state: PipelineState) -> HeldBackIndex | None:
+        if state.held_back is None or not self.lake.exists(state.held_back):
+            return None
+        return HeldBackIndex.from_json(self.lake.get(state.held_back))
 
     def save_run(self, record: RunRecord) -> str:
         return self.save_record(record.run_id, record.to_dict())
@@ -278,6 +310,56 @@ class PipelineStore:
             writer.parquet(target)
         log.info("wrote %s (%s) in %.2fs", name, fmt, time.monotonic() - started)
         return version
+
+    #: Whether a run may append to a version by linking the previous version's files into a new
+    #: folder: a folder lake (and an S3 lake's local cache) can; the cluster store (s3a://) cannot.
+    appends = True
+
+    def data_files(self, name: str, version: str) -> list[str]:
+        """The data files of a table version (names only): what a reader reads, markers and
+        checksums left out."""
+        folder = self.root / TABLES_BY_NAME[name].folder / version
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
+
+    def append_table(self, df: DataFrame | None, name: str, run_id: str, previous: str) -> tuple[str, list[str]]:
+        """A new version of a Parquet table: ``previous``'s data files, hard-linked (copied where
+        the file system cannot link), plus ``df``'s rows in one new file named after the run.
+
+        Returns the version and the paths of the new files (none when ``df`` is None).  The
+        previous version's files are never opened for writing: a link shares them, and the version
+        that replaced them is deleted only after a later commit, when nothing names it.
+        """
+        version = f"v-{run_id}"
+        folder = TABLES_BY_NAME[name].folder
+        target = self.root / folder / version
+        started = time.monotonic()
+        new: list[str] = []
+        if df is not None:
+            # One file per append: the batch is small, and files are what MAX_APPENDED_FILES counts.
+            df.coalesce(1).write.mode("overwrite").parquet(str(target))
+            for part in sorted(target.iterdir()):
+                if part.name.startswith("."):
+                    part.unlink()  # Hadoop's checksums: they would not follow the rename
+                elif not part.name.startswith("_"):
+                    # Prefixed with the run id: a later append links it beside its own new file.
+                    renamed = target / f"{run_id}-{part.name}"
+                    part.rename(renamed)
+                    new.append(str(renamed))
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "_SUCCESS").write_bytes(b"")
+        linked = copied = 0
+        for file in self.data_files(name, previous):
+            source, link = self.root / folder / previous / file, target / file
+            try:
+                os.link(source, link)
+                linked += 1
+            except OSError:  # a file system without hard links (or across devices): copy
+                shutil.copy2(source, link)
+                copied += 1
+        log.info("appended to %s: %d new file(s), %d linked and %d copied from %s in %.2fs",
+                 name, len(new), linked, copied, previous, time.monotonic() - started)
+        return version, new
 
     def read_table(self, spark: SparkSession, name: str, state: PipelineState) -> DataFrame:
         current = state.tables.get(name)

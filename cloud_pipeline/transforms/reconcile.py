@@ -113,6 +113,31 @@ def fate_metrics(weighted: bool) -> list[Column]:
     return metrics
 
 
+#: The fate an appending run gives a new trusted row that is an exact copy of one an earlier run
+#: kept: a duplicate, counted apart so that the copies of the batch and of the table add up.
+ALREADY_KEPT = "already_kept"
+
+
+def already_kept_metric() -> Column:
+    """The landing rows a batch's already-kept rows stand for (``ALREADY_KEPT``)."""
+    from pyspark.sql import functions as F
+
+    mine = F.col(jobs.FATE) == ALREADY_KEPT
+    return _zero_if_null(F.sum(F.when(mine, F.col(jobs.COUNT)))).alias(ALREADY_KEPT)
+
+
+#: The observed owners of held-back rows (``held_back_metric``).
+HELD_BACK = "held_back"
+
+
+def held_back_metric(owner: str, fates: tuple[str, ...]) -> Column:
+    """The distinct ``owner`` values of rows with one of ``fates``: observed with the fates, so the
+    held-back index costs no pass of its own (one value per customer or serial, customer-sized)."""
+    from pyspark.sql import functions as F
+
+    return F.collect_set(F.when(F.col(jobs.FATE).isin(*fates), F.col(owner))).alias(HELD_BACK)
+
+
 def rows_metric() -> list[Column]:
     from pyspark.sql import functions as F
 
@@ -120,12 +145,13 @@ def rows_metric() -> list[Column]:
 
 
 def reconcile(
-    batches: dict[str, dict[str, int]], fates: dict[str, Any], weighted: bool
+    batches: dict[str, dict[str, int]], fates: dict[str, Any], weighted: bool, already_kept: int = 0
 ) -> Reconciliation:
     """Landing rows of one table split into exactly one category each; ``balanced`` checks the sum.
 
     ``batches``: the staging counts of every batch the table is built from; ``fates``: the
-    observed ``fate_metrics`` of its classification.
+    observed ``fate_metrics`` of its classification; ``already_kept``: rows of an appended batch
+    that are copies of rows the table already holds (duplicates).
     """
     accepted_rows = sum(counts.get(ACCEPTED, 0) for counts in batches.values())
     landing = accepted_rows + sum(counts.get(r, 0) for counts in batches.values() for r in RULES)
@@ -136,7 +162,7 @@ def reconcile(
         if fate == jobs.TRUSTED and weighted:
             # A kept row stands for n landing rows: n - kept of them were exact duplicates.
             split[jobs.TRUSTED] = kept
-            split[jobs.DUPLICATE] = n - kept
+            split[jobs.DUPLICATE] = n - kept + already_kept
         elif n:
             split[fate] = n
     accounted = sum(split.values()) + sum(rules.values())
@@ -151,4 +177,23 @@ def reconcile(
         WARNED: sum(counts.get(WARNED, 0) for counts in batches.values()),
         # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
         "balanced": accounted == landing and sum(split.values()) == accepted_rows,
+    })
+
+
+def add(before: Reconciliation, batch: Reconciliation) -> Reconciliation:
+    """The reconciliation of a table after an append: ``before``'s rows plus the new batch's.
+
+    Exact only when no row counted in ``before`` changed category, which is what the append
+    path's conditions guarantee.  A category appears when either side has it, as ``reconcile``
+    would report it over all batches at once.
+    """
+    counts: Mapping[str, object] = before
+    more: Mapping[str, object] = batch
+    keys = [k for k in {*counts, *more} if k not in ("quarantined_by_rule", "balanced")]
+    total = {k: rows_in(before, k) + rows_in(batch, k) for k in keys}
+    rules = {r: before["quarantined_by_rule"].get(r, 0) + batch["quarantined_by_rule"].get(r, 0) for r in RULES}
+    return cast(Reconciliation, {
+        **dict(sorted(total.items())),
+        "quarantined_by_rule": rules,
+        "balanced": before["balanced"] and batch["balanced"],
     })

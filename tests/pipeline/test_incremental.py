@@ -1,0 +1,198 @@
+"""The append path: a run whose new data changes no existing row appends it; any other run rebuilds,
+says why, and either way the tables and the reconciliation are the full refresh's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cloud_pipeline.config import PipelineOptions
+from cloud_pipeline.runner import RunResult, run_pipeline
+from cloud_pipeline.storage.catalog import table_frames
+from cloud_pipeline.storage.s3_cache import open_store
+from cloud_pipeline.storage.state import STATE_KEY
+from stedi.contract import TABLES, TABLES_BY_NAME
+from tests.parts import run_main
+from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
+
+OPTIONS = PipelineOptions(salt=SALT)
+ZONE_TABLES = [t.name for t in TABLES if t.zone != "landing"]
+APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
+
+
+def _tables(spark, lake: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    frames = table_frames(spark, open_store(str(lake)))
+    return {name: rows(frames[name]) for name in ZONE_TABLES}
+
+
+def _same_as_full_refresh(spark, lake: Path, tmp_path: Path, result: RunResult,  # type: ignore[no-untyped-def]
+                          options: PipelineOptions = OPTIONS) -> None:
+    """The lake's tables and the run's reconciliation are those of a full refresh of its landing files."""
+    full_lake = tmp_path / "full"
+    shutil.rmtree(full_lake, ignore_errors=True)
+    shutil.copytree(lake, full_lake, ignore=shutil.ignore_patterns("_pipeline", "trusted", "curated"))
+    full = run_pipeline(spark, str(full_lake), PipelineOptions(salt=options.salt, consent=options.consent,
+                                                                tolerance_ms=options.tolerance_ms, full_refresh=True))
+    assert _tables(spark, lake) == _tables(spark, full_lake)
+    # The run reports the tables it reconciled; the state keeps the latest of each.
+    assert open_store(str(lake)).load_state().reconciliation == full.record.reconciliation
+    assert all(full.record.reconciliation[t] == r for t, r in result.record.reconciliation.items())
+    assert result.balanced
+
+
+def _data_inodes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in folder.iterdir() if not p.name.startswith(("_", "."))}
+
+
+def test_new_readings_are_appended_and_old_files_linked(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path, caplog, monkeypatch, capsys) -> None:
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    # Later readings of ann (one an exact copy of a reading already kept, one twice), and her steps;
+    # a new customer, eve, with her first readings (rows of others are held back: no matter).
+    write_jsonl(lake_dir, "customer/landing/c2.json", [customer("eve", "S-EVE", T0, updated=T0 + DAY)])
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [
+        accel("ann", T0 + 1000, x=1.0), accel("ann", T0 + 5000, x=3.0), accel("ann", T0 + 5000, x=3.0),
+        accel("ann", T0 + 6000, x=4.0), accel("nobody", T0 + 6000), accel("eve", T0 + 5000, x=6.0),
+    ])
+    write_jsonl(lake_dir, "step_trainer/landing/s2.json", [
+        step("S-ANN", T0 + 2000, 110, seq=2), step("S-ANN", T0 + 5000, 120, seq=3), step("S-ANN", T0 + 7000, 130),
+        step("S-EVE", T0 + 5000, 60),
+    ])
+    with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
+        second = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert "appending: the new data changes no row already in a table" in caplog.text
+    paths = second.record.paths
+    assert {t: paths[t] for t in APPENDED} == dict.fromkeys(APPENDED, "append")
+    assert paths["customer_trusted"] == paths["customer_curated"] == "recomputed (customer-sized)"
+    recon = second.record.reconciliation
+    assert recon["accelerometer_landing"]["duplicate"] == 1 + 2  # one in the first file, two here
+    assert second.tables["machine_learning_curated"] == first.tables["machine_learning_curated"] + 2
+    # The previous version's files are linked into the new one, not rewritten.
+    for name in APPENDED:
+        folder = lake_dir / TABLES_BY_NAME[name].folder
+        old, new = _data_inodes(folder / f"v-{first.run_id}"), _data_inodes(folder / f"v-{second.run_id}")
+        assert old and all(new[f] == inode for f, inode in old.items()), name
+        assert len(new) == len(old) + 1, name
+    # `stedi pipeline status` says how the last run made each table.
+    code, out, _ = run_main(monkeypatch, capsys, "pipeline", "status", "--lake", str(lake_dir), "--json")
+    assert code == 0 and json.loads(out)["paths"] == paths
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal's width
+    code, out, _ = run_main(monkeypatch, capsys, "pipeline", "status", "--lake", str(lake_dir))
+    assert code == 0 and "last run" in out and "recomputed (customer-sized)" in out
+    _same_as_full_refresh(spark, lake_dir, tmp_path, second)
+
+
+@pytest.mark.parametrize("deliveries, why", [
+    # 1. An existing customer withdraws consent.
+    ([{"customer/landing/c2.json": [customer("ann", "S-ANN", None, updated=T0 + DAY)]}],
+     "customer a***@example.com changed consent or serial number"),
+    # 2. A new customer while a reading of an unknown user (theirs) is held back.
+    ([{"accelerometer/landing/a2.json": [accel("dan", T0 + 9000)]},
+      {"customer/landing/c2.json": [customer("dan", "S-DAN", T0, updated=T0 + DAY)]}],
+     "new customer d***@example.com has accelerometer rows held back as of an unknown customer"),
+    # 2. A new serial's owner while step readings are held back (S-NOBODY's among them).
+    ([{"customer/landing/c2.json": [customer("nobody", "S-NOBODY", T0, updated=T0 + DAY)],
+       "accelerometer/landing/a2.json": [accel("nobody", T0 + 9000)]}],
+     "serial S-NOBODY's owners changed and it has step rows held back"),
+    # 3. A new reading of ann at the time of her latest step reading: it could pair with it.
+    ([{"accelerometer/landing/a2.json": [accel("ann", T0 + 2000, x=7.0)]}],
+     "a new accelerometer reading of a***@example.com is within 0 ms"),
+])
+def test_a_run_that_would_change_old_rows_rebuilds_and_says_why(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path, caplog, deliveries, why) -> None:
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    for delivery in deliveries:
+        caplog.clear()
+        for key, records in delivery.items():
+            write_jsonl(lake_dir, key, records)
+        with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
+            result = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert f"rebuilding every table: {why}" in caplog.text
+    assert all(p.startswith(f"rebuild: {why}") for t, p in result.record.paths.items() if p != "kept")
+    _same_as_full_refresh(spark, lake_dir, tmp_path, result)
+
+
+def test_options_and_full_refresh_rebuild(spark, lake_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    tolerant = PipelineOptions(salt=SALT, tolerance_ms=50)
+    result = run_pipeline(spark, str(lake_dir), tolerant)
+    assert result.record.paths["accelerometer_trusted"] == \
+        "rebuild: customer_trusted was built with other options or another salt"
+    _same_as_full_refresh(spark, lake_dir, tmp_path, result, tolerant)
+    write_jsonl(lake_dir, "accelerometer/landing/a3.json", [accel("ann", T0 + 19000)])
+    refreshed = run_pipeline(spark, str(lake_dir), PipelineOptions(salt=SALT, tolerance_ms=50, full_refresh=True))
+    assert refreshed.record.paths["accelerometer_trusted"] == "rebuild: --full-refresh"
+
+
+def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    before, state = _tables(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    write_jsonl(lake_dir, "step_trainer/landing/s2.json", [step("S-ANN", T0 + 9000, 120)])
+
+    def die(job: str) -> None:
+        if job == "step_trainer_landing_to_trusted":
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+    assert (lake_dir / STATE_KEY).read_text() == state
+    assert _tables(spark, lake_dir) == before
+    after = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert after.record.paths["machine_learning_curated"] == "append"
+    assert after.tables["machine_learning_curated"] == len(before["machine_learning_curated"]) + 1
+
+
+def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from stedi_app.cli import app
+
+    monkeypatch.setenv("STEDI_CUSTOMER_KEY_SALT", SALT)
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
+    assert run_pipeline(spark, str(lake_dir), OPTIONS).record.paths["accelerometer_trusted"] == "append"
+    folder = lake_dir / TABLES_BY_NAME["accelerometer_trusted"].folder
+    assert any(p.stat().st_nlink > 1 for p in folder.rglob("*.parquet"))  # ann's rows, in two versions
+    erased = CliRunner().invoke(app, ["pipeline", "erase", "--lake", str(lake_dir), "--email", "ann@example.com"])
+    assert erased.exit_code == 0, erased.output
+    # Every version that held ann is gone, and with it every link to a file of hers.
+    state = open_store(str(lake_dir)).load_state()
+    for name in ZONE_TABLES:
+        table = lake_dir / TABLES_BY_NAME[name].folder
+        assert {p.name for p in table.iterdir() if p.name.startswith("v-")} == {state.tables[name].version}
+        assert all(p.stat().st_nlink == 1 for p in table.rglob("*.parquet")), name
+    assert "ann@example.com" not in str(table_frames(spark, open_store(str(lake_dir)))["accelerometer_trusted"].collect())
+    assert state.held_back is not None and b"ann@example.com" not in (lake_dir / state.held_back).read_bytes()
+    assert len(list((lake_dir / "_pipeline/state").glob("held-back-*.json"))) == 1
+
+
+def test_a_table_with_too_many_appended_files_is_compacted(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cloud_pipeline import runner
+
+    small_lake(lake_dir)
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    folder = lake_dir / TABLES_BY_NAME["accelerometer_trusted"].folder
+    written = len(_data_inodes(folder / f"v-{first.run_id}"))
+    limit = 1 + max(len(_data_inodes(lake_dir / TABLES_BY_NAME[t].folder / f"v-{first.run_id}")) for t in APPENDED)
+    monkeypatch.setattr(runner, "MAX_APPENDED_FILES", limit)
+    # Each run appends one file of new readings to accelerometer_trusted, until it holds the limit.
+    for n in range(limit - written):
+        write_jsonl(lake_dir, f"accelerometer/landing/a{n + 2}.json", [accel("ann", T0 + 9000 + n)])
+        assert run_pipeline(spark, str(lake_dir), OPTIONS).record.paths["accelerometer_trusted"] == "append"
+    write_jsonl(lake_dir, "accelerometer/landing/last.json", [accel("ann", T0 + 19000)])
+    last = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert last.record.paths["accelerometer_trusted"] == \
+        f"rebuild: accelerometer_trusted has {limit} files (at most {limit}): compacting"
+    rebuilt = folder / f"v-{last.run_id}"
+    assert all((rebuilt / f).stat().st_nlink == 1 for f in _data_inodes(rebuilt))
