@@ -128,7 +128,7 @@ class PipelineRun:
                 log.info("%s: no new landing files", entity)
                 continue
             lines = self.store.read_landing_lines(self.spark, todo)
-            parsed.append((entity, parse_landing(lines, table, self.run_id)))
+            parsed.append((entity, parse_landing(lines, table, self.run_id, self.store.landing_key())))
             self.state.staging[entity].append(self.run_id)
             seen.update({k: current[k] for k in todo})
             log.info("%s: staging %d new landing file(s) as batch %s", entity, len(todo), self.run_id)
