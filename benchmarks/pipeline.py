@@ -100,33 +100,30 @@ def _tree_rss_kb(root: int) -> int:
 
     The JVM starts helper commands (Hadoop's local file system runs ``chmod`` and the like) with
     posix_spawn, whose child shares the JVM's memory until it execs: /proc shows that child with the
-    JVM's whole resident set.  A child with its parent's executable and address-space size is such
-    a child and is not counted again (it would double the JVM's figure at a random sample).
+    JVM's whole resident set, and summing both doubled the JVM's figure at random samples.  So a
+    child still running its parent's executable (not yet exec'd, or a fork sharing its pages
+    copy-on-write) is not counted again.
     """
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
-    shape: dict[int, tuple[str, int]] = {}
+    exe: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
                 ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            status = {}
             with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith(("VmRSS:", "VmSize:")):
-                        status[line.split(":")[0]] = int(line.split()[1])
-            exe = os.readlink(f"/proc/{entry}/exe")
+                kb = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+            exe[int(entry)] = os.readlink(f"/proc/{entry}/exe")
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = status.get("VmRSS", 0)
-        shape[int(entry)] = (exe, status.get("VmSize", -1))
+        rss[int(entry)] = kb
     total, todo = 0, [(root, -1)]
     while todo:
         pid, parent = todo.pop()
-        if parent == -1 or shape.get(pid) != shape.get(parent):
+        if parent == -1 or exe.get(pid) != exe.get(parent):
             total += rss.get(pid, 0)
         todo.extend((child, pid) for child in children.get(pid, []))
     return total
