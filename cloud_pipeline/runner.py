@@ -151,7 +151,7 @@ class PipelineRun:
                 log.info("%s: no new landing files", entity)
                 continue
             lines = self.store.read_landing_lines(self.spark, todo)
-            parsed.append((entity, parse_landing(lines, table, self.run_id)))
+            parsed.append((entity, parse_landing(lines, table, self.run_id, self.store.landing_key())))
             self.state.staging[entity].append(self.run_id)
             seen.update({k: current[k] for k in todo})
             log.info("%s: staging %d new landing file(s) as batch %s", entity, len(todo), self.run_id)
@@ -162,7 +162,15 @@ class PipelineRun:
         for entity, rows in parsed:
             # One write per entity: a union would give every entity's files the others' columns.
             observed_rows, observed = reconcile.observe(rows, f"staging {entity}", reconcile.staging_metrics())
-            observed_rows.write.mode("overwrite").parquet(self.store.staging_path(entity, self.run_id))
+            writer = observed_rows.write.mode("overwrite")
+            # Parquet tries a dictionary for every column and falls back to plain values when a
+            # page's dictionary grows too large: readings' doubles nearly always do, and trying
+            # cost 6.5% of the staging's CPU in a profile at 10x.  (A column-specific parquet-mr
+            # setting, ``parquet.enable.dictionary#<column>``, read by ParquetOutputFormat.)
+            for f in TABLES_BY_NAME[f"{entity}_landing"].fields:
+                if f.type == "double":
+                    writer = writer.option(f"parquet.enable.dictionary#{f.name}", "false")
+            writer.parquet(self.store.staging_path(entity, self.run_id))
             counts[entity] = reconcile.staging_counts(observed.get)
             self.state.counts[entity][self.run_id] = counts[entity]
         # Only entities with rejected lines get a quarantine batch, and only those with warned lines

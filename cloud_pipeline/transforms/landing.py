@@ -214,13 +214,16 @@ def _warnings(typed: list[_Typed]) -> Column:
     return F.filter(F.array(*items), lambda w: w.isNotNull())
 
 
-def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
+def parse_landing(lines: DataFrame, table: Table, run_id: str, source: Column | None = None) -> DataFrame:
     """Typed contract columns plus ``_rule``, ``_reason``, ``_source``, ``_raw``, ``_run``,
     ``_coerced`` (fields coerced losslessly) and ``_warnings`` for each line.
 
     ``lines`` has columns ``value`` (string) and ``_source`` (the landing key), and may have
     ``_damage``: what is wrong with the file, on the rows that stand for a damaged file's rest.
     Blank lines are not records (JSON lines readers skip them too) and are left out.
+    ``source``, an expression over the columns of ``lines``, gives a line's landing key when the
+    key is not ``_source`` as it is (``PipelineStore.landing_key``); it is computed only for the
+    lines that keep their key (rejected or warned), so it may be costly.
     """
     from pyspark.sql import functions as F
 
@@ -233,9 +236,12 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     }
     damage = F.col("_damage") if "_damage" in lines.columns else F.lit(None).cast("string")
     nonblank = lines.filter((F.trim(F.col("value")) != "") | damage.isNotNull())
+    # The key is carried as it came and worked out last, for the few lines that keep it.
+    key = F.col("_source") if source is None else source
+    origin = [c for c in lines.columns if c not in ("value", "_damage")]
     parsed_rows = nonblank.select(
         F.col("value"),
-        F.col("_source"),
+        *origin,
         damage.alias("_damage"),
         F.from_json(F.col("value"), landing_typed_schema(table), options).alias("r"),
     )
@@ -258,7 +264,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     second_look = _any(looks)
     # The text parse runs only for the lines that need it (a CASE branch is evaluated only when taken).
     looked = parsed_rows.select(
-        "value", "_source", "_damage", "r",
+        "value", *origin, "_damage", "r",
         F.when(second_look, F.from_json(F.col("value"), landing_text_schema(table), options)).alias("t"),
     )
 
@@ -292,7 +298,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
     # are then keyed on its value, so the checks run once per line and the details only for the
     # lines that need them.  (Spark keeps the two projections apart because the next one refers
     # to _rule more than once.)
-    ruled = looked.select("value", "_source", "_damage", "r", "t", rule.alias("_rule"))
+    ruled = looked.select("value", *origin, "_damage", "r", "t", rule.alias("_rule"))
     is_rule = {name: F.col("_rule") == name for name in RULES}
     reason = (
         F.when(is_rule[RULE_DAMAGED_FILE], F.concat(F.lit("the rest of a damaged file: "), F.col("_damage")))
@@ -311,7 +317,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         reason.alias("_reason"),
         # A rejected line keeps no typed values: only its raw text, so no partial record leaks on.
         *[F.when(~rejected, values[t.field.name]).alias(t.field.name) for t in typed],
-        F.col("_source"),
+        *origin,
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
         F.when(rejected, _valid_utf8_text(F.col("value"))).alias("_raw"),
         F.when(~rejected, coerced).alias("_coerced"),
@@ -324,7 +330,7 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str) -> DataFrame:
         "_reason",
         # Only rejected or warned lines name their file: the quarantine and the warnings need it,
         # and the decoding of the file name is then done for a few lines instead of every line.
-        F.when(rejected | has_warnings, F.col("_source")).alias("_source"),
+        F.when(rejected | has_warnings, key).alias("_source"),
         "_raw",
         F.lit(run_id).alias("_run"),
         F.when(F.col("_coerced") > 0, F.col("_coerced")).alias("_coerced"),
