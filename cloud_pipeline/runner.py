@@ -540,7 +540,7 @@ class PipelineRun:
         previous ones plus the batch's after an append."""
         if job.name not in _HELD_BACK_OWNER:
             return
-        found = {v for v in observed[reconcile.HELD_BACK] if v is not None}
+        found = reconcile.held_back_owners(observed)
         before = set() if replace_previous else self.held_back.get(job.name)
         self.held_back[job.name] = None if before is None else before | found
 

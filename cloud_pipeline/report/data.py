@@ -190,35 +190,16 @@ def signal_of(ml: DataFrame, customer_key: str, total_rows: int, max_points: int
 
 def histogram_of(df: DataFrame, owner: str, table: str, per: str, max_bins: int = MAX_BINS,
                  max_ranked: int = MAX_RANKED) -> Histogram:
-    """Readings per ``owner`` value: ranked counts for a few owners, else integer bins (in Spark).
+    """Readings per ``owner`` value: ranked counts for a few owners, else integer bins.
 
-    Only counts reach the driver, never the owner values (emails, serial numbers)."""
+    Spark counts each owner's readings, then how many owners have each count: only those counts
+    reach the driver (no more rows than distinct counts), never the owner values (emails, serial
+    numbers).  ``histogram_from_counts`` bins them, as for DuckDB."""
     from pyspark.sql import functions as F
 
-    per_owner = df.where(F.col(owner).isNotNull()).groupBy(owner).agg(F.count(F.lit(1)).alias("n")).cache()
-    try:
-        stats = per_owner.agg(F.min("n").alias("lo"), F.max("n").alias("hi"),
-                              F.count(F.lit(1)).alias("owners"), F.sum("n").alias("readings")).first()
-        if stats is None or not stats["owners"]:
-            return Histogram(table, per, 0, 0)
-        owners, readings = int(stats["owners"]), int(stats["readings"])
-        if owners <= max_ranked:
-            ranked = [int(r["n"]) for r in per_owner.select("n").orderBy(F.col("n").desc()).collect()]
-            return Histogram(table, per, owners, readings, ranked=ranked)
-        lo, hi = int(stats["lo"]), int(stats["hi"])
-        width = max(1, math.ceil((hi - lo + 1) / max_bins))
-        bins = (per_owner.groupBy(F.floor((F.col("n") - lo) / width).alias("b"))
-                .agg(F.count(F.lit(1)).alias("k")).collect())
-    finally:
-        per_owner.unpersist()
-    by_bin = {int(r["b"]): int(r["k"]) for r in bins}
-    last = (hi - lo) // width
-    return Histogram(
-        table, per, owners, readings,
-        lows=[lo + b * width for b in range(last + 1)],
-        highs=[lo + b * width + width - 1 for b in range(last + 1)],
-        counts=[by_bin.get(b, 0) for b in range(last + 1)],
-    )
+    per_owner = df.where(F.col(owner).isNotNull()).groupBy(owner).agg(F.count(F.lit(1)).alias("n"))
+    counts = per_owner.groupBy("n").agg(F.count(F.lit(1)).alias("k")).collect()
+    return histogram_from_counts(table, per, {int(r["n"]): int(r["k"]) for r in counts}, max_bins, max_ranked)
 
 
 def _per_bucket(df: DataFrame, column: str, bucket_ms: int) -> dict[int, int]:

@@ -9,6 +9,7 @@ classification per fate; each table write counts its rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
@@ -132,10 +133,20 @@ HELD_BACK = "held_back"
 
 def held_back_metric(owner: str, fates: tuple[str, ...]) -> Column:
     """The distinct ``owner`` values of rows with one of ``fates``: observed with the fates, so the
-    held-back index costs no pass of its own (one value per customer or serial, customer-sized)."""
+    held-back index costs no pass of its own (one value per customer or serial, customer-sized).
+
+    Observed as JSON text (``held_back_owners`` reads it): Spark 3.5's ``Observation.get``, the Spark
+    of AWS Glue 5.x, hands an array metric over as an unconverted Java object, a string it converts.
+    """
     from pyspark.sql import functions as F
 
-    return F.collect_set(F.when(F.col(jobs.FATE).isin(*fates), F.col(owner))).alias(HELD_BACK)
+    return F.to_json(F.collect_set(F.when(F.col(jobs.FATE).isin(*fates), F.col(owner)))).alias(HELD_BACK)
+
+
+def held_back_owners(observed: Mapping[str, Any]) -> set[str]:
+    """The owners ``held_back_metric`` observed (a missing metric is a KeyError, never "none": an
+    empty index would let a later run append past rows it holds back)."""
+    return {v for v in json.loads(observed[HELD_BACK]) if v is not None}
 
 
 def rows_metric() -> list[Column]:
