@@ -337,9 +337,7 @@ class PipelineRun:
                 # Customer-sized both: a broadcast semi-join, no shuffle (the job's own distinct
                 # and join are sized for the whole accelerometer table).
                 users = self.spark.createDataFrame([(u,) for u in sorted(self.plan.users)], "user string")
-                trusted = inputs[0]
-                built = trusted.join(F.broadcast(users), trusted["email"] == users["user"], "left_semi").select(
-                    *jobs.CUSTOMER_COLUMNS)
+                built = jobs.customers_among(inputs[0], F.broadcast(users))
             else:
                 built = job.build(inputs, self.options)
             if job.reconciles is None:

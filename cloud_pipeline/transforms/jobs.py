@@ -129,7 +129,11 @@ def trusted_rows(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
 
 def customer_trusted_to_curated(customer_trusted: DataFrame, accelerometer_trusted: DataFrame) -> DataFrame:
     """Trusted customers who have accelerometer readings."""
-    users = accelerometer_trusted.select("user").distinct()
+    return customers_among(customer_trusted, accelerometer_trusted.select("user").distinct())
+
+
+def customers_among(customer_trusted: DataFrame, users: DataFrame) -> DataFrame:
+    """The trusted customers whose email is one of ``users``' distinct ``user`` values."""
     return customer_trusted.join(users, customer_trusted["email"] == users["user"], "left_semi").select(
         *CUSTOMER_COLUMNS
     )
