@@ -138,6 +138,12 @@ def test_the_boards_stack_refuses_notifications_beyond_the_hubs_airtime_budget(
     packet per 100 ms the test peripheral's 20 Hz counter cannot all go out."""
     radio.set_faults(conn_interval_ms=100, packets_per_event=1)
     start_board("board-A")  # says hello after the budget is set: its welcome carries it
+    # READY is printed before the hub has answered the hello; its advertising frame comes after the
+    # hello on the same socket, so once the hub advertises for it the welcome (with the budget) is out.
+    deadline = time.monotonic() + 10
+    while not any(n["role"] == "peripheral" and n["advertising"] for n in radio.status()["nodes"]):
+        assert time.monotonic() < deadline, radio.status()
+        time.sleep(0.02)
     # The link itself unlimited again, so discovery is quick; the board keeps the budget it was given.
     radio.set_faults(conn_interval_ms=0)
     kw = backend_kwargs(radio.url)
