@@ -28,6 +28,7 @@ from gateway.spool import Spool, now_ms
 from gateway.status import GatewayStatus
 from gateway.telemetry import MqttSettings, Telemetry
 from gateway.uploader import PermanentUploadError, Uploader, UploadSettings, open_gateway_lake
+from stedi.errors import EXIT_INTERRUPTED
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class Gateway:
                 if on_tick is not None:
                     on_tick(self)
                 if self.abort.is_set():
-                    code = 130
+                    code = EXIT_INTERRUPTED
                     break
                 if uploader.done():
                     exc = uploader.exception()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from stedi.errors import EXIT_INTERRUPTED
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -158,7 +160,7 @@ def demo(
         except KeyboardInterrupt:
             err.print("demo interrupted: everything it started has been stopped")
             logging.getLogger().handlers = saved
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except DemoError as exc:
             err.print(f"demo failed: {exc}")
             logging.getLogger().handlers = saved

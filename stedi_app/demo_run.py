@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from stedi.contract import TABLES
+from stedi.errors import EXIT_INTERRUPTED
 from stedi.settings import DEFAULT_SAMPLE_RATE_HZ
 from stedi_app.demo_reconcile import BoardCount, Reconciliation, reconcile_lake
 from stedi_app.demo_rig import (
@@ -203,7 +204,7 @@ def stream(home: Path, lake_url: str, radio_url: str, seconds: float, customers:
 
     code = asyncio.run(gw.run(duration=seconds, on_tick=tick))
     if code != 0 or time.monotonic() - started < seconds - 1.0:
-        raise KeyboardInterrupt if code in (0, 130) else DemoError(f"the gateway stopped with status {code}: {gw.error}")
+        raise KeyboardInterrupt if code in (0, EXIT_INTERRUPTED) else DemoError(f"the gateway stopped with status {code}: {gw.error}")
     return {"readings": gw.ingest.counters.readings, "duplicates_dropped": gw.ingest.counters.duplicates}
 
 
@@ -225,7 +226,7 @@ def catch_up(home: Path, lake_url: str, radio_url: str, counts: list[BoardCount]
             g.request_stop()
 
     code = asyncio.run(gw.run(duration=CATCH_UP_S + 30, on_tick=tick))
-    if code == 130:
+    if code == EXIT_INTERRUPTED:
         raise KeyboardInterrupt
     if code != 0:
         raise DemoError(f"the catch-up gateway run stopped with status {code}: {gw.error}")
