@@ -186,6 +186,25 @@ def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> No
     assert after.tables["machine_learning_curated"] == len(before["machine_learning_curated"]) + 1
 
 
+def test_a_killed_rewrite_leaves_the_previous_tables(spark, lake_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    before, state = _tables(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
+    write_jsonl(lake_dir, CHANGE, [customer("ann", "S-ANN", None, updated=T0 + DAY)])
+
+    def die(job: str) -> None:
+        if job == "step_trainer_landing_to_trusted":  # after two tables were rewritten
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+    assert (lake_dir / STATE_KEY).read_text() == state
+    assert _tables(spark, lake_dir) == before
+    after = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert after.record.paths["accelerometer_trusted"].startswith("rewrite: 1 customer's rows (consent withdrawn)")
+    _same_as_full_refresh(spark, lake_dir, tmp_path, after)
+
+
 def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
