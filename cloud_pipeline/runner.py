@@ -4,14 +4,21 @@ Landing files are parsed once into ``_pipeline/staging/`` (Parquet) and remember
 file; only unseen files cost JSON parsing.  A landing file that changed or vanished since it was
 staged makes its entity re-stage from scratch (logged), as does ``--full-refresh``.
 
-Incremental by construction, with the full rebuild as the fallback: when this run's new batch
-cannot change a row already in a table (``_plan_append``; the conditions are in
-``cloud_pipeline/transforms/incremental.py``), the reading tables get only the batch's new rows,
-appended to a new version that links the previous version's files (``PipelineStore.append_table``),
-and the customer tables are recomputed (customer-sized).  Otherwise every table is rebuilt from
-all staged rows, and the log says why.  Both give exactly a full refresh's tables and
-reconciliation; the run record says which path each table took (``RunRecord.paths``).  JSON tables,
-the cluster store and runs of some jobs always rebuild.
+Incremental by construction, with the full rebuild as the fallback (``_plan_append``; the owners
+a run affects are named in ``cloud_pipeline/transforms/incremental.py``):
+
+- no owner affected: the reading tables get only the batch's new rows, appended to a new version
+  that links the previous version's files (``PipelineStore.append_table``);
+- some customers' consent or serial number changed (or a new customer's readings were held back,
+  or new readings could pair with old steps): each reading table with affected owners is written
+  again from its previous rows of the other owners, the affected owners' rows classified again
+  from all their staged rows, and the batch's rows of the other owners (``_rewrite_classified``);
+- otherwise (options changed, too many changed customers, ...) every table is rebuilt from all
+  staged rows, and the log says why.
+
+The customer tables are recomputed on the first two paths (customer-sized).  All three give
+exactly a full refresh's tables and reconciliation; the run record says which path each table
+took (``RunRecord.paths``).  JSON tables, the cluster store and runs of some jobs always rebuild.
 
 A job's table is written (rebuilt or appended to) unless what it was built from is still what the job would read: the
 staging batches of the entities it reads, the versions of the tables it reads, the options and the
@@ -104,10 +111,10 @@ class PipelineRun:
         self.keep_previous = keep_previous
         #: Selected jobs whose tables this run kept because their inputs were unchanged.
         self.kept: list[str] = []
-        #: Per table this run wrote or kept, how: "append", "recomputed (customer-sized)", "kept" or
-        #: "rebuild: <why the append path was not taken>" (kept in the run record).
+        #: Per table this run wrote or kept, how: "append", "rewrite: <whose rows>", "recomputed
+        #: (customer-sized)", "kept" or "rebuild: <why>" (kept in the run record).
         self.paths: dict[str, str] = {}
-        #: The append path's plan, when this run takes it (``_plan_append``).
+        #: The incremental plan (append or rewrite), when this run takes one (``_plan_append``).
         self.plan: AppendPlan | None = None
         #: Per appended table, its new rows only (the ML job pairs the new step readings).
         self.new_rows: dict[str, DataFrame | None] = {}
