@@ -442,7 +442,7 @@ class PipelineRun:
                     _owned_by(accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), "user", changed, False),
                     latest, consent)
                 # Copies of readings already kept pair as those do: only the really new ones count.
-                # Every row of accelerometer_trusted is a curated customer's (condition 1 keeps it so).
+                # Every row of accelerometer_trusted is a curated customer's (customer_curated is its users).
                 batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
                                              "timestamp", "user", curated_before - set(changed))
                 trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)

@@ -1,5 +1,6 @@
-"""The append path: a run whose new data changes no existing row appends it; any other run rebuilds,
-says why, and either way the tables and the reconciliation are the full refresh's."""
+"""Incremental runs: a run whose new data changes no existing row appends it; a run that changes some
+owners' inputs (consent, serial number, held-back rows, pairing) rewrites only their rows; any other
+run rebuilds and says why.  Every path gives the full refresh's tables and reconciliation."""
 
 from __future__ import annotations
 
@@ -92,10 +93,7 @@ CHANGE = "customer/landing/c2.json"
 
 
 @pytest.mark.parametrize("options, deliveries, paths", [
-    # An existing customer withdraws consent: her readings, her serial's steps and their ML rows go.
-    (OPTIONS, [{CHANGE: [customer("ann", "S-ANN", None, updated=T0 + DAY)]}],
-     dict.fromkeys(APPENDED, "rewrite: 1 customer's rows (consent withdrawn); "
-                             "1 serial number(s)' step rows (their owners changed)")),
+    # (A withdrawal: test_a_killed_rewrite_leaves_the_previous_tables.)
     # A customer who had withdrawn grants consent again, with new readings of ann in the same run.
     (OPTIONS, [{CHANGE: [customer("cat", "S-CAT", T0 - DAY, updated=T0 + 2 * DAY)],
                 "accelerometer/landing/a2.json": [accel("ann", T0 + 9000, x=5.0), accel("cat", T0 + 1000, x=8.0)]}],
@@ -200,8 +198,13 @@ def test_a_killed_rewrite_leaves_the_previous_tables(spark, lake_dir: Path, tmp_
         run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
     assert (lake_dir / STATE_KEY).read_text() == state
     assert _tables(spark, lake_dir) == before
+    # Run again: ann's readings, her serial's steps and their ML rows go; nothing else is rebuilt.
     after = run_pipeline(spark, str(lake_dir), OPTIONS)
-    assert after.record.paths["accelerometer_trusted"].startswith("rewrite: 1 customer's rows (consent withdrawn)")
+    assert {t: after.record.paths[t] for t in APPENDED} == dict.fromkeys(
+        APPENDED, "rewrite: 1 customer's rows (consent withdrawn); 1 serial number(s)' step rows (their owners changed)")
+    withdrawn = _tables(spark, lake_dir)
+    assert before["accelerometer_trusted"] and not any("ann@example.com" in r for r in withdrawn["accelerometer_trusted"])
+    assert len(withdrawn["machine_learning_curated"]) < len(before["machine_learning_curated"])
     _same_as_full_refresh(spark, lake_dir, tmp_path, after)
 
 
