@@ -417,8 +417,8 @@ class PipelineRun:
                 old = accepted(staged, TABLES_BY_NAME["customer_landing"])
                 latest_before = self._cache(jobs.latest_customers(jobs.classify_customers(old)))
                 owners_before = incremental.owners_of(latest_before)
-            else:
-                owners_before = {}
+            else:  # the first customer records: before them every reading's owner was unknown
+                latest_before, owners_before = latest.limit(0), {}
         users_changed = incremental.changed_customers(owners_before, owners_after, held.users)
         if None in users_changed:
             why = "a customer record without an email changed"
