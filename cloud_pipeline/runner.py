@@ -4,14 +4,21 @@ Landing files are parsed once into ``_pipeline/staging/`` (Parquet) and remember
 file; only unseen files cost JSON parsing.  A landing file that changed or vanished since it was
 staged makes its entity re-stage from scratch (logged), as does ``--full-refresh``.
 
-Incremental by construction, with the full rebuild as the fallback: when this run's new batch
-cannot change a row already in a table (``_plan_append``; the conditions are in
-``cloud_pipeline/transforms/incremental.py``), the reading tables get only the batch's new rows,
-appended to a new version that links the previous version's files (``PipelineStore.append_table``),
-and the customer tables are recomputed (customer-sized).  Otherwise every table is rebuilt from
-all staged rows, and the log says why.  Both give exactly a full refresh's tables and
-reconciliation; the run record says which path each table took (``RunRecord.paths``).  JSON tables,
-the cluster store and runs of some jobs always rebuild.
+Incremental by construction, with the full rebuild as the fallback (``_plan_append``; the owners
+a run affects are named in ``cloud_pipeline/transforms/incremental.py``):
+
+- no owner affected: the reading tables get only the batch's new rows, appended to a new version
+  that links the previous version's files (``PipelineStore.append_table``);
+- some customers' consent or serial number changed (or a new customer's readings were held back,
+  or new readings could pair with old steps): each reading table with affected owners is written
+  again from its previous rows of the other owners, the affected owners' rows classified again
+  from all their staged rows, and the batch's rows of the other owners (``_rewrite_classified``);
+- otherwise (options changed, too many changed customers, ...) every table is rebuilt from all
+  staged rows, and the log says why.
+
+The customer tables are recomputed on the first two paths (customer-sized).  All three give
+exactly a full refresh's tables and reconciliation; the run record says which path each table
+took (``RunRecord.paths``).  JSON tables, the cluster store and runs of some jobs always rebuild.
 
 A job's table is written (rebuilt or appended to) unless what it was built from is still what the job would read: the
 staging batches of the entities it reads, the versions of the tables it reads, the options and the
@@ -104,10 +111,10 @@ class PipelineRun:
         self.keep_previous = keep_previous
         #: Selected jobs whose tables this run kept because their inputs were unchanged.
         self.kept: list[str] = []
-        #: Per table this run wrote or kept, how: "append", "recomputed (customer-sized)", "kept" or
-        #: "rebuild: <why the append path was not taken>" (kept in the run record).
+        #: Per table this run wrote or kept, how: "append", "rewrite: <whose rows>", "recomputed
+        #: (customer-sized)", "kept" or "rebuild: <why>" (kept in the run record).
         self.paths: dict[str, str] = {}
-        #: The append path's plan, when this run takes it (``_plan_append``).
+        #: The incremental plan (append or rewrite), when this run takes one (``_plan_append``).
         self.plan: AppendPlan | None = None
         #: Per appended table, its new rows only (the ML job pairs the new step readings).
         self.new_rows: dict[str, DataFrame | None] = {}
@@ -328,7 +335,6 @@ class PipelineRun:
             self.progress(job.name)
             if self.plan is not None and job.output in _APPENDED:
                 frames[job.output] = self._append(job, self.plan, frames)
-                self.paths[job.output] = "append"
                 continue
             inputs = [self._input(name, frames) for name in job.inputs]
             if self.plan is not None and job.name == "customer_trusted_to_curated":
@@ -388,102 +394,248 @@ class PipelineRun:
         return None
 
     def _plan_append(self, classified_customers: DataFrame) -> tuple[AppendPlan | None, str]:
-        """The append plan when this run's new data changes no row already in a table; else None
-        and why (logged).  Decided on customer-sized data only (``transforms/incremental.py``)."""
+        """The plan of an incremental run: which owners' rows it recomputes (none: a plain append);
+        None and why (logged) when it rebuilds.  Decided on customer-sized data
+        (``transforms/incremental.py``) and on the affected owners' rows only."""
         from pyspark.sql import functions as F
 
         why = self._append_precondition()
         if why is not None:
             log.info("rebuilding every table: %s", why)
             return None, why
+        held = self.store.read_held_back(self.previous)
+        if held is None:
+            why = "no held-back index of the earlier run"
+            log.info("rebuilding every table: %s", why)
+            return None, why
         before, latest = self.previous, jobs.latest_customers(classified_customers)
         owners_after = incremental.owners_of(latest)
-        owners_before = owners_after
+        owners_before, latest_before = owners_after, latest
         if self.run_id in self.state.staging["customer"]:
             staged = self.store.read_staging(self.spark, "customer", before.staging["customer"])
             if staged is not None:
                 old = accepted(staged, TABLES_BY_NAME["customer_landing"])
-                owners_before = incremental.owners_of(jobs.latest_customers(jobs.classify_customers(old)))
-            else:
-                owners_before = {}
+                latest_before = self._cache(jobs.latest_customers(jobs.classify_customers(old)))
+                owners_before = incremental.owners_of(latest_before)
+            else:  # the first customer records: before them every reading's owner was unknown
+                latest_before, owners_before = latest.limit(0), {}
+        users_changed = incremental.changed_customers(owners_before, owners_after, held.users)
+        if None in users_changed:
+            why = "a customer record without an email changed"
+            log.info("rebuilding every table: %s", why)
+            return None, why
+        changed = sorted(e for e in users_changed if e is not None)
+        limit = max(REWRITE_MIN_OWNERS, len(owners_after) // REWRITE_SHARE)
+        if len(changed) > limit:
+            why = f"{len(changed)} customers' consent or serial number changed (more than {limit}): rebuilding"
+            log.info("rebuilding every table: %s", why)
+            return None, why
         curated_table = self.store.read_table(self.spark, "customer_curated", before)
         curated_before = {r["email"] for r in curated_table.select("email").collect()}
+        consent = self.options.consent
         batch = None
         first_reading: dict[str, int] = {}
         if self.run_id in self.state.staging["accelerometer"]:
             readings = self.store.read_staging(self.spark, "accelerometer", [self.run_id])
             if readings is not None:
                 classified = jobs.classify_accelerometer(
-                    accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), latest, self.options.consent)
+                    _owned_by(accepted(readings, TABLES_BY_NAME["accelerometer_landing"]), "user", changed, False),
+                    latest, consent)
                 # Copies of readings already kept pair as those do: only the really new ones count.
-                # Every row of accelerometer_trusted is a curated customer's (condition 1 keeps it so).
+                # Every row of accelerometer_trusted is a curated customer's (customer_curated is its users).
                 batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
-                                             "timestamp", "user", curated_before)
+                                             "timestamp", "user", curated_before - set(changed))
                 trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
                 first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
                 first_reading = {r["user"]: r["first"] for r in first}
-        users = curated_before | set(first_reading)
+        readings_rewrite = self._recompute_plan("accelerometer", "user", changed, latest, latest_before)
+        users = (curated_before - set(changed)) | set(first_reading) | readings_rewrite.trusted_owners
         curated_after = incremental.trusted_emails(owners_after) & users
-        held = self.store.read_held_back(before)
-        if held is None:
-            why = "no held-back index of the earlier run"
-            log.info("rebuilding every table: %s", why)
-            return None, why
-        # An append keeps the earlier owners and adds the batch's (``_note_held_back``).
-        self.held_back = {"accelerometer_landing_to_trusted": set(held.users),
-                          "step_trainer_landing_to_trusted": set(held.serials)}
-        why = incremental.customer_blocker(owners_before, owners_after, curated_before, curated_after, held.users,
-                                           held.serials)
-        if why is None and first_reading:
-            serials = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
+        serials = sorted(incremental.changed_serials(owners_before, owners_after, curated_before, curated_after,
+                                                     held.serials))
+        # The ML rows of every serial whose steps or curated owners' readings change are paired again.
+        ml_serials = set(serials) | {o.serial for e in changed for o in (owners_before.get(e), owners_after.get(e))
+                                     if o is not None and o.serial is not None}
+        if first_reading:
+            readers = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
             steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
             # Two columns of the step table, filtered on the readers' serials: Parquet prunes the rest.
-            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(serials))
+            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(readers))
                     .groupBy("serialNumber").agg(F.max("sensorReadingTime").alias("last")).collect())
-            why = incremental.pairing_blocker(first_reading, {r["serialNumber"]: r["last"] for r in last},
-                                              owners_after, self.options.tolerance_ms)
-        if why is not None:
-            log.info("rebuilding every table: %s", why)
-            return None, why
-        log.info("appending: the new data changes no row already in a table")
+            ml_serials |= incremental.pairing_conflicts(first_reading, {r["serialNumber"]: r["last"] for r in last},
+                                                        owners_after, self.options.tolerance_ms)
+        # The held-back index: the earlier owners, less the recomputed ones (their part is observed
+        # again), plus the batch's (``_note_held_back``).
+        self.held_back = {"accelerometer_landing_to_trusted": set(held.users) - set(changed),
+                          "step_trainer_landing_to_trusted": set(held.serials) - set(serials)}
         # A trusted step reading's serial had a curated owner when it was classified.
         step_serials = {o.serial for e in curated_before if (o := owners_before.get(e)) is not None and o.serial}
-        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after, step_serials=step_serials), ""
+        rewrite = None
+        if changed or serials or ml_serials:
+            kinds = incremental.change_kinds(owners_before, owners_after, changed)
+            whose = "customer's" if len(changed) == 1 else "customers'"
+            parts = [f"{len(changed)} {whose} rows ({', '.join(kinds)})"] if changed else []
+            if serials:
+                parts.append(f"{len(serials)} serial number(s)' step rows (their owners changed)")
+            if ml_serials - set(serials) - {o.serial for e in changed for o in (owners_before.get(e),
+                                                                                   owners_after.get(e)) if o}:
+                parts.append("the ML rows new readings may pair with")
+            rewrite = RewritePlan(
+                users=readings_rewrite, ml_serials=frozenset(ml_serials), describe="; ".join(parts),
+                serials=self._recompute_plan("step_trainer", "serialNumber", serials, latest, latest_before),
+                latest_before=latest_before, curated_before=curated_table, ml_owners=frozenset(
+                    e for e in curated_after if (o := owners_after.get(e)) is not None and o.serial in ml_serials))
+            log.info("rewriting %s; appending the rest (customers: %s)", rewrite.describe,
+                     ", ".join(incremental.masked(e) for e in changed) or "none")
+        else:
+            log.info("appending: the new data changes no row already in a table")
+        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after, step_serials=step_serials,
+                          rewrite=rewrite), ""
+
+    def _recompute_plan(self, entity: str, owner: str, owners: list[str], latest: DataFrame,
+                        latest_before: DataFrame) -> OwnersRewrite:
+        """The rows of ``owners`` in every staging batch of ``entity``, to classify again.
+
+        Read with a filter on the owner column (Parquet reads that one column of the other rows)
+        and cached: classified twice, as the previous run did (its counts come out of the
+        reconciliation) and as a full refresh would now.  The accelerometer rows are classified
+        now, in the plan, to learn which of those customers keep trusted readings (curated).
+        """
+        from pyspark.sql import functions as F
+
+        if not owners:
+            return OwnersRewrite(frozenset(), None, None, frozenset())
+        table = TABLES_BY_NAME[f"{entity}_landing"]
+        earlier = self.store.read_staging(self.spark, entity, self.previous.staging[entity])
+        new = self.store.read_staging(self.spark, entity, [self.run_id]) \
+            if self.run_id in self.state.staging[entity] else None
+        old_rows = None if earlier is None else self._cache(_owned_by(accepted(earlier, table), owner, owners, True))
+        new_rows = None if new is None else _owned_by(accepted(new, table), owner, owners, True)
+        mine = [f for f in (old_rows, new_rows) if f is not None]
+        every = None if not mine else mine[0] if len(mine) == 1 else mine[0].unionByName(mine[1])
+        rewrite = OwnersRewrite(frozenset(owners), old_rows, every, frozenset())
+        if entity == "accelerometer" and every is not None:
+            now = self._cache(jobs.classify_accelerometer(every, latest, self.options.consent))
+            found = now.filter(F.col(jobs.FATE) == jobs.TRUSTED).select("user").distinct().collect()
+            rewrite = replace(rewrite, classified=now, trusted_owners=frozenset(r["user"] for r in found),
+                              previously=None if old_rows is None else
+                              jobs.classify_accelerometer(old_rows, latest_before, self.options.consent))
+        return rewrite
 
     def _append(self, job: Job, plan: AppendPlan, frames: dict[str, DataFrame]) -> DataFrame:
-        """Append a job's new rows to its table; returns the whole new version."""
+        """Append a job's new rows to its table, or (``plan.rewrite``) write a new version of it
+        whose recomputed owners' rows are classified again from staging; returns the new version."""
         from pyspark.sql import functions as F
 
         latest = jobs.latest_customers(frames[CLASSIFIED_CUSTOMERS])
+        rewrite = plan.rewrite
+        # A table none of whose owners is recomputed is appended to, even on a rewriting run.
+        if rewrite is not None and not {"accelerometer_trusted": rewrite.users.owners,
+                                         "step_trainer_trusted": rewrite.serials.owners,
+                                         "machine_learning_curated": rewrite.ml_serials}[job.output]:
+            rewrite = None
+        self.paths[job.output] = "append" if rewrite is None else f"rewrite: {rewrite.describe}"
         if job.name == "accelerometer_landing_to_trusted":
-            self._append_classified(job, plan.accelerometer_batch)
+            if rewrite is None:
+                self._append_classified(job, plan.accelerometer_batch)
+            else:
+                readers = rewrite.users
+                self._rewrite_classified(job, "user", readers.owners, plan.accelerometer_batch, readers.classified,
+                                         readers.previously)
         elif job.name == "step_trainer_landing_to_trusted":
+            curated = self._input("customer_curated", frames)
+            serials = sorted(rewrite.serials.owners) if rewrite is not None else []
             steps = self.store.read_staging(self.spark, "step_trainer", [self.run_id]) \
                 if self.run_id in self.state.staging["step_trainer"] else None
             classified = None if steps is None else jobs.classify_step_trainer(
-                accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), latest,
-                self._input("customer_curated", frames), self.options.consent)
+                _owned_by(accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), "serialNumber", serials, False),
+                latest, curated, self.options.consent)
             marked = None if classified is None else self._without_copies(
-                job, classified, "sensorReadingTime", "serialNumber", plan.step_serials)
-            self._append_classified(job, marked)
+                job, classified, "sensorReadingTime", "serialNumber", plan.step_serials - set(serials))
+            if rewrite is None:
+                self._append_classified(job, marked)
+            else:
+                again = rewrite.serials
+                now = None if again.rows is None else jobs.classify_step_trainer(
+                    again.rows, latest, curated, self.options.consent)
+                previously = None if again.earlier_rows is None else jobs.classify_step_trainer(
+                    again.earlier_rows, rewrite.latest_before, rewrite.curated_before, self.options.consent)
+                self._rewrite_classified(job, "serialNumber", again.owners, marked, now, previously)
+                self.new_rows[job.output] = None if marked is None else jobs.trusted_rows(marked, job.columns)
         else:  # the ML table: the new step readings, paired with every reading of their owners near them
             new_steps = self.new_rows.get("step_trainer_trusted")
+            if rewrite is not None and new_steps is not None:
+                new_steps = _owned_by(new_steps, "serialNumber", sorted(rewrite.ml_serials), False)
             spans = [] if new_steps is None else new_steps.groupBy("serialNumber").agg(
                 F.min("sensorReadingTime").alias("first"), F.max("sensorReadingTime").alias("last")).collect()
             built = None
+            tolerance = self.options.tolerance_ms
             if spans and new_steps is not None:
-                tolerance = self.options.tolerance_ms
-                serials = {r["serialNumber"] for r in spans}
+                serials_seen = {r["serialNumber"] for r in spans}
                 # The readings of the customers who own those serials (a superset of their curated
                 # owners), near the new steps' times: the rest of the table never reaches the join.
-                users = sorted(e for e, o in plan.owners.items() if e is not None and o.serial in serials)
+                users = sorted(e for e, o in plan.owners.items() if e is not None and o.serial in serials_seen)
                 first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
                 readings = self._input("accelerometer_trusted", frames).filter(
                     F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))
                 built = jobs.machine_learning_curated(new_steps, readings, self._input("customer_curated", frames),
                                                       salt=self.options.salt, tolerance_ms=tolerance)
-            self._append_rows(job, built)
+            if rewrite is None:
+                self._append_rows(job, built)
+            else:
+                # The recomputed serials' rows: their steps paired again with their curated owners'
+                # readings, as a full refresh pairs them; every other row stays.
+                ml_serials = sorted(rewrite.ml_serials)
+                paired = jobs.machine_learning_curated(
+                    self._input("step_trainer_trusted", frames).filter(F.col("serialNumber").isin(ml_serials)),
+                    self._input("accelerometer_trusted", frames).filter(F.col("user").isin(sorted(rewrite.ml_owners))),
+                    self._input("customer_curated", frames), salt=self.options.salt, tolerance_ms=tolerance)
+                kept = _owned_by(self.store.read_table(self.spark, job.output, self.previous), "serialNumber",
+                                 ml_serials, False)
+                rows = kept.unionByName(paired)
+                self._write(job, rows if built is None else rows.unionByName(built))
         return self.store.read_table(self.spark, job.output, self.state)
+
+    def _rewrite_classified(self, job: Job, owner: str, owners: frozenset[str], batch: DataFrame | None,
+                            now: DataFrame | None, previously: DataFrame | None) -> None:
+        """Write a new version of a landing job's table: the previous version's rows of every owner
+        but ``owners``, ``owners``' rows classified again from all their staged rows (``now``), and
+        the new batch's rows of the other owners (``batch``, copies of kept rows marked).
+
+        The reconciliation is the previous one with the batch added and ``owners``' rows counted
+        again: their rows of earlier batches as the previous run classified them (``previously``,
+        one aggregation over their rows) out, all of them as classified now in.  The previous one
+        is a full refresh's, so the result is too; ``balanced`` is checked again on the sum.
+        """
+        assert job.reconciles is not None
+        kept = (self.previous.reconciliation or {})[job.reconciles]
+        metrics = reconcile.fate_metrics(job.weighted) + self._held_back_metric(job)
+        rows = _owned_by(self.store.read_table(self.spark, job.output, self.previous), owner, sorted(owners), False)
+        observed_batch = observed_now = None
+        if batch is not None:
+            batch, observed_batch = reconcile.observe(batch, f"fates of {job.name} (new batch)",
+                                                      metrics + [reconcile.already_kept_metric()])
+            rows = rows.unionByName(jobs.trusted_rows(batch, job.columns))
+        if now is not None:
+            now, observed_now = reconcile.observe(now, f"fates of {job.name} (recomputed owners)", metrics)
+            rows = rows.unionByName(jobs.trusted_rows(now, job.columns))
+        self._write(job, rows)
+        if observed_batch is not None:
+            entity = TABLES_BY_NAME[job.reconciles].entity
+            fates = observed_batch.get
+            self._note_held_back(job, fates, replace_previous=False)
+            kept = reconcile.add(kept, reconcile.reconcile(
+                {self.run_id: self.state.counts[entity][self.run_id]}, fates, job.weighted,
+                int(fates[reconcile.ALREADY_KEPT])))
+        added: dict[str, int] = {}
+        if observed_now is not None:
+            self._note_held_back(job, observed_now.get, replace_previous=False)
+            added = reconcile.fate_split(observed_now.get, job.weighted)
+        removed: dict[str, int] = {}
+        if previously is not None:
+            counted = previously.agg(*reconcile.fate_metrics(job.weighted)).first()
+            removed = reconcile.fate_split({} if counted is None else counted.asDict(), job.weighted)
+        self.reconciliation[job.reconciles] = reconcile.replace_rows(kept, removed, added, job.weighted)
 
     def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
                         table_owners: set[str]) -> DataFrame:
@@ -665,6 +817,65 @@ class AppendPlan:
     owners: dict[str | None, incremental.Owner]
     #: The serial numbers step_trainer_trusted may have rows of (its curated owners' before this run).
     step_serials: set[str]
+    #: The owners whose rows this run classifies again (None: a plain append).
+    rewrite: RewritePlan | None = None
+
+
+@dataclass(frozen=True)
+class OwnersRewrite:
+    """The owners of one reading table whose rows a run classifies again, and their staged rows."""
+
+    owners: frozenset[str]
+    #: Their accepted rows of the earlier staging batches (cached), None when there are none.
+    earlier_rows: DataFrame | None
+    #: Their accepted rows of every staging batch, this run's included.
+    rows: DataFrame | None
+    #: Accelerometer owners only: those with trusted rows once classified again (they stay curated).
+    trusted_owners: frozenset[str]
+    #: Accelerometer owners only: ``rows`` classified now (cached), and ``earlier_rows`` classified
+    #: as the previous run did.  (Step rows are classified in their job: they need customer_curated.)
+    classified: DataFrame | None = None
+    previously: DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """What a run that rewrites some owners' rows recomputes (``PipelineRun._plan_append``)."""
+
+    #: Customers whose consent or serial number changed (or new ones with held-back readings).
+    users: OwnersRewrite
+    #: Serial numbers whose step classification inputs changed and that have earlier rows.
+    serials: OwnersRewrite
+    #: Serial numbers whose ML rows are paired again: ``serials``, the changed customers' serials
+    #: (before and after) and those whose old steps the new readings could pair with.
+    ml_serials: frozenset[str]
+    #: The curated customers (after this run) owning ``ml_serials``: whose readings those pair with.
+    ml_owners: frozenset[str]
+    #: The inputs the previous run classified with: its customers' latest records, its customer_curated.
+    latest_before: DataFrame
+    curated_before: DataFrame
+    #: In words, for the run record's paths and the log.
+    describe: str
+
+
+#: The rewrite path recomputes at most this many changed customers, or one in REWRITE_SHARE of the
+#: customers if more; beyond, the run rebuilds.  The rewrite rereads each reading table whole
+#: (Parquet read and write, no shuffle) whatever the count, but classifies the changed customers'
+#: staged rows twice (as before and as now) after a filtered read of every staging batch; at a few
+#: per cent of the customers that filtered work nears the rebuild's single classification, and a
+#: delivery that changes that many customers at once is a migration, not a daily upload.
+REWRITE_MIN_OWNERS = 16
+REWRITE_SHARE = 50
+
+
+def _owned_by(rows: DataFrame, column: str, owners: list[str], inside: bool) -> DataFrame:
+    """``rows`` whose ``column`` is one of ``owners`` (``inside``) or is not (a null owner is not)."""
+    from pyspark.sql import functions as F
+
+    if not inside and not owners:
+        return rows
+    mine = F.col(column).isin(owners)
+    return rows.filter(mine) if inside else rows.filter(F.col(column).isNull() | ~mine)
 
 
 #: The tables an append path run appends to; the customer tables are recomputed (customer-sized).

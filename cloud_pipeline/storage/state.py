@@ -254,8 +254,9 @@ class RunRecord:
     unchanged_since: str | None = None
     #: Tables of the selected jobs that a run which built others kept, their inputs being unchanged.
     kept: tuple[str, ...] = ()
-    #: Per table, how this run made it: "append", "recomputed (customer-sized)", "kept", or
-    #: "rebuild: <why the append path was not taken>" (absent in older records).
+    #: Per table, how this run made it: "append", "rewrite: <whose rows it classified again>",
+    #: "recomputed (customer-sized)", "kept", or "rebuild: <why it did not append or rewrite>"
+    #: (absent in older records).
     paths: dict[str, str] = field(default_factory=dict)
     #: A run of an S3 lake: the local cache it ran on and what it moved (added when saved).
     cache: str | None = None

@@ -1,11 +1,14 @@
-"""When a run may append its new readings instead of rebuilding, decided on customer-sized data.
+"""Which owners' rows a run must recompute, decided on customer-sized data.
 
-An append is exact (the tables equal a full refresh's) only if the new batch changes no row an
-earlier run already classified or paired.  A reading's fate depends on its owner's latest customer
-record, on which customers are curated, and (in the ML table) on the owner's other readings near
-its time.  So the runner compares what those inputs were before this run with what they are now,
-here, on one small record per customer, and rebuilds when any of them moved for an owner that may
-have readings in the tables or held back in staging.  Every check errs towards rebuilding.
+A reading's fate depends on its owner's latest customer record, on which customers are curated,
+and (in the ML table) on the owner's other readings near its time; its de-duplication only on rows
+of the same owner (the owner is one of the compared columns).  So the runner compares what those
+inputs were before this run with what they are now, here, on one small record per customer, and
+names the owners whose inputs moved: customers (accelerometer rows, ``changed_customers``) and
+serial numbers (step rows, ``changed_serials``; ML rows, ``pairing_conflicts``).  Every other
+owner's rows stay as they are and the new batch's rows of those owners are appended; the named
+owners' rows are classified again from all their staged rows.  Every check errs towards
+recomputing more.
 """
 
 from __future__ import annotations
@@ -81,55 +84,71 @@ def masked(email: str | None) -> str:
     return f"{name[:1]}***@{domain}"
 
 
-def customer_blocker(before: Owners, after: Owners, curated_before: set[str], curated_after: set[str],
-                     held_users: Set[str], held_serials: Set[str]) -> str | None:
-    """Why the new customer records forbid an append (conditions 1 and 2), or None.
+def changed_customers(before: Owners, after: Owners, held_users: Set[str]) -> set[str | None]:
+    """The customers whose accelerometer rows (and steps' pairing) a run must recompute.
 
-    1. An existing customer's latest consent or serial number changed: their readings' fates
-       (and their steps' pairing) change.
-    2. A customer became known (a new email), or a serial's classification inputs changed, whose
-       rows earlier batches hold back (``held_users``: of accelerometer rows of unknown
-       customers; ``held_serials``: of step rows excluded for their owners): those rows may now be
-       trusted.  A serial
-       that had curated owners and whose inputs changed always rebuilds: its trusted steps may
-       change fate or pair with another owner's readings.
+    An existing customer whose latest consent or serial number changed: their readings' fates and
+    their steps' owner change.  A new customer whose accelerometer rows earlier batches hold back
+    as of an unknown customer (``held_users``): those rows may now be trusted.  A new customer
+    without held-back rows has no earlier row at all: the new batch's classification covers them.
     """
-    for email, owner in before.items():
-        now = after.get(email)
-        if now is not None and now != owner:
-            return f"customer {masked(email)} changed consent or serial number"
-    for email in sorted(e for e in after if e is not None and e not in before and e in held_users):
-        return f"new customer {masked(email)} has accelerometer rows held back as of an unknown customer"
-    was, now_ = serial_inputs(before, curated_before), serial_inputs(after, curated_after)
-    for serial in sorted({*was, *now_}):
-        old, new = was.get(serial), now_.get(serial)
-        if old == new:
-            continue
-        if old is not None and old.any_curated:
-            return f"serial {serial} had curated owners and its owners changed"
-        if serial in held_serials:
-            return f"serial {serial}'s owners changed and it has step rows held back"
-    return None
+    return {e for e, o in after.items() if before.get(e) != o and (e in before or e in held_users)} | \
+        {e for e in before if e not in after}
 
 
-def pairing_blocker(first_new_reading: Mapping[str, int], last_step: Mapping[str, int], after: Owners,
-                    tolerance_ms: int) -> str | None:
-    """Why the new accelerometer readings could pair with a step reading already in the ML table
-    (condition 3), or None.
+def changed_serials(before: Owners, after: Owners, curated_before: set[str], curated_after: set[str],
+                    held_serials: Set[str]) -> set[str]:
+    """The serial numbers whose step rows a run must recompute: those whose classification inputs
+    (``serial_inputs``) changed and that have earlier rows, trusted (they had curated owners) or
+    held back (``held_serials``: of step rows excluded for their owners).  A serial with neither
+    has no earlier row, whatever its fate was."""
+    was, now = serial_inputs(before, curated_before), serial_inputs(after, curated_after)
+    changed = set()
+    for serial in {*was, *now}:
+        old = was.get(serial)
+        if old != now.get(serial) and ((old is not None and old.any_curated) or serial in held_serials):
+            changed.add(serial)
+    return changed
+
+
+def pairing_conflicts(first_new_reading: Mapping[str, int], last_step: Mapping[str, int], after: Owners,
+                      tolerance_ms: int) -> set[str]:
+    """The serials whose ML rows the new accelerometer readings could change (condition 3).
 
     ``first_new_reading``: per user, the earliest new trusted reading; ``last_step``: per serial,
     the latest trusted step reading before this run.  A step reading pairs with readings within
     ``tolerance_ms`` of it, so a new reading later than every old step reading of its owner's serial
-    by more than the tolerance pairs with none of them.
+    by more than the tolerance pairs with none of them; an earlier one may become a step's nearest.
     """
-    for user, first in sorted(first_new_reading.items()):
+    conflicts = set()
+    for user, first in first_new_reading.items():
         owner = after.get(user)
         serial = owner.serial if owner is not None else None
         last = last_step.get(serial) if serial is not None else None
-        if last is not None and first - tolerance_ms <= last:
-            return (f"a new accelerometer reading of {masked(user)} is within {tolerance_ms} ms of or before "
-                    f"the latest step reading of serial {serial} already paired")
-    return None
+        if serial is not None and last is not None and first - tolerance_ms <= last:
+            conflicts.add(serial)
+    return conflicts
+
+
+def change_kinds(before: Owners, after: Owners, customers: Iterable[str | None]) -> list[str]:
+    """What changed for each recomputed customer, in words (the run record's path, the log)."""
+    kinds = set()
+    for email in customers:
+        old, new = before.get(email), after.get(email)
+        if old is None:
+            kinds.add("new customer with held-back readings")
+        elif new is None:
+            kinds.add("customer record gone")
+        else:
+            if old.consent is not None and new.consent is None:
+                kinds.add("consent withdrawn")
+            elif old.consent is None and new.consent is not None:
+                kinds.add("consent granted")
+            elif old.consent != new.consent:
+                kinds.add("consent date moved")
+            if old.serial != new.serial:
+                kinds.add("serial number changed")
+    return sorted(kinds)
 
 
 def new_copies_marked(classified: DataFrame, existing: DataFrame, columns: Iterable[str]) -> DataFrame:

@@ -167,15 +167,7 @@ def reconcile(
     accepted_rows = sum(counts.get(ACCEPTED, 0) for counts in batches.values())
     landing = accepted_rows + sum(counts.get(r, 0) for counts in batches.values() for r in RULES)
     rules = {r: sum(counts.get(r, 0) for counts in batches.values()) for r in RULES}
-    split: dict[str, int] = {}
-    for fate in FATES:
-        n, kept = int(fates[fate + _SEP + "landing"]), int(fates[fate + _SEP + "kept"])
-        if fate == jobs.TRUSTED and weighted:
-            # A kept row stands for n landing rows: n - kept of them were exact duplicates.
-            split[jobs.TRUSTED] = kept
-            split[jobs.DUPLICATE] = n - kept + already_kept
-        elif n:
-            split[fate] = n
+    split = fate_split(fates, weighted, already_kept)
     accounted = sum(split.values()) + sum(rules.values())
     # The fates are keys of Reconciliation, named by FATES rather than spelled out one by one.
     return cast(Reconciliation, {
@@ -189,6 +181,43 @@ def reconcile(
         # Both halves must hold: classified rows are exactly the accepted ones, and all add up.
         "balanced": accounted == landing and sum(split.values()) == accepted_rows,
     })
+
+
+def fate_split(fates: Mapping[str, Any], weighted: bool, already_kept: int = 0) -> dict[str, int]:
+    """The observed ``fate_metrics`` as landing rows per category, as ``reconcile`` reports them."""
+    split: dict[str, int] = {}
+    for fate in FATES:
+        n, kept = int(fates[fate + _SEP + "landing"]), int(fates[fate + _SEP + "kept"])
+        if fate == jobs.TRUSTED and weighted:
+            # A kept row stands for n landing rows: n - kept of them were exact duplicates.
+            split[jobs.TRUSTED] = kept
+            split[jobs.DUPLICATE] = n - kept + already_kept
+        elif n:
+            split[fate] = n
+    return split
+
+
+#: Every category a row of an accepted line can be counted in.
+_CATEGORIES = (*FATES, jobs.DUPLICATE)
+
+
+def replace_rows(before: Reconciliation, removed: Mapping[str, int], added: Mapping[str, int],
+                 weighted: bool) -> Reconciliation:
+    """``before`` with some owners' rows counted again: ``removed`` (``fate_split`` of their rows as
+    ``before`` classified them) taken out, ``added`` (of all their rows, classified now) put in.
+
+    ``balanced`` is checked again on the result: every count non-negative, and the categories add
+    up to the accepted lines.  A category left empty disappears, as ``reconcile`` leaves it out.
+    """
+    counts = {c: rows_in(before, c) - removed.get(c, 0) + added.get(c, 0) for c in _CATEGORIES}
+    always = (jobs.TRUSTED, jobs.DUPLICATE) if weighted else ()
+    split = {c: n for c, n in counts.items() if n or c in always}
+    accepted_rows = before["landing"] - before["quarantined"]
+    result: dict[str, object] = {k: v for k, v in before.items() if k not in _CATEGORIES}
+    result.update(split)
+    result["balanced"] = (all(n >= 0 for n in split.values()) and sum(split.values()) == accepted_rows
+                          and sum(before["quarantined_by_rule"].values()) == before["quarantined"])
+    return cast(Reconciliation, dict(sorted(result.items())))
 
 
 def add(before: Reconciliation, batch: Reconciliation) -> Reconciliation:

@@ -1,5 +1,6 @@
 """An appended version published to S3 (moto's server): the files it links from the previous version
-are copied inside S3, not uploaded again, and readers of the bucket see the folder lake's rows."""
+are copied inside S3, not uploaded again, and readers of the bucket see the folder lake's rows; so
+do they after a withdrawal rewrote the customer's rows."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import HELD_BACK_PREFIX, STATE_KEY, PipelineState, RunRecord
 from stedi.contract import RUNS_FOLDER, TABLES, TABLES_BY_NAME
 from stedi.lake import FolderLake, S3Lake
-from tests.pipeline.helpers import SALT, T0, accel, rows, small_lake, step, write_jsonl
+from tests.pipeline.helpers import DAY, SALT, T0, accel, customer, rows, small_lake, step, write_jsonl
 
 OPTIONS = PipelineOptions(salt=SALT)
 APPENDED = ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated")
@@ -63,3 +64,14 @@ def test_an_appended_version_copies_its_linked_files_inside_s3(spark, s3_bucket:
     reader = table_frames(spark, open_store(url, "query", cache_root=tmp_path / "reader"))
     local = table_frames(spark, open_store(str(folder)))
     assert {n: rows(reader[n]) for n in zone} == {n: rows(local[n]) for n in zone}
+
+    # Ann withdraws: the rewritten versions reach the bucket, and a reader sees none of her rows.
+    write_jsonl(folder, "customer/landing/c2.json", [customer("ann", "S-ANN", None, updated=T0 + DAY)])
+    _copy_landing(folder, lake)
+    third = run_pipeline(spark, url, OPTIONS)
+    assert all(third.record.paths[t].startswith("rewrite: 1 customer's rows (consent withdrawn)") for t in APPENDED)
+    run_pipeline(spark, FolderLake(folder).url, PipelineOptions(salt=SALT, full_refresh=True))
+    reader = table_frames(spark, open_store(url, "query", cache_root=tmp_path / "reader-after"))
+    local = table_frames(spark, open_store(str(folder)))
+    assert {n: rows(reader[n]) for n in zone} == {n: rows(local[n]) for n in zone}
+    assert not any(r["user"] == "ann@example.com" for r in reader["accelerometer_trusted"].collect())

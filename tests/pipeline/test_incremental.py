@@ -1,5 +1,6 @@
-"""The append path: a run whose new data changes no existing row appends it; any other run rebuilds,
-says why, and either way the tables and the reconciliation are the full refresh's."""
+"""Incremental runs: a run whose new data changes no existing row appends it; a run that changes some
+owners' inputs (consent, serial number, held-back rows, pairing) rewrites only their rows; any other
+run rebuilds and says why.  Every path gives the full refresh's tables and reconciliation."""
 
 from __future__ import annotations
 
@@ -87,34 +88,65 @@ def test_new_readings_are_appended_and_old_files_linked(  # type: ignore[no-unty
     _same_as_full_refresh(spark, lake_dir, tmp_path, second)
 
 
-@pytest.mark.parametrize("deliveries, why", [
-    # 1. An existing customer withdraws consent.
-    ([{"customer/landing/c2.json": [customer("ann", "S-ANN", None, updated=T0 + DAY)]}],
-     "customer a***@example.com changed consent or serial number"),
-    # 2. A new customer while a reading of an unknown user (theirs) is held back.
-    ([{"accelerometer/landing/a2.json": [accel("dan", T0 + 9000)]},
-      {"customer/landing/c2.json": [customer("dan", "S-DAN", T0, updated=T0 + DAY)]}],
-     "new customer d***@example.com has accelerometer rows held back as of an unknown customer"),
-    # 2. A new serial's owner while step readings are held back (S-NOBODY's among them).
-    ([{"customer/landing/c2.json": [customer("nobody", "S-NOBODY", T0, updated=T0 + DAY)],
-       "accelerometer/landing/a2.json": [accel("nobody", T0 + 9000)]}],
-     "serial S-NOBODY's owners changed and it has step rows held back"),
-    # 3. A new reading of ann at the time of her latest step reading: it could pair with it.
-    ([{"accelerometer/landing/a2.json": [accel("ann", T0 + 2000, x=7.0)]}],
-     "a new accelerometer reading of a***@example.com is within 0 ms"),
+AS_OF = PipelineOptions(salt=SALT, consent="as-of")
+CHANGE = "customer/landing/c2.json"
+
+
+@pytest.mark.parametrize("options, deliveries, paths", [
+    # (A withdrawal: test_a_killed_rewrite_leaves_the_previous_tables.)
+    # A customer who had withdrawn grants consent again, with new readings of ann in the same run.
+    (OPTIONS, [{CHANGE: [customer("cat", "S-CAT", T0 - DAY, updated=T0 + 2 * DAY)],
+                "accelerometer/landing/a2.json": [accel("ann", T0 + 9000, x=5.0), accel("cat", T0 + 1000, x=8.0)]}],
+     dict.fromkeys(APPENDED, "rewrite: 1 customer's rows (consent granted); "
+                             "1 serial number(s)' step rows (their owners changed)")),
+    # Under --consent as-of, ann's consent moves after her first readings and steps.
+    (AS_OF, [{CHANGE: [customer("ann", "S-ANN", T0 + 1500, updated=T0 + DAY)]}],
+     dict.fromkeys(APPENDED, "rewrite: 1 customer's rows (consent date moved); "
+                             "1 serial number(s)' step rows (their owners changed)")),
+    # Ann's step trainer is replaced: her steps of the old serial no longer pair, the held-back
+    # steps of the new one (S-NOBODY's) become hers.
+    (OPTIONS, [{CHANGE: [customer("ann", "S-NOBODY", T0 - DAY, updated=T0 + DAY)]}],
+     dict.fromkeys(APPENDED, "rewrite: 1 customer's rows (serial number changed); "
+                             "2 serial number(s)' step rows (their owners changed)")),
+    # A new customer whose reading was held back as of an unknown user: it is trusted now.
+    (OPTIONS,
+     [{"accelerometer/landing/a2.json": [accel("dan", T0 + 9000)]},
+      {CHANGE: [customer("dan", "S-DAN", T0, updated=T0 + DAY)]}],
+     {"accelerometer_trusted": "rewrite: 1 customer's rows (new customer with held-back readings)",
+      "step_trainer_trusted": "append",
+      "machine_learning_curated": "rewrite: 1 customer's rows (new customer with held-back readings)"}),
+    # A new reading of ann at the time of her latest step reading: that step's ML row is paired again.
+    (OPTIONS, [{"accelerometer/landing/a2.json": [accel("ann", T0 + 2000, x=7.0)]}],
+     {"accelerometer_trusted": "append", "step_trainer_trusted": "append",
+      "machine_learning_curated": "rewrite: the ML rows new readings may pair with"}),
 ])
-def test_a_run_that_would_change_old_rows_rebuilds_and_says_why(  # type: ignore[no-untyped-def]
-        spark, lake_dir: Path, tmp_path: Path, caplog, deliveries, why) -> None:
+def test_a_change_rewrites_only_its_owners_rows(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path, caplog, options, deliveries, paths) -> None:
     small_lake(lake_dir)
-    run_pipeline(spark, str(lake_dir), OPTIONS)
+    run_pipeline(spark, str(lake_dir), options)
     for delivery in deliveries:
         caplog.clear()
         for key, records in delivery.items():
             write_jsonl(lake_dir, key, records)
         with caplog.at_level(logging.INFO, logger="cloud_pipeline.runner"):
-            result = run_pipeline(spark, str(lake_dir), OPTIONS)
-    assert f"rebuilding every table: {why}" in caplog.text
-    assert all(p.startswith(f"rebuild: {why}") for t, p in result.record.paths.items() if p != "kept")
+            result = run_pipeline(spark, str(lake_dir), options)
+    assert "rebuilding every table" not in caplog.text
+    assert {t: result.record.paths[t] for t in APPENDED} == paths
+    assert result.record.paths["customer_curated"] == "recomputed (customer-sized)"
+    _same_as_full_refresh(spark, lake_dir, tmp_path, result, options)
+
+
+def test_many_changed_customers_rebuild(spark, lake_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cloud_pipeline import runner
+
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    monkeypatch.setattr(runner, "REWRITE_MIN_OWNERS", 1)
+    write_jsonl(lake_dir, CHANGE, [customer("ann", "S-ANN", None, updated=T0 + DAY),
+                                   customer("cat", "S-CAT", T0, updated=T0 + DAY)])
+    result = run_pipeline(spark, str(lake_dir), OPTIONS)
+    why = "rebuild: 2 customers' consent or serial number changed (more than 1): rebuilding"
+    assert all(result.record.paths[t] == why for t in APPENDED)
     _same_as_full_refresh(spark, lake_dir, tmp_path, result)
 
 
@@ -150,6 +182,30 @@ def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> No
     after = run_pipeline(spark, str(lake_dir), OPTIONS)
     assert after.record.paths["machine_learning_curated"] == "append"
     assert after.tables["machine_learning_curated"] == len(before["machine_learning_curated"]) + 1
+
+
+def test_a_killed_rewrite_leaves_the_previous_tables(spark, lake_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    small_lake(lake_dir)
+    run_pipeline(spark, str(lake_dir), OPTIONS)
+    before, state = _tables(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
+    write_jsonl(lake_dir, CHANGE, [customer("ann", "S-ANN", None, updated=T0 + DAY)])
+
+    def die(job: str) -> None:
+        if job == "step_trainer_landing_to_trusted":  # after two tables were rewritten
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+    assert (lake_dir / STATE_KEY).read_text() == state
+    assert _tables(spark, lake_dir) == before
+    # Run again: ann's readings, her serial's steps and their ML rows go; nothing else is rebuilt.
+    after = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert {t: after.record.paths[t] for t in APPENDED} == dict.fromkeys(
+        APPENDED, "rewrite: 1 customer's rows (consent withdrawn); 1 serial number(s)' step rows (their owners changed)")
+    withdrawn = _tables(spark, lake_dir)
+    assert before["accelerometer_trusted"] and not any("ann@example.com" in r for r in withdrawn["accelerometer_trusted"])
+    assert len(withdrawn["machine_learning_curated"]) < len(before["machine_learning_curated"])
+    _same_as_full_refresh(spark, lake_dir, tmp_path, after)
 
 
 def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
