@@ -32,8 +32,10 @@ QUICK_START_MAX_BYTES = 256 * 1024 * 1024
 #: sampler and the JVM's native memory tracking, 2 cores): a 4g heap peaked at 5.6 GB (old sampler);
 #: Spark's default 1g at 1.64 GB, of which the heap 1,024 MB, G1's own structures 95 MB, the class
 #: archive 189 MB, direct buffers 57 MB, code 62 MB; 768m with the parallel collector (below) at
-#: 1.34 GB, the straightforward port (1g, G1, one job per process) at 1.34-1.44 GB.
-LARGE_LAKE_DRIVER_MEMORY = "768m"
+#: 1.34-1.39 GB; 640m at 1.25-1.27 GB, against the straightforward port (1g, G1, one job per
+#: process) at 1.37-1.44 GB.  640m and 768m side by side: the same wall time (450 s, 447 s on a
+#: loaded machine), JVM CPU 231 s and 226 s, collector time 33 s and 31 s.
+LARGE_LAKE_DRIVER_MEMORY = "640m"
 #: The collector of a large lake's JVM.  G1's remembered sets and card tables took 95 MB beside a
 #: 1g heap (NMT "GC"); the parallel collector's took 37-47 MB.  A batch run on a laptop's few cores
 #: wants throughput, not G1's short pauses.  (Quick-start sessions use the serial collector.)
