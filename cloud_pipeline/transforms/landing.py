@@ -41,12 +41,14 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
+from cloud_pipeline.transforms import sql_text as S
 from cloud_pipeline.transforms.schemas import (
     CORRUPT_COLUMN,
     WARNING_FIELDS,
     landing_text_schema,
     landing_typed_schema,
 )
+from cloud_pipeline.transforms.sql_text import Expr
 from stedi.contract import Field, Table
 
 if TYPE_CHECKING:
@@ -75,23 +77,19 @@ _INTEGER = r"^-?[0-9]+$"
 _EXACT_DOUBLE_INTEGER = 2**53
 
 
-def _fields_where(names_and_conditions: list[tuple[str, Column]]) -> Column:
+def _fields_where(names_and_conditions: list[tuple[str, Expr]]) -> Expr:
     """A comma-separated list of the names whose condition holds (null-safe)."""
-    from pyspark.sql import functions as F
-
-    return F.concat_ws(", ", *[F.when(cond, F.lit(name)) for name, cond in names_and_conditions])
+    return S.concat_ws(", ", *[S.when(cond, S.lit(name)) for name, cond in names_and_conditions])
 
 
-def _any(conditions: list[Column]) -> Column:
-    from pyspark.sql import functions as F
-
-    result = F.lit(False)
+def _any(conditions: list[Expr]) -> Expr:
+    result = S.lit(False)
     for cond in conditions:
-        result = result | F.coalesce(cond, F.lit(False))
+        result = result | S.coalesce(cond, S.lit(False))
     return result
 
 
-def _is_valid_utf8(line: Column) -> Column:
+def _is_valid_utf8(line: Expr) -> Expr:
     """Whether the bytes of ``line`` are valid UTF-8 (Spark's text reader keeps them as they are).
 
     Spark 4's ``is_valid_utf8`` does not exist on Spark 3.5, the Spark of AWS Glue 5.x.  ``encode``
@@ -99,24 +97,20 @@ def _is_valid_utf8(line: Column) -> Column:
     sequence, so its bytes equal the line's own exactly when there was none (a U+FFFD the line
     really holds is three valid bytes, encoded back as the same three).
     """
-    from pyspark.sql import functions as F
-
-    return F.encode(line, "UTF-8") == line.cast("binary")
+    return S.encode(line, "UTF-8") == line.cast("binary")
 
 
-def _valid_utf8_text(line: Column) -> Column:
+def _valid_utf8_text(line: Expr) -> Expr:
     """``line`` with U+FFFD in place of each ill-formed UTF-8 sequence (as Java's decoder marks them).
 
     For Spark 3.5 as ``_is_valid_utf8``; Spark 4's ``make_valid_utf8`` would count some sequences
     differently (an encoded surrogate is one U+FFFD here, three there), so both Spark versions use
     this one and write the same quarantine.
     """
-    from pyspark.sql import functions as F
-
-    return F.encode(line, "UTF-8").cast("string")
+    return S.encode(line, "UTF-8").cast("string")
 
 
-def _one_json_value(line: Column) -> Column:
+def _one_json_value(line: Expr) -> Expr:
     """Whether ``line`` holds nothing after its first JSON value (null when it is not JSON).
 
     from_json reads the first value of a line and ignores the rest, so a line with a second
@@ -126,25 +120,21 @@ def _one_json_value(line: Column) -> Column:
     array whose second element is a secret token, the token must be the second element.  (Only
     ``[line]`` would be fooled by ``{...}] {...}``, whose array closes early.)
     """
-    from pyspark.sql import functions as F
-
     token = secrets.token_hex(8)
-    probe = F.concat(F.lit("["), line, F.lit(f',"{token}"]'))
-    return line.rlike(_FLAT_OBJECT) | (F.get_json_object(probe, "$[1]") == F.lit(token))
+    probe = S.concat(S.lit("["), line, S.lit(f',"{token}"]'))
+    return line.rlike(_FLAT_OBJECT) | (S.get_json_object(probe, "$[1]") == S.lit(token))
 
 
-def _is_json_string(name: str, text: Column) -> Column:
+def _is_json_string(name: str, text: Expr) -> Expr:
     """Whether field ``name`` of the line holds a JSON string (``text`` is what from_json read).
 
     from_json gives the same text for ``"12"`` and ``12``, so the line itself is asked.  The
     usual spellings are found by a plain substring search; only others pay for the pattern.
     """
-    from pyspark.sql import functions as F
-
-    value = F.col("value")
+    value = S.col("value")
     key = '"' + name + '"'
-    as_string = value.contains(F.concat(F.lit(key + ':"'), text)) | value.contains(F.concat(F.lit(key + ': "'), text))
-    as_other = value.contains(F.concat(F.lit(key + ":"), text)) | value.contains(F.concat(F.lit(key + ": "), text))
+    as_string = value.contains(S.concat(S.lit(key + ':"'), text)) | value.contains(S.concat(S.lit(key + ': "'), text))
+    as_other = value.contains(S.concat(S.lit(key + ":"), text)) | value.contains(S.concat(S.lit(key + ": "), text))
     return as_string | (~as_other & value.rlike(re.escape(key) + r'\s*:\s*"'))
 
 
@@ -153,49 +143,45 @@ class _Typed:
     text it holds (struct column ``t``), and what typing it found."""
 
     def __init__(self, field: Field):
-        from pyspark.sql import functions as F
-
         self.field = field
-        text = F.col(f"t.{field.name}")
+        text = S.col(f"t.{field.name}")
         self.text = text
         self.present = text.isNotNull()
-        self.non_finite = F.lit(False)
+        self.non_finite = S.lit(False)
         if field.type in ("string", "date_string"):
             looks_other = text.rlike(_NOT_PLAIN_TEXT)
             other = looks_other & ~_is_json_string(field.name, text)
             integer = other & text.rlike(_INTEGER)
-            self.value = F.when(~other | integer, text)
+            self.value = S.when(~other | integer, text)
             self.coerced = integer
         elif field.type == "long":
             digits = text.rlike(_INTEGER)
             string = _is_json_string(field.name, text)
-            whole = F.expr(f"try_cast(t.`{field.name}` as bigint)")
+            whole = S.expr(f"try_cast(t.`{field.name}` as bigint)")
             # Only a number token, never a string such as "1655564376361.0", may carry a fraction.
-            number = F.expr(f"try_cast(t.`{field.name}` as decimal(38, 6))")
-            zero_fraction = (~digits & ~string & (number == F.floor(number))
-                             & (F.abs(number) < F.lit(_EXACT_DOUBLE_INTEGER)))
-            self.value = F.when(digits, whole).when(zero_fraction, number.cast("long"))
+            number = S.expr(f"try_cast(t.`{field.name}` as decimal(38, 6))")
+            zero_fraction = (~digits & ~string & (number == S.floor(number))
+                             & (S.abs(number) < S.lit(_EXACT_DOUBLE_INTEGER)))
+            self.value = S.when(digits, whole).when(zero_fraction, number.cast("long"))
             self.coerced = (digits & string & whole.isNotNull()) | zero_fraction
         else:  # double: a JSON number only (a reading given as a string is not a reading)
-            number = F.expr(f"try_cast(t.`{field.name}` as double)")
+            number = S.expr(f"try_cast(t.`{field.name}` as double)")
             string = text.rlike(_NOT_PLAIN_TEXT) & _is_json_string(field.name, text)
             # from_json writes a double beyond range as "Infinity" (quoted): not a reading.
             self.non_finite = ~string & (text.rlike(r'(?i)^"?[-+]?(infinity|nan)"?$')
-                                         | F.isnan(number) | (F.abs(number) == float("inf")))
-            self.value = F.when(~string & ~self.non_finite, number)
-            self.coerced = F.lit(False)
+                                         | S.isnan(number) | (S.abs(number) == float("inf")))
+            self.value = S.when(~string & ~self.non_finite, number)
+            self.coerced = S.lit(False)
         # A non-finite double has its own rule and reason: it is not counted as a wrong type.
-        self.cannot_hold = self.present & self.value.isNull() & ~F.coalesce(self.non_finite, F.lit(False))
-        self.missing = ~self.present if field.required else F.lit(False)
+        self.cannot_hold = self.present & self.value.isNull() & ~S.coalesce(self.non_finite, S.lit(False))
+        self.missing = ~self.present if field.required else S.lit(False)
         self.not_a_date = (
-            self.value.isNotNull() & ~self.value.rlike(_DATE_PATTERN) if field.type == "date_string" else F.lit(False)
+            self.value.isNotNull() & ~self.value.rlike(_DATE_PATTERN) if field.type == "date_string" else S.lit(False)
         )
 
 
-def _warnings(typed: list[_Typed]) -> Column:
+def _warnings(typed: list[_Typed]) -> Expr:
     """The warnings of a line's descriptive fields: an array of (rule, field, reason, value)."""
-    from pyspark.sql import functions as F
-
     items = []
     for t in typed:
         if t.field.severity != "warn":
@@ -206,12 +192,12 @@ def _warnings(typed: list[_Typed]) -> Column:
             (t.not_a_date, WARN_NOT_A_DATE, "not a YYYY-MM-DD date; kept as text"),
             (t.missing, WARN_MISSING, "absent or null"),
         ):
-            item = F.struct(F.lit(rule).alias("rule"), F.lit(name).alias("field"), F.lit(reason).alias("reason"),
+            item = S.struct(S.lit(rule).alias("rule"), S.lit(name).alias("field"), S.lit(reason).alias("reason"),
                             t.text.alias("value"))
-            items.append(F.when(cond, item))
+            items.append(S.when(cond, item))
     if not items:
-        return F.lit(None).cast(f"array<struct<{WARNING_FIELDS}>>")
-    return F.filter(F.array(*items), lambda w: w.isNotNull())
+        return S.lit(None).cast(f"array<struct<{WARNING_FIELDS}>>")
+    return S.filter(S.array(*items), lambda w: w.isNotNull())
 
 
 def parse_landing(lines: DataFrame, table: Table, run_id: str, source: Column | None = None) -> DataFrame:
@@ -234,45 +220,43 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str, source: Column | 
         "allowNonNumericNumbers": "false",
         "allowSingleQuotes": "false",
     }
-    damage = F.col("_damage") if "_damage" in lines.columns else F.lit(None).cast("string")
-    nonblank = lines.filter((F.trim(F.col("value")) != "") | damage.isNotNull())
-    # The key is carried as it came and worked out last, for the few lines that keep it.
-    key = F.col("_source") if source is None else source
+    damage = S.col("_damage") if "_damage" in lines.columns else S.lit(None).cast("string")
+    nonblank = lines.filter(S.column((S.trim(S.col("value")) != "") | damage.isNotNull()))
     origin = [c for c in lines.columns if c not in ("value", "_damage")]
-    parsed_rows = nonblank.select(
-        F.col("value"),
+    parsed_rows = nonblank.select(*S.columns(
+        S.col("value"),
         *origin,
         damage.alias("_damage"),
-        F.from_json(F.col("value"), landing_typed_schema(table), options).alias("r"),
-    )
+        S.from_json(S.col("value"), landing_typed_schema(table), options).alias("r"),
+    ))
 
     # What sends a line to the second look.  from_json turns any JSON value into a string for a
     # string field ({"user": 5} gives "5"), so a string field is checked against the line itself;
     # only values that could be such a conversion pay for the regular expression.
-    corrupt = F.col("r").isNull() | F.col(f"r.{CORRUPT_COLUMN}").isNotNull()
+    corrupt = S.col("r").isNull() | S.col(f"r.{CORRUPT_COLUMN}").isNotNull()
     looks = [corrupt]
     for f in table.fields:
-        value = F.col(f"r.{f.name}")
+        value = S.col(f"r.{f.name}")
         if f.type in ("string", "date_string"):
-            looks.append(value.rlike(_NOT_PLAIN_TEXT) & ~F.col("value").rlike('"' + re.escape(f.name) + r'"\s*:\s*"'))
+            looks.append(value.rlike(_NOT_PLAIN_TEXT) & ~S.col("value").rlike('"' + re.escape(f.name) + r'"\s*:\s*"'))
         if f.type == "date_string":
             looks.append(~value.rlike(_DATE_PATTERN))
         if f.type == "double":
-            looks.append(F.isnan(value) | (F.abs(value) == float("inf")))
+            looks.append(S.isnan(value) | (S.abs(value) == float("inf")))
         if f.required:
             looks.append(value.isNull())
     second_look = _any(looks)
     # The text parse runs only for the lines that need it (a CASE branch is evaluated only when taken).
-    looked = parsed_rows.select(
+    looked = parsed_rows.select(*S.columns(
         "value", *origin, "_damage", "r",
-        F.when(second_look, F.from_json(F.col("value"), landing_text_schema(table), options)).alias("t"),
-    )
+        S.when(second_look, S.from_json(S.col("value"), landing_text_schema(table), options)).alias("t"),
+    ))
 
     # For a line given the second look, the typed values and the faults it found; any other line
     # keeps what the typed parse read.
     typed = [_Typed(f) for f in table.fields]
-    was_looked_at = F.col("t").isNotNull()
-    values = {t.field.name: F.when(was_looked_at, t.value).otherwise(F.col(f"r.{t.field.name}")) for t in typed}
+    was_looked_at = S.col("t").isNotNull()
+    values = {t.field.name: S.when(was_looked_at, t.value).otherwise(S.col(f"r.{t.field.name}")) for t in typed}
     relied_on = [t for t in typed if t.field.severity == "quarantine"]
     invalid = [(t.field.name, t.cannot_hold | t.not_a_date) for t in relied_on]
     wrong_typed = _fields_where(invalid)
@@ -280,62 +264,67 @@ def parse_landing(lines: DataFrame, table: Table, run_id: str, source: Column | 
     non_finite = was_looked_at & _any([t.non_finite for t in relied_on])
     missing = _fields_where([(t.field.name, t.missing) for t in relied_on])
     any_missing = was_looked_at & _any([t.missing for t in relied_on])
-    text_corrupt = was_looked_at & F.col(f"t.{CORRUPT_COLUMN}").isNotNull()
+    text_corrupt = was_looked_at & S.col(f"t.{CORRUPT_COLUMN}").isNotNull()
 
-    valid_utf8 = _is_valid_utf8(F.col("value"))
+    valid_utf8 = _is_valid_utf8(S.col("value"))
     # Only lines the parser flagged are looked at twice: good lines cost one from_json.
-    one_value = _one_json_value(F.col("value"))
-    not_object = (corrupt & F.json_object_keys(F.col("value")).isNull()) | ~F.coalesce(one_value, F.lit(False))
-    damaged = F.col("_damage").isNotNull()
+    one_value = _one_json_value(S.col("value"))
+    not_object = (corrupt & S.json_object_keys(S.col("value")).isNull()) | ~S.coalesce(one_value, S.lit(False))
+    damaged = S.col("_damage").isNotNull()
     rule = (
-        F.when(damaged, F.lit(RULE_DAMAGED_FILE))
-        .when(~valid_utf8, F.lit(RULE_NON_UTF8))
-        .when(not_object, F.lit(RULE_MALFORMED_JSON))
-        .when(text_corrupt | any_wrong_type | non_finite, F.lit(RULE_WRONG_TYPE))
-        .when(any_missing, F.lit(RULE_MISSING_REQUIRED))
+        S.when(damaged, S.lit(RULE_DAMAGED_FILE))
+        .when(~valid_utf8, S.lit(RULE_NON_UTF8))
+        .when(not_object, S.lit(RULE_MALFORMED_JSON))
+        .when(text_corrupt | any_wrong_type | non_finite, S.lit(RULE_WRONG_TYPE))
+        .when(any_missing, S.lit(RULE_MISSING_REQUIRED))
     )
     # The rule is computed once, in its own step; the reason, values, warnings, file and raw text
     # are then keyed on its value, so the checks run once per line and the details only for the
     # lines that need them.  (Spark keeps the two projections apart because the next one refers
     # to _rule more than once.)
-    ruled = looked.select("value", *origin, "_damage", "r", "t", rule.alias("_rule"))
-    is_rule = {name: F.col("_rule") == name for name in RULES}
+    ruled = looked.select(*S.columns("value", *origin, "_damage", "r", "t", rule.alias("_rule")))
+    is_rule = {name: S.col("_rule") == name for name in RULES}
     reason = (
-        F.when(is_rule[RULE_DAMAGED_FILE], F.concat(F.lit("the rest of a damaged file: "), F.col("_damage")))
-        .when(is_rule[RULE_NON_UTF8], F.lit("line is not valid UTF-8"))
+        S.when(is_rule[RULE_DAMAGED_FILE], S.concat(S.lit("the rest of a damaged file: "), S.col("_damage")))
+        .when(is_rule[RULE_NON_UTF8], S.lit("line is not valid UTF-8"))
         .when(is_rule[RULE_MALFORMED_JSON],
-              F.lit("line is not one JSON object (truncated, malformed or with more after it)"))
-        .when(is_rule[RULE_WRONG_TYPE] & any_wrong_type, F.concat(F.lit("wrong JSON type for field(s): "), wrong_typed))
-        .when(is_rule[RULE_WRONG_TYPE] & non_finite, F.lit("a number field is not finite (NaN or out of range)"))
-        .when(is_rule[RULE_WRONG_TYPE], F.lit("a field could not be read"))
-        .when(is_rule[RULE_MISSING_REQUIRED], F.concat(F.lit("missing required field(s): "), missing))
+              S.lit("line is not one JSON object (truncated, malformed or with more after it)"))
+        .when(is_rule[RULE_WRONG_TYPE] & any_wrong_type, S.concat(S.lit("wrong JSON type for field(s): "), wrong_typed))
+        .when(is_rule[RULE_WRONG_TYPE] & non_finite, S.lit("a number field is not finite (NaN or out of range)"))
+        .when(is_rule[RULE_WRONG_TYPE], S.lit("a field could not be read"))
+        .when(is_rule[RULE_MISSING_REQUIRED], S.concat(S.lit("missing required field(s): "), missing))
     )
-    rejected = F.col("_rule").isNotNull()
-    coerced = F.when(was_looked_at, sum((F.coalesce(t.coerced, F.lit(False)).cast("int") for t in typed), F.lit(0)))
-    kept = ruled.select(
+    rejected = S.col("_rule").isNotNull()
+    coerced = S.when(was_looked_at, sum((S.coalesce(t.coerced, S.lit(False)).cast("int") for t in typed), S.lit(0)))
+    kept = ruled.select(*S.columns(
         "_rule",
         reason.alias("_reason"),
         # A rejected line keeps no typed values: only its raw text, so no partial record leaks on.
-        *[F.when(~rejected, values[t.field.name]).alias(t.field.name) for t in typed],
+        *[S.when(~rejected, values[t.field.name]).alias(t.field.name) for t in typed],
         *origin,
         # Only rejected lines keep their raw text: good lines are fully described by their columns.
-        F.when(rejected, _valid_utf8_text(F.col("value"))).alias("_raw"),
-        F.when(~rejected, coerced).alias("_coerced"),
-        F.when(~rejected & was_looked_at, _warnings(typed)).alias("_warnings"),
-    )
-    has_warnings = F.coalesce(F.size("_warnings") > 0, F.lit(False))
-    return kept.select(
+        S.when(rejected, _valid_utf8_text(S.col("value"))).alias("_raw"),
+        S.when(~rejected, coerced).alias("_coerced"),
+        S.when(~rejected & was_looked_at, _warnings(typed)).alias("_warnings"),
+    ))
+    has_warnings = S.coalesce(S.size("_warnings") > 0, S.lit(False))
+    # The key is carried as it came and worked out last, for the few lines that keep it.
+    if source is None:
+        named_source: Expr | Column = S.when(rejected | has_warnings, S.col("_source")).alias("_source")
+    else:  # the store's expression, a Column
+        named_source = F.when(S.column(rejected | has_warnings), source).alias("_source")
+    return kept.select(*S.columns(
         *table.field_names,
         "_rule",
         "_reason",
         # Only rejected or warned lines name their file: the quarantine and the warnings need it,
         # and the decoding of the file name is then done for a few lines instead of every line.
-        F.when(rejected | has_warnings, key).alias("_source"),
+        named_source,
         "_raw",
-        F.lit(run_id).alias("_run"),
-        F.when(F.col("_coerced") > 0, F.col("_coerced")).alias("_coerced"),
-        F.when(has_warnings, F.col("_warnings")).alias("_warnings"),
-    )
+        S.lit(run_id).alias("_run"),
+        S.when(S.col("_coerced") > 0, S.col("_coerced")).alias("_coerced"),
+        S.when(has_warnings, S.col("_warnings")).alias("_warnings"),
+    ))
 
 
 def landing_as_read(text: DataFrame, table: Table) -> DataFrame:
