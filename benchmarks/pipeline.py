@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -261,6 +262,30 @@ def add_one_percent(lake: Path, scale: int, repeat: int) -> None:
     generate_fleet(FolderLake(lake), n, seed=0, customer_offset=offset, customers_per_file=max(n, 1))
 
 
+def remove_deliveries(lake: Path) -> None:
+    """Delete what earlier invocations added to a prepared fleet: its 1% deliveries (fleet files
+    of customers beyond the fleet's) and its consent changes.  Every invocation starts from the
+    fleet: a delivery written again under its old name is a *changed* landing file, which
+    re-stages its entity and rebuilds, so an incremental run on a reused workdir measured a
+    rebuild (found on 2026-12-02)."""
+    customers = int(json.loads((lake / "_fleet.json").read_text())["customers"])
+    for folder in LANDING_DIRS.values():
+        for path in sorted((lake / folder).glob("*.json")):
+            first = re.fullmatch(r"fleet-s\d+-(\d+)\.json", path.name)
+            if path.name.startswith("consent-") or (first is not None and int(first.group(1)) >= customers):
+                path.unlink()
+
+
+def last_run_path(lake: Path) -> str:
+    """How the lake's latest run built accelerometer_trusted (its run record's ``paths``): a timed
+    incremental run that rebuilt measures a rebuild, and the figures must say so."""
+    runs = sorted((lake / "_pipeline" / "runs").glob("*.json"))
+    if not runs:
+        return "no run record"
+    paths = json.loads(runs[-1].read_text()).get("paths") or {}
+    return str(paths.get("accelerometer_trusted", "no path recorded"))
+
+
 def _consenting_record(lake: Path) -> dict[str, object]:
     """The first consenting customer record of the fleet's first customer file."""
     first = sorted((lake / LANDING_DIRS["customer_landing"]).glob("fleet-*.json"))[0]
@@ -294,8 +319,7 @@ def bench_scale(workdir: Path, scale: int, repeats: int, variants: list[str]) ->
     peaks: dict[str, int] = {v: 0 for v in variants}
     this = str(Path(__file__).resolve())
     out = workdir / f"out-{scale}"
-    for leftover in (lake / LANDING_DIRS["customer_landing"]).glob("consent-*.json"):
-        leftover.unlink()  # an earlier invocation's consent changes: every invocation starts from the fleet
+    remove_deliveries(lake)
     # The incremental runs need a committed full run to build on.
     subprocess.run([STEDI, "pipeline", "run", "--lake", str(lake), "--full-refresh"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -312,9 +336,11 @@ def bench_scale(workdir: Path, scale: int, repeats: int, variants: list[str]) ->
             elif variant == "incremental":
                 add_one_percent(lake, scale, rep)
                 t, m = run_measured([STEDI, "pipeline", "run", "--lake", str(lake)], env)
+                print(f"  {scale}x repeat {rep + 1} incremental took: {last_run_path(lake)}", flush=True)
             elif variant == "withdrawal":
                 write_consent_change(lake, rep, withdraw=True)
                 t, m = run_measured([STEDI, "pipeline", "run", "--lake", str(lake)], env)
+                print(f"  {scale}x repeat {rep + 1} withdrawal took: {last_run_path(lake)}", flush=True)
                 # Untimed: consent granted again, so the next repeat (and variant) starts as before.
                 write_consent_change(lake, rep, withdraw=False)
                 subprocess.run([STEDI, "pipeline", "run", "--lake", str(lake)], check=True,
