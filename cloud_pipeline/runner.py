@@ -482,8 +482,9 @@ class PipelineRun:
         serials = sorted(incremental.changed_serials(owners_before, owners_after, curated_before, curated_after,
                                                      held.serials))
         # The ML rows of every serial whose steps or curated owners' readings change are paired again.
-        ml_serials = set(serials) | {o.serial for e in changed for o in (owners_before.get(e), owners_after.get(e))
-                                     if o is not None and o.serial is not None}
+        customers_serials = {o.serial for e in changed for o in (owners_before.get(e), owners_after.get(e))
+                             if o is not None and o.serial is not None}
+        ml_serials = set(serials) | customers_serials
         if first_reading:
             readers = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
             steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
@@ -505,8 +506,7 @@ class PipelineRun:
             parts = [f"{len(changed)} {whose} rows ({', '.join(kinds)})"] if changed else []
             if serials:
                 parts.append(f"{len(serials)} serial number(s)' step rows (their owners changed)")
-            if ml_serials - set(serials) - {o.serial for e in changed for o in (owners_before.get(e),
-                                                                                   owners_after.get(e)) if o}:
+            if ml_serials - set(serials) - customers_serials:
                 parts.append("the ML rows new readings may pair with")
             rewrite = RewritePlan(
                 users=readings_rewrite, ml_serials=frozenset(ml_serials), describe="; ".join(parts),

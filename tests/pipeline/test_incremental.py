@@ -164,6 +164,12 @@ def test_options_and_full_refresh_rebuild(spark, lake_dir: Path, tmp_path: Path)
     assert refreshed.record.paths["accelerometer_trusted"] == "rebuild: --full-refresh"
 
 
+def _power_cut_after_step_job(job: str) -> None:
+    """The ``after_job`` hook of the kill tests: the run dies once two reading tables are written."""
+    if job == "step_trainer_landing_to_trusted":
+        raise RuntimeError("power cut")
+
+
 def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> None:  # type: ignore[no-untyped-def]
     small_lake(lake_dir)
     run_pipeline(spark, str(lake_dir), OPTIONS)
@@ -171,12 +177,8 @@ def test_a_killed_append_leaves_the_previous_tables(spark, lake_dir: Path) -> No
     write_jsonl(lake_dir, "accelerometer/landing/a2.json", [accel("ann", T0 + 9000)])
     write_jsonl(lake_dir, "step_trainer/landing/s2.json", [step("S-ANN", T0 + 9000, 120)])
 
-    def die(job: str) -> None:
-        if job == "step_trainer_landing_to_trusted":
-            raise RuntimeError("power cut")
-
     with pytest.raises(RuntimeError, match="power cut"):
-        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=_power_cut_after_step_job)
     assert (lake_dir / STATE_KEY).read_text() == state
     assert _tables(spark, lake_dir) == before
     after = run_pipeline(spark, str(lake_dir), OPTIONS)
@@ -190,12 +192,8 @@ def test_a_killed_rewrite_leaves_the_previous_tables(spark, lake_dir: Path, tmp_
     before, state = _tables(spark, lake_dir), (lake_dir / STATE_KEY).read_text()
     write_jsonl(lake_dir, CHANGE, [customer("ann", "S-ANN", None, updated=T0 + DAY)])
 
-    def die(job: str) -> None:
-        if job == "step_trainer_landing_to_trusted":  # after two tables were rewritten
-            raise RuntimeError("power cut")
-
     with pytest.raises(RuntimeError, match="power cut"):
-        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=die)
+        run_pipeline(spark, str(lake_dir), OPTIONS, after_job=_power_cut_after_step_job)
     assert (lake_dir / STATE_KEY).read_text() == state
     assert _tables(spark, lake_dir) == before
     # Run again: ann's readings, her serial's steps and their ML rows go; nothing else is rebuilt.
