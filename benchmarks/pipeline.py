@@ -12,6 +12,10 @@ For each scale a clean fleet (956 customers x scale) is written, then in each re
 - stock-floor: the same with Spark as it comes (no tuning, no archive), for reference;
 - io-floor:    the pipeline's session reads the three landing tables and writes five Parquet tables
                with no logic: the I/O any Spark version of the five jobs does at least;
+- logic-floor: the same session and reads, then the five jobs' SQL of the original design (the
+               straightforward port's) with each table written as Parquet and read back by the next
+               job: the least logic any version does (no quarantine, staging, reconciliation or
+               counts), to tell the I/O floor's share of the pipeline from the logic's;
 - pipeline:    ``stedi pipeline run --full-refresh`` in a fresh process;
 - incremental: 1% more customers arrive as new files, then ``stedi pipeline run`` (incremental);
 - withdrawal:  the only new landing file is one customer record withdrawing an existing consenting
@@ -90,7 +94,7 @@ LANDING_DIRS = {
 }
 
 
-VARIANTS = ("floor", "stock-floor", "io-floor", "pipeline", "incremental", "withdrawal", "naive", "duckdb")
+VARIANTS = ("floor", "stock-floor", "io-floor", "logic-floor", "pipeline", "incremental", "withdrawal", "naive", "duckdb")
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -190,6 +194,24 @@ def io_floor_main(lake: str, out: str) -> None:
                "accelerometer_landing"]
     for i, name in enumerate(outputs):
         frames[name].write.mode("overwrite").parquet(f"{out}/{i}-{name}")
+    spark.stop()
+
+
+def logic_floor_main(lake: str, out: str) -> None:
+    """The original design's five jobs as SQL in one session: explicit schemas, Parquet out, each
+    table read back from its files by the jobs after it (as the pipeline's jobs do)."""
+    from cloud_pipeline.session import local_session, quick_start_for
+    from cloud_pipeline.transforms.schemas import table_schema
+    from stedi.contract import TABLES_BY_NAME
+
+    size = sum(f.stat().st_size for d in LANDING_DIRS.values() for f in (Path(lake) / d).iterdir())
+    spark = local_session("logic-floor", quick_start=quick_start_for(size))
+    for name, folder in LANDING_DIRS.items():
+        spark.read.schema(table_schema(TABLES_BY_NAME[name])).json(f"{lake}/{folder}").createOrReplaceTempView(name)
+    key = "sha2(concat('salt:', c.email), 256)"
+    for table in SQL:
+        spark.sql(SQL[table].format(key=key)).write.mode("overwrite").parquet(f"{out}/{table}")
+        spark.read.parquet(f"{out}/{table}").createOrReplaceTempView(table)
     spark.stop()
 
 
@@ -331,6 +353,8 @@ def bench_scale(workdir: Path, scale: int, repeats: int, variants: list[str]) ->
                 t, m = run_measured([PY, this, "stock-floor"], env)
             elif variant == "io-floor":
                 t, m = run_measured([PY, this, "io-floor", str(lake), str(out / "io-floor")], env)
+            elif variant == "logic-floor":
+                t, m = run_measured([PY, this, "logic-floor", str(lake), str(out / "logic-floor")], env)
             elif variant == "pipeline":
                 t, m = run_measured([STEDI, "pipeline", "run", "--lake", str(lake), "--full-refresh"], env)
             elif variant == "incremental":
@@ -437,6 +461,11 @@ def report(results: dict[int, dict[str, dict[str, float]]]) -> list[str]:
         if "io-floor" in med and "floor" in med:
             lines.append(f"  Spark I/O floor / session-start floor = {med['io-floor'] / med['floor']:.2f} (read 3 "
                          "landing tables, write 5 Parquet tables, no logic: below this no Spark version of the jobs can go)")
+        if "logic-floor" in med and "io-floor" in med:
+            lines.append(f"  logic floor / I/O floor = {med['logic-floor'] / med['io-floor']:.2f} (the original "
+                         "design's SQL, no quarantine, staging or counts)")
+            if "pipeline" in med:
+                lines.append(f"  full refresh / logic floor = {med['pipeline'] / med['logic-floor']:.2f}")
         if "io-floor" in med and "duckdb" in med:
             lines.append(f"  Spark I/O floor / DuckDB = {med['io-floor'] / med['duckdb']:.2f}")
         if "pipeline" in med and "duckdb" in med:
@@ -486,6 +515,8 @@ if __name__ == "__main__":
         stock_floor_main()
     elif len(sys.argv) > 1 and sys.argv[1] == "io-floor":
         io_floor_main(*sys.argv[2:4])
+    elif len(sys.argv) > 1 and sys.argv[1] == "logic-floor":
+        logic_floor_main(*sys.argv[2:4])
     elif len(sys.argv) > 1 and sys.argv[1] == "naive-job":
         naive_job_main(*sys.argv[2:5])
     elif len(sys.argv) > 1 and sys.argv[1] == "duckdb":
