@@ -465,6 +465,7 @@ class PipelineRun:
         consent = self.options.consent
         batch = None
         first_reading: dict[str, int] = {}
+        readers_owners: dict[str | None, incremental.Owner] = {}
         if self.run_id in self.state.staging["accelerometer"]:
             readings = self.store.read_staging(self.spark, "accelerometer", [self.run_id])
             if readings is not None:
@@ -477,17 +478,22 @@ class PipelineRun:
                                              "timestamp", "user",
                                              lambda users: _curated_among(curated_table, "email", users) - set(changed))
                 trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
-                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
-                first_reading = {r["user"]: r["first"] for r in first}
+                # With each reader's owner record (the same before and after unless it changed).
+                owner = latest.select(F.col("email").alias("user"), "serialNumber", "shareWithResearchAsOfDate")
+                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).join(owner, "user", "left")
+                for r in first.collect():
+                    first_reading[r["user"]] = r["first"]
+                    readers_owners[r["user"]] = incremental.Owner(r["serialNumber"], r["shareWithResearchAsOfDate"])
         readings_rewrite = self._recompute_plan("accelerometer", "user", changed, latest, latest_before)
         # Whose inputs this run moves: the changed customers and the new readings' owners (an
         # unchanged one's record is the same before and after), then every owner of their serial
         # numbers, before and after (a serial's step rows depend on all its owners).  No other
         # customer's consent, serial or curated state changes, so no other serial's inputs do.
-        unchanged = incremental.owners_among(latest, emails=set(first_reading) - set(now) - set(was))
+        unchanged = {u: o for u, o in readers_owners.items() if u not in now and u not in was}
         touched = {o.serial for o in (*was.values(), *now.values(), *unchanged.values()) if o.serial is not None}
-        owners_before = {**incremental.owners_among(latest_before, serials=touched), **unchanged, **was}
-        owners_after = {**incremental.owners_among(latest, serials=touched), **unchanged, **now}
+        members_before, members_after = incremental.serials_owners(latest_before, latest, touched)
+        owners_before = {**members_before, **unchanged, **was}
+        owners_after = {**members_after, **unchanged, **now}
         emails = sorted(e for e in {*owners_before, *owners_after} if e is not None)
         curated_before = _curated_among(curated_table, "email", emails)
         readers = set(first_reading) | readings_rewrite.trusted_owners
@@ -620,7 +626,7 @@ class PipelineRun:
                 serials_seen = {r["serialNumber"] for r in spans}
                 # The readings of the customers who own those serials (a superset of their curated
                 # owners), near the new steps' times: the rest of the table never reaches the join.
-                users = sorted(e for e in incremental.owners_among(plan.latest, serials=serials_seen) if e is not None)
+                users = sorted(e for e in incremental.owners_among(plan.latest, serials_seen) if e is not None)
                 first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
                 readings = self._input("accelerometer_trusted", frames).filter(
                     F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))

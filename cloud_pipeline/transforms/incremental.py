@@ -5,7 +5,7 @@ and (in the ML table) on the owner's other readings near its time; its de-duplic
 of the same owner (the owner is one of the compared columns).  So the runner compares what those
 inputs were before this run with what they are now: the customers' records are compared in Spark
 (``changed_owners``), and only those that moved, with the other owners of their serial numbers
-(``owners_among``), are collected and looked at here, one small record each; it names the owners
+(``serials_owners``), are collected and looked at here, one small record each; it names the owners
 whose inputs moved: customers (accelerometer rows, ``changed_customers``) and
 serial numbers (step rows, ``changed_serials``; ML rows, ``pairing_conflicts``).  Every other
 owner's rows stay as they are and the new batch's rows of those owners are appended; the named
@@ -75,18 +75,38 @@ def changed_owners(before: DataFrame, after: DataFrame) -> tuple[dict[str | None
     return was_owner, now_owner
 
 
-def owners_among(latest_customers: DataFrame, emails: Iterable[str] = (), serials: Iterable[str] = ()
-                 ) -> dict[str | None, Owner]:
-    """The customers of ``jobs.latest_customers`` with one of ``emails`` or owning one of
-    ``serials``, collected (a serial's owners whole: ``serial_inputs`` needs them all)."""
+def owners_among(latest_customers: DataFrame, serials: Iterable[str]) -> dict[str | None, Owner]:
+    """The customers of ``jobs.latest_customers`` owning one of ``serials``, collected."""
     from pyspark.sql import functions as F
 
-    emails, serials = sorted(set(emails)), sorted(set(serials))
-    if not emails and not serials:
+    serials = sorted(set(serials))
+    if not serials:
         return {}
-    picked = latest_customers.filter(F.col("email").isin(emails) | F.col("serialNumber").isin(serials))
+    picked = latest_customers.filter(F.col("serialNumber").isin(serials))
     rows = picked.select("email", "serialNumber", "shareWithResearchAsOfDate").collect()
     return {r["email"]: Owner(r["serialNumber"], r["shareWithResearchAsOfDate"]) for r in rows}
+
+
+def serials_owners(before: DataFrame, after: DataFrame, serials: Iterable[str]
+                   ) -> tuple[dict[str | None, Owner], dict[str | None, Owner]]:
+    """Every owner of ``serials`` in two ``jobs.latest_customers`` frames, collected in one query
+    (``serial_inputs`` needs a serial's owners whole): before and after."""
+    from pyspark.sql import functions as F
+
+    serials = sorted(set(serials))
+    if not serials:
+        return {}, {}
+    if before is after:  # no new customer records: one record per customer, before as after
+        same = owners_among(after, serials)
+        return same, dict(same)
+    both = before.withColumn("_after", F.lit(False)).unionByName(after.withColumn("_after", F.lit(True)))
+    rows = (both.filter(F.col("serialNumber").isin(serials))
+            .select("_after", "email", "serialNumber", "shareWithResearchAsOfDate").collect())
+    was: dict[str | None, Owner] = {}
+    now: dict[str | None, Owner] = {}
+    for r in rows:
+        (now if r["_after"] else was)[r["email"]] = Owner(r["serialNumber"], r["shareWithResearchAsOfDate"])
+    return was, now
 
 
 def curated_after(owners: Owners, curated_before: Set[str], changed: Set[str | None], readers: Set[str]) -> set[str]:

@@ -3,7 +3,13 @@ only the customers whose owner record moved are collected, with a serial number'
 
 from __future__ import annotations
 
-from cloud_pipeline.transforms.incremental import Owner, changed_owners, curated_after, owners_among
+from cloud_pipeline.transforms.incremental import (
+    Owner,
+    changed_owners,
+    curated_after,
+    owners_among,
+    serials_owners,
+)
 
 SCHEMA = "email string, serialNumber string, shareWithResearchAsOfDate long"
 
@@ -33,14 +39,21 @@ def test_only_moved_customers_are_collected_null_email_included(spark) -> None: 
     assert changed_owners(after, after) == ({}, {})
 
 
-def test_a_serials_owners_are_collected_whole(spark) -> None:  # type: ignore[no-untyped-def]
-    latest = spark.createDataFrame([
+def test_a_serials_owners_are_collected_whole_before_and_after(spark) -> None:  # type: ignore[no-untyped-def]
+    before = spark.createDataFrame([
         ("a@x.com", "s1", 10), ("b@x.com", "s1", None), ("c@x.com", "s2", 3), ("d@x.com", None, 4),
     ], SCHEMA)
-    assert owners_among(latest, serials=["s1"]) == {"a@x.com": Owner("s1", 10), "b@x.com": Owner("s1", None)}
-    assert owners_among(latest, emails=["d@x.com"], serials=["s2"]) == {
-        "c@x.com": Owner("s2", 3), "d@x.com": Owner(None, 4)}
-    assert owners_among(latest) == {}
+    after = spark.createDataFrame([
+        ("a@x.com", "s1", None), ("b@x.com", "s2", None), ("c@x.com", "s2", 3), ("d@x.com", "s1", 4),
+    ], SCHEMA)
+    assert serials_owners(before, after, ["s1"]) == (
+        {"a@x.com": Owner("s1", 10), "b@x.com": Owner("s1", None)},
+        {"a@x.com": Owner("s1", None), "d@x.com": Owner("s1", 4)})
+    # No new customer records: the same frame, one query.
+    assert serials_owners(before, before, ["s2", "s9"]) == ({"c@x.com": Owner("s2", 3)}, {"c@x.com": Owner("s2", 3)})
+    assert owners_among(after, ["s2"]) == {"b@x.com": Owner("s2", None), "c@x.com": Owner("s2", 3)}
+    assert serials_owners(before, after, []) == ({}, {})
+    assert owners_among(after, []) == {}
 
 
 def test_curated_after_keeps_the_unchanged_and_adds_readers_with_consent() -> None:
