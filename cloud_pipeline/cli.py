@@ -58,12 +58,13 @@ def _engine(value: str) -> str:
     return value
 
 
-def _spark(store: PipelineStore) -> AbstractContextManager[SparkSession]:
-    """A local session for one command, tuned by the lake's landing size; one that was already
-    running (a notebook, a test) is borrowed and left running."""
+def _spark(store: PipelineStore, landing_bytes: int | None = None) -> AbstractContextManager[SparkSession]:
+    """A local session for one command, tuned by the landing data it reads (by default the
+    lake's whole landing size); one that was already running (a notebook, a test) is borrowed
+    and left running."""
     from cloud_pipeline.session import spark_session
 
-    return spark_session(landing_bytes=store.landing_bytes())
+    return spark_session(landing_bytes=store.landing_bytes() if landing_bytes is None else landing_bytes)
 
 
 def _lake(url: str) -> FolderLake | S3Lake:
@@ -228,7 +229,13 @@ def run(
                                   jobs=_jobs(jobs))
         ignored = _warn_ignored(store)
         progress.step("starting Spark")
-        with _spark(store) as spark:
+        # An incremental run's work is what it stages, plus customer-sized plans and filtered reads
+        # of the tables: sized by its new landing files, a daily run on a large lake gets the
+        # quick-start session (measured at 100x, a +1 % delivery: 39.8 s -> 33.3 s; a withdrawal:
+        # 30.7 s -> 24.7 s).  A full refresh, JSON tables and runs of some jobs rebuild from every
+        # staged row: sized by the whole lake.
+        rebuilds = full_refresh or options.format != "parquet" or options.jobs != JOB_ORDER
+        with _spark(store, None if rebuilds else store.bytes_to_stage(state)) as spark:
             progress.watch(spark)
             pipeline_run = PipelineRun(spark, store, options, progress=progress.step)
             lock.update(pipeline_run.run_id)

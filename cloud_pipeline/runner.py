@@ -370,8 +370,7 @@ class PipelineRun:
                 # 1 kept every one of them trusted) and the new batch's trusted users; no table scan.
                 # Customer-sized both: a broadcast semi-join, no shuffle (the job's own distinct
                 # and join are sized for the whole accelerometer table).
-                users = self.spark.createDataFrame([(u,) for u in sorted(self.plan.users)], "user string")
-                built = jobs.customers_among(inputs[0], F.broadcast(users))
+                built = jobs.customers_among(inputs[0], F.broadcast(self.plan.users))
             else:
                 built = job.build(inputs, self.options)
             if job.reconciles is None:
@@ -437,32 +436,36 @@ class PipelineRun:
             log.info("rebuilding every table: %s", why)
             return None, why
         before, latest = self.previous, jobs.latest_customers(classified_customers)
-        owners_after = incremental.owners_of(latest)
-        owners_before, latest_before = owners_after, latest
+        latest_before = latest
+        # The customers whose owner record changed, new or gone, before and after this run: only
+        # a new customer batch changes any (computed in Spark; only the differences are collected).
+        was: dict[str | None, incremental.Owner] = {}
+        now: dict[str | None, incremental.Owner] = {}
         if self.run_id in self.state.staging["customer"]:
             staged = self.store.read_staging(self.spark, "customer", before.staging["customer"])
             if staged is not None:
                 old = accepted(staged, TABLES_BY_NAME["customer_landing"])
                 latest_before = self._cache(jobs.latest_customers(jobs.classify_customers(old)))
-                owners_before = incremental.owners_of(latest_before)
             else:  # the first customer records: before them every reading's owner was unknown
-                latest_before, owners_before = latest.limit(0), {}
-        users_changed = incremental.changed_customers(owners_before, owners_after, held.users)
+                latest_before = latest.limit(0)
+            was, now = incremental.changed_owners(latest_before, latest)
+        users_changed = incremental.changed_customers(was, now, held.users)
         if None in users_changed:
             why = "a customer record without an email changed"
             log.info("rebuilding every table: %s", why)
             return None, why
         changed = sorted(e for e in users_changed if e is not None)
-        limit = max(REWRITE_MIN_OWNERS, len(owners_after) // REWRITE_SHARE)
+        limit = REWRITE_MIN_OWNERS if len(changed) <= REWRITE_MIN_OWNERS else \
+            max(REWRITE_MIN_OWNERS, latest.count() // REWRITE_SHARE)
         if len(changed) > limit:
             why = f"{len(changed)} customers' consent or serial number changed (more than {limit}): rebuilding"
             log.info("rebuilding every table: %s", why)
             return None, why
         curated_table = self.store.read_table(self.spark, "customer_curated", before)
-        curated_before = {r["email"] for r in curated_table.select("email").collect()}
         consent = self.options.consent
         batch = None
         first_reading: dict[str, int] = {}
+        readers_owners: dict[str | None, incremental.Owner] = {}
         if self.run_id in self.state.staging["accelerometer"]:
             readings = self.store.read_staging(self.spark, "accelerometer", [self.run_id])
             if readings is not None:
@@ -472,24 +475,40 @@ class PipelineRun:
                 # Copies of readings already kept pair as those do: only the really new ones count.
                 # Every row of accelerometer_trusted is a curated customer's (customer_curated is its users).
                 batch = self._without_copies(JOBS_BY_NAME["accelerometer_landing_to_trusted"], classified,
-                                             "timestamp", "user", curated_before - set(changed))
+                                             "timestamp", "user",
+                                             lambda users: _curated_among(curated_table, "email", users) - set(changed))
                 trusted = batch.filter(F.col(jobs.FATE) == jobs.TRUSTED)
-                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).collect()
-                first_reading = {r["user"]: r["first"] for r in first}
+                # With each reader's owner record (the same before and after unless it changed).
+                owner = latest.select(F.col("email").alias("user"), "serialNumber", "shareWithResearchAsOfDate")
+                first = trusted.groupBy("user").agg(F.min("timestamp").alias("first")).join(owner, "user", "left")
+                for r in first.collect():
+                    first_reading[r["user"]] = r["first"]
+                    readers_owners[r["user"]] = incremental.Owner(r["serialNumber"], r["shareWithResearchAsOfDate"])
         readings_rewrite = self._recompute_plan("accelerometer", "user", changed, latest, latest_before)
-        users = (curated_before - set(changed)) | set(first_reading) | readings_rewrite.trusted_owners
-        curated_after = incremental.trusted_emails(owners_after) & users
+        # Whose inputs this run moves: the changed customers and the new readings' owners (an
+        # unchanged one's record is the same before and after), then every owner of their serial
+        # numbers, before and after (a serial's step rows depend on all its owners).  No other
+        # customer's consent, serial or curated state changes, so no other serial's inputs do.
+        unchanged = {u: o for u, o in readers_owners.items() if u not in now and u not in was}
+        touched = {o.serial for o in (*was.values(), *now.values(), *unchanged.values()) if o.serial is not None}
+        members_before, members_after = incremental.serials_owners(latest_before, latest, touched)
+        owners_before = {**members_before, **unchanged, **was}
+        owners_after = {**members_after, **unchanged, **now}
+        emails = sorted(e for e in {*owners_before, *owners_after} if e is not None)
+        curated_before = _curated_among(curated_table, "email", emails)
+        readers = set(first_reading) | readings_rewrite.trusted_owners
+        curated_after = incremental.curated_after(owners_after, curated_before, users_changed, readers)
         serials = sorted(incremental.changed_serials(owners_before, owners_after, curated_before, curated_after,
                                                      held.serials))
         # The ML rows of every serial whose steps or curated owners' readings change are paired again.
-        customers_serials = {o.serial for e in changed for o in (owners_before.get(e), owners_after.get(e))
+        customers_serials = {o.serial for e in changed for o in (was.get(e), now.get(e))
                              if o is not None and o.serial is not None}
         ml_serials = set(serials) | customers_serials
         if first_reading:
-            readers = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
+            steps_of = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
             steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
             # Two columns of the step table, filtered on the readers' serials: Parquet prunes the rest.
-            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(readers))
+            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(steps_of))
                     .groupBy("serialNumber").agg(F.max("sensorReadingTime").alias("last")).collect())
             ml_serials |= incremental.pairing_conflicts(first_reading, {r["serialNumber"]: r["last"] for r in last},
                                                         owners_after, self.options.tolerance_ms)
@@ -497,11 +516,14 @@ class PipelineRun:
         # again), plus the batch's (``_note_held_back``).
         self.held_back = {"accelerometer_landing_to_trusted": set(held.users) - set(changed),
                           "step_trainer_landing_to_trusted": set(held.serials) - set(serials)}
-        # A trusted step reading's serial had a curated owner when it was classified.
-        step_serials = {o.serial for e in curated_before if (o := owners_before.get(e)) is not None and o.serial}
+        # Every user with trusted accelerometer rows after this run: customer_curated's emails
+        # before it, less the recomputed customers, plus the readers (customer-sized, kept in Spark).
+        users = curated_table.select(F.col("email").alias("user")).filter(~F.col("user").isin(changed))
+        if readers:
+            users = users.unionByName(self.spark.createDataFrame([(u,) for u in sorted(readers)], "user string"))
         rewrite = None
         if changed or serials or ml_serials:
-            kinds = incremental.change_kinds(owners_before, owners_after, changed)
+            kinds = incremental.change_kinds(was, now, changed)
             whose = "customer's" if len(changed) == 1 else "customers'"
             parts = [f"{len(changed)} {whose} rows ({', '.join(kinds)})"] if changed else []
             if serials:
@@ -517,7 +539,7 @@ class PipelineRun:
                      ", ".join(incremental.masked(e) for e in changed) or "none")
         else:
             log.info("appending: the new data changes no row already in a table")
-        return AppendPlan(users=users, accelerometer_batch=batch, owners=owners_after, step_serials=step_serials,
+        return AppendPlan(users=users, accelerometer_batch=batch, latest=latest, curated_before=curated_table,
                           rewrite=rewrite), ""
 
     def _recompute_plan(self, entity: str, owner: str, owners: list[str], latest: DataFrame,
@@ -579,7 +601,9 @@ class PipelineRun:
                 _owned_by(accepted(steps, TABLES_BY_NAME["step_trainer_landing"]), "serialNumber", serials, False),
                 latest, curated, self.options.consent)
             marked = None if classified is None else self._without_copies(
-                job, classified, "sensorReadingTime", "serialNumber", plan.step_serials - set(serials))
+                job, classified, "sensorReadingTime", "serialNumber",
+                # A trusted step reading's serial had a curated owner when it was classified.
+                lambda found: _curated_among(plan.curated_before, "serialNumber", found) - set(serials))
             if rewrite is None:
                 self._append_classified(job, marked)
             else:
@@ -602,7 +626,7 @@ class PipelineRun:
                 serials_seen = {r["serialNumber"] for r in spans}
                 # The readings of the customers who own those serials (a superset of their curated
                 # owners), near the new steps' times: the rest of the table never reaches the join.
-                users = sorted(e for e, o in plan.owners.items() if e is not None and o.serial in serials_seen)
+                users = sorted(e for e in incremental.owners_among(plan.latest, serials_seen) if e is not None)
                 first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
                 readings = self._input("accelerometer_trusted", frames).filter(
                     F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))
@@ -666,11 +690,11 @@ class PipelineRun:
         self.reconciliation[job.reconciles] = reconcile.replace_rows(kept, removed, added, job.weighted)
 
     def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
-                        table_owners: set[str]) -> DataFrame:
+                        table_owners: Callable[[list[str]], set[str]]) -> DataFrame:
         """A new batch's classification (cached) with its trusted copies of rows the table already
         holds marked ``reconcile.ALREADY_KEPT`` (``incremental.new_copies_marked``).
 
-        ``table_owners``: every owner (``owner_column``) the table has rows of.  A copy has its
+        ``table_owners``: which of the given owners (``owner_column``) the table has rows of.  A copy has its
         row's owner and time, so only the table's rows of the batch's owners in the batch's time
         range are compared, and none at all when no owner of the batch has rows in the table (a
         delivery of new customers).
@@ -680,7 +704,8 @@ class PipelineRun:
         classified = self._cache(classified)
         spans = (classified.filter(F.col(jobs.FATE) == jobs.TRUSTED).groupBy(owner_column)
                  .agg(F.min(time_column).alias("first"), F.max(time_column).alias("last")).collect())
-        spans = [r for r in spans if r[owner_column] in table_owners]
+        holding = table_owners(sorted(r[owner_column] for r in spans)) if spans else set()
+        spans = [r for r in spans if r[owner_column] in holding]
         if not spans:
             return classified
         owners = sorted(r[owner_column] for r in spans)
@@ -837,14 +862,16 @@ class PipelineRun:
 class AppendPlan:
     """What a run on the append path decided before its jobs (``PipelineRun._plan_append``)."""
 
-    #: Every user with trusted accelerometer rows once this run's are added.
-    users: set[str]
+    #: Every user with trusted accelerometer rows once this run's are added (column ``user``,
+    #: customer-sized: a broadcast semi-join's right side).
+    users: DataFrame
     #: The new accelerometer batch classified against the customers' latest records (None: no batch).
     accelerometer_batch: DataFrame | None
-    #: Every customer's latest record, as the reading jobs use it.
-    owners: dict[str | None, incremental.Owner]
-    #: The serial numbers step_trainer_trusted may have rows of (its curated owners' before this run).
-    step_serials: set[str]
+    #: Every customer's latest record, as the reading jobs use it (``jobs.latest_customers``).
+    latest: DataFrame
+    #: customer_curated before this run: its emails are accelerometer_trusted's users, its
+    #: serial numbers step_trainer_trusted's.
+    curated_before: DataFrame
     #: The owners whose rows this run classifies again (None: a plain append).
     rewrite: RewritePlan | None = None
 
@@ -894,6 +921,15 @@ class RewritePlan:
 #: delivery that changes that many customers at once is a migration, not a daily upload.
 REWRITE_MIN_OWNERS = 16
 REWRITE_SHARE = 50
+
+
+def _curated_among(curated: DataFrame, column: str, values: list[str]) -> set[str]:
+    """Which of ``values`` a ``column`` of customer_curated holds (email or serialNumber)."""
+    from pyspark.sql import functions as F
+
+    if not values:
+        return set()
+    return {r[column] for r in curated.select(column).filter(F.col(column).isin(values)).distinct().collect()}
 
 
 def _owned_by(rows: DataFrame, column: str, owners: list[str], inside: bool) -> DataFrame:

@@ -6,7 +6,8 @@ uses the serial collector (far less JIT and GC work on a laptop's few cores), wh
 generation is off (compiling each plan costs more than it saves on small data) and adaptive query
 execution is off (re-planning small stages costs more than it saves).  Large lakes get the full
 optimising JVM and planner, with a heap and collector chosen for peak memory (see
-``LARGE_LAKE_DRIVER_MEMORY``).  ``quick_start_for`` picks by landing size.  Every session maps the
+``LARGE_LAKE_DRIVER_MEMORY``).  ``quick_start_for`` picks by landing size: the lake's, or for an
+incremental pipeline run the size of what it stages (``PipelineStore.bytes_to_stage``).  Every session maps the
 class archive that ``stedi pipeline warm-up`` records, when there is one (``class_archive``).
 """
 

@@ -140,6 +140,19 @@ class PipelineStore:
         """The size of every landing file: it tells how much Spark a command needs."""
         return sum(o.size for e in ENTITIES for o in self.landing_files(e))
 
+    def bytes_to_stage(self, state: PipelineState) -> int:
+        """The size of the landing files an incremental run would stage (``PipelineRun.stage``):
+        the unseen ones, and every file of an entity one of whose staged files changed or
+        vanished (that entity is staged again from scratch)."""
+        total = 0
+        for entity in ENTITIES:
+            objects = self.landing_files(entity)
+            seen = state.files[entity]
+            current = {o.key: o.etag for o in objects}
+            restaged = any(current.get(k) != etag for k, etag in seen.items())
+            total += sum(o.size for o in objects if restaged or seen.get(o.key) != o.etag)
+        return total
+
     # --- state -----------------------------------------------------------------------------
 
     def load_state(self) -> PipelineState:

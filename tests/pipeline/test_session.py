@@ -10,3 +10,27 @@ def test_a_running_session_is_borrowed_and_left_running(spark) -> None:  # type:
         assert borrowed.sparkContext is spark.sparkContext
     # Stopping it would end the session of whoever started it (here, the tests').
     assert spark.range(3).count() == 3
+
+
+def test_an_incremental_run_is_sized_by_what_it_stages(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cloud_pipeline.storage.s3_cache import open_store
+
+    lake = tmp_path / "lake"
+    for key, text in (("customer/landing/a.json", "{}\n" * 10), ("accelerometer/landing/b.json", "{}\n" * 100),
+                      ("accelerometer/landing/c.json", "{}\n" * 1000), ("step_trainer/landing/d.json", "{}\n" * 7)):
+        (lake / key).parent.mkdir(parents=True, exist_ok=True)
+        (lake / key).write_text(text)
+    store = open_store(str(lake))
+    state = store.load_state()
+    assert store.bytes_to_stage(state) == store.landing_bytes() == 3 * 1117
+    etags = {e: {o.key: o.etag for o in store.landing_files(e)} for e in ("customer", "accelerometer", "step_trainer")}
+    # Seen: everything but c.json, which is the only file to stage.
+    state.files = {"customer": etags["customer"], "step_trainer": etags["step_trainer"],
+                   "accelerometer": {"accelerometer/landing/b.json": etags["accelerometer"]["accelerometer/landing/b.json"]}}
+    assert store.bytes_to_stage(state) == 3 * 1000
+    # A staged file that changed re-stages its whole entity.
+    state.files["customer"] = {"customer/landing/a.json": "another etag"}
+    assert store.bytes_to_stage(state) == 3 * 1000 + 3 * 10
+    # One that vanished does too.
+    state.files["step_trainer"]["step_trainer/landing/gone.json"] = "x"
+    assert store.bytes_to_stage(state) == 3 * 1000 + 3 * 10 + 3 * 7
