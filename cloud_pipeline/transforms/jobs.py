@@ -94,21 +94,25 @@ def classify_accelerometer(
         .when(F.lit(consent == "as-of") & (F.col("timestamp") < F.col("_consent")), F.lit(BEFORE_CONSENT))
         .otherwise(F.lit(TRUSTED))
     )
-    return _distinct_trusted(joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE)), ACCELEROMETER_COLUMNS)
+    return _distinct_trusted(joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE)), ACCELEROMETER_COLUMNS, "user")
 
 
-def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...], owner: str) -> DataFrame:
     """Trusted rows made distinct, each with ``_n``, the landing rows it stands for; other rows
     as they are, ``_n`` = 1.
 
     A row's fate depends only on its own columns, so exact copies share it.  Only trusted rows are
     kept, so only they go through the shuffle that removes copies; the excluded ones (about half
-    of a lake) are just counted.
+    of a lake) are just counted.  That shuffle is by ``owner`` alone (a hash of one of the grouped
+    columns satisfies the grouping, so Spark adds no other): each written file then holds every
+    row of its owners and none of the others', and a run that replaces a few owners' rows rewrites
+    only their files (``PipelineRun._replace_owners_rows``).
     """
     from pyspark.sql import functions as F
 
     trusted = (
         classified.filter(F.col(FATE) == TRUSTED)
+        .repartition(owner)
         .groupBy(*columns)
         .agg(F.count(F.lit(1)).alias(COUNT))
         .select(*columns, F.lit(TRUSTED).alias(FATE), COUNT)
@@ -177,7 +181,8 @@ def classify_step_trainer(
         )
         .otherwise(F.lit(TRUSTED))
     )
-    return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS)
+    return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS,
+                             "serialNumber")
 
 
 # --- machine learning -----------------------------------------------------------------------
