@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
@@ -140,8 +141,6 @@ class PipelineRun:
 
     def stage(self) -> None:
         """Parse unseen landing files of every entity into one new staging batch."""
-        from functools import reduce
-
         parsed: list[tuple[str, DataFrame]] = []
         new_bytes = 0
         for entity in ENTITIES:
@@ -642,10 +641,8 @@ class PipelineRun:
                     self._input("step_trainer_trusted", frames).filter(F.col("serialNumber").isin(ml_serials)),
                     self._input("accelerometer_trusted", frames).filter(F.col("user").isin(sorted(rewrite.ml_owners))),
                     self._input("customer_curated", frames), salt=self.options.salt, tolerance_ms=tolerance)
-                kept = _owned_by(self.store.read_table(self.spark, job.output, self.previous), "serialNumber",
-                                 ml_serials, False)
-                rows = kept.unionByName(paired)
-                self._write(job, rows if built is None else rows.unionByName(built))
+                self._replace_owners_rows(job, "serialNumber", ml_serials,
+                                          paired if built is None else paired.unionByName(built))
         return self.store.read_table(self.spark, job.output, self.state)
 
     def _rewrite_classified(self, job: Job, owner: str, owners: frozenset[str], batch: DataFrame | None,
@@ -662,16 +659,17 @@ class PipelineRun:
         assert job.reconciles is not None
         kept = (self.previous.reconciliation or {})[job.reconciles]
         metrics = reconcile.fate_metrics(job.weighted) + self._held_back_metric(job)
-        rows = _owned_by(self.store.read_table(self.spark, job.output, self.previous), owner, sorted(owners), False)
+        added: list[DataFrame] = []
         observed_batch = observed_now = None
         if batch is not None:
             batch, observed_batch = reconcile.observe(batch, f"fates of {job.name} (new batch)",
                                                       metrics + [reconcile.already_kept_metric()])
-            rows = rows.unionByName(jobs.trusted_rows(batch, job.columns))
+            added.append(jobs.trusted_rows(batch, job.columns))
         if now is not None:
             now, observed_now = reconcile.observe(now, f"fates of {job.name} (recomputed owners)", metrics)
-            rows = rows.unionByName(jobs.trusted_rows(now, job.columns))
-        self._write(job, rows)
+            added.append(jobs.trusted_rows(now, job.columns))
+        self._replace_owners_rows(job, owner, sorted(owners), reduce(lambda a, b: a.unionByName(b), added)
+                                  if added else None)
         if observed_batch is not None:
             entity = TABLES_BY_NAME[job.reconciles].entity
             fates = observed_batch.get
@@ -679,15 +677,48 @@ class PipelineRun:
             kept = reconcile.add(kept, reconcile.reconcile(
                 {self.run_id: self.state.counts[entity][self.run_id]}, fates, job.weighted,
                 int(fates[reconcile.ALREADY_KEPT])))
-        added: dict[str, int] = {}
+        recounted: dict[str, int] = {}
         if observed_now is not None:
             self._note_held_back(job, observed_now.get, replace_previous=False)
-            added = reconcile.fate_split(observed_now.get, job.weighted)
+            recounted = reconcile.fate_split(observed_now.get, job.weighted)
         removed: dict[str, int] = {}
         if previously is not None:
             counted = previously.agg(*reconcile.fate_metrics(job.weighted)).first()
             removed = reconcile.fate_split({} if counted is None else counted.asDict(), job.weighted)
-        self.reconciliation[job.reconciles] = reconcile.replace_rows(kept, removed, added, job.weighted)
+        self.reconciliation[job.reconciles] = reconcile.replace_rows(kept, removed, recounted, job.weighted)
+
+    def _replace_owners_rows(self, job: Job, owner: str, owners: list[str], added: DataFrame | None) -> None:
+        """Write a new version of a Parquet table with ``owners``' rows (``owner`` column) replaced
+        by ``added``: the previous version's files holding no row of theirs are linked, and the
+        files holding one are written again without those rows, with ``added``, as one new file.
+
+        The landing jobs write each owner's rows into one file (``jobs._distinct_trusted``), so a
+        few owners' rows are in a few files; an appended file holds its batch's owners.
+        """
+        from pyspark.sql import functions as F
+
+        previous = self.previous.tables[job.output]
+        inputs = self.inputs_of(job)
+        table = self.store.read_table(self.spark, job.output, self.previous)
+        holding = table.filter(F.col(owner).isin(owners)).select(F.col("_metadata.file_name").alias("file"))
+        files = sorted({r["file"] for r in holding.distinct().collect()})
+        parts = [] if added is None else [added]
+        replaced = None
+        if files:
+            folder = self.store.path(TABLES_BY_NAME[job.output].folder + previous.version)
+            rows = self.spark.read.schema(table_schema(TABLES_BY_NAME[job.output])).parquet(
+                *[f"{folder}/{name}" for name in files])
+            rows, replaced = reconcile.observe(rows, f"rows of {job.output}'s rewritten files", reconcile.rows_metric())
+            parts.insert(0, _owned_by(rows, owner, owners, False))
+        written = None if not parts else reduce(lambda a, b: a.unionByName(b), parts)
+        counted, observed = (None, None) if written is None else \
+            reconcile.observe(written, f"rows of {job.output}", reconcile.rows_metric())
+        version, _ = self.store.append_table(counted, job.output, self.run_id, previous.version, frozenset(files))
+        rows_now = (previous.rows or 0) + (0 if observed is None else int(observed.get[reconcile.ROWS])) \
+            - (0 if replaced is None else int(replaced.get[reconcile.ROWS]))
+        log.info("%s: %d of its files held rows of the %d owner(s) whose rows were replaced", job.output,
+                 len(files), len(owners))
+        self._new_version(job, version, rows_now, inputs)
 
     def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
                         table_owners: Callable[[list[str]], set[str]]) -> DataFrame:

@@ -349,9 +349,11 @@ class PipelineStore:
         folder = self.root / TABLES_BY_NAME[name].folder / version
         return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
 
-    def append_table(self, df: DataFrame | None, name: str, run_id: str, previous: str) -> tuple[str, list[str]]:
-        """A new version of a Parquet table: ``previous``'s data files, hard-linked (copied where
-        the file system cannot link), plus ``df``'s rows in one new file named after the run.
+    def append_table(self, df: DataFrame | None, name: str, run_id: str, previous: str,
+                     without: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+        """A new version of a Parquet table: ``previous``'s data files but ``without``, hard-linked
+        (copied where the file system cannot link), plus ``df``'s rows in one new file named after
+        the run.
 
         Returns the version and the paths of the new files (none when ``df`` is None).  The
         previous version's files are never opened for writing: a link shares them, and the version
@@ -378,6 +380,8 @@ class PipelineStore:
             (target / "_SUCCESS").write_bytes(b"")
         linked = copied = 0
         for file in self.data_files(name, previous):
+            if file in without:
+                continue
             source, link = self.root / folder / previous / file, target / file
             try:
                 os.link(source, link)
@@ -385,8 +389,8 @@ class PipelineStore:
             except OSError:  # a file system without hard links (or across devices): copy
                 shutil.copy2(source, link)
                 copied += 1
-        log.info("appended to %s: %d new file(s), %d linked and %d copied from %s in %.2fs",
-                 name, len(new), linked, copied, previous, time.monotonic() - started)
+        log.info("appended to %s: %d new file(s), %d linked and %d copied from %s (%d left out) in %.2fs",
+                 name, len(new), linked, copied, previous, len(without), time.monotonic() - started)
         return version, new
 
     def read_table(self, spark: SparkSession, name: str, state: PipelineState) -> DataFrame:

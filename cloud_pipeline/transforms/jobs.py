@@ -94,27 +94,45 @@ def classify_accelerometer(
         .when(F.lit(consent == "as-of") & (F.col("timestamp") < F.col("_consent")), F.lit(BEFORE_CONSENT))
         .otherwise(F.lit(TRUSTED))
     )
-    return _distinct_trusted(joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE)), ACCELEROMETER_COLUMNS)
+    return _distinct_trusted(joined.select(*ACCELEROMETER_COLUMNS, fate.alias(FATE)), ACCELEROMETER_COLUMNS, "user")
 
 
-def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+def _distinct_trusted(classified: DataFrame, columns: tuple[str, ...], owner: str) -> DataFrame:
     """Trusted rows made distinct, each with ``_n``, the landing rows it stands for; other rows
     as they are, ``_n`` = 1.
 
     A row's fate depends only on its own columns, so exact copies share it.  Only trusted rows are
     kept, so only they go through the shuffle that removes copies; the excluded ones (about half
-    of a lake) are just counted.
+    of a lake) are just counted.  That shuffle is by ``owner`` alone (a hash of one of the grouped
+    columns satisfies the grouping, so Spark adds no other): each written file then holds every
+    row of its owners and none of the others', and a run that replaces a few owners' rows rewrites
+    only their files (``PipelineRun._replace_owners_rows``).
     """
     from pyspark.sql import functions as F
 
     trusted = (
-        classified.filter(F.col(FATE) == TRUSTED)
+        _by_owner(classified.filter(F.col(FATE) == TRUSTED), owner)
         .groupBy(*columns)
         .agg(F.count(F.lit(1)).alias(COUNT))
         .select(*columns, F.lit(TRUSTED).alias(FATE), COUNT)
     )
     excluded = classified.filter(F.col(FATE) != TRUSTED).select(*columns, FATE, F.lit(1).cast("long").alias(COUNT))
     return trusted.unionByName(excluded)
+
+
+def _by_owner(rows: DataFrame, owner: str) -> DataFrame:
+    """``rows`` shuffled by a hash of ``owner`` alone, into the session's number of shuffle
+    partitions: each output file then holds all rows of its owners and none of the others'.
+
+    A number is given so that adaptive execution keeps every partition (it merges the partitions
+    of a shuffle by column, which at 100x left 3 files of 8: a rewrite of one owner's rows then
+    rewrote a third of the table).  A later grouping whose keys include ``owner`` needs no other
+    shuffle: a hash of some of its keys satisfies it.  (Not so a join: Spark re-shuffles both
+    sides on all the join keys, ``spark.sql.requireAllClusterKeysForCoPartition``, so the ML
+    table is not clustered this way.)
+    """
+    partitions = rows.sparkSession.conf.get("spark.sql.shuffle.partitions") or "8"
+    return rows.repartition(int(partitions), owner)
 
 
 def trusted_rows(classified: DataFrame, columns: tuple[str, ...]) -> DataFrame:
@@ -177,7 +195,8 @@ def classify_step_trainer(
         )
         .otherwise(F.lit(TRUSTED))
     )
-    return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS)
+    return _distinct_trusted(joined.select(*STEP_TRAINER_COLUMNS, fate.alias(FATE)), STEP_TRAINER_COLUMNS,
+                             "serialNumber")
 
 
 # --- machine learning -----------------------------------------------------------------------

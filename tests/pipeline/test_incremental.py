@@ -206,6 +206,33 @@ def test_a_killed_rewrite_leaves_the_previous_tables(spark, lake_dir: Path, tmp_
     _same_as_full_refresh(spark, lake_dir, tmp_path, after)
 
 
+def test_a_withdrawal_rewrites_only_the_files_holding_the_customers_rows(  # type: ignore[no-untyped-def]
+        spark, lake_dir: Path, tmp_path: Path) -> None:
+    from pyspark.sql import functions as F
+
+    names = [f"user{i}" for i in range(8)]
+    write_jsonl(lake_dir, "customer/landing/c1.json", [customer(n, f"S-{n}", T0 - DAY) for n in names])
+    write_jsonl(lake_dir, "accelerometer/landing/a1.json",
+                [accel(n, T0 + 1000 * k, x=float(k)) for n in names for k in range(1, 4)])
+    write_jsonl(lake_dir, "step_trainer/landing/s1.json",
+                [step(f"S-{n}", T0 + 1000 * k, 100 + k) for n in names for k in range(1, 4)])
+    first = run_pipeline(spark, str(lake_dir), OPTIONS)
+    write_jsonl(lake_dir, CHANGE, [customer("user3", "S-user3", None, updated=T0 + DAY)])
+    second = run_pipeline(spark, str(lake_dir), OPTIONS)
+    assert second.record.paths["accelerometer_trusted"].startswith("rewrite: 1 customer's rows (consent withdrawn)")
+    for name, owner, withdrawn in (("accelerometer_trusted", "user", "user3@example.com"),
+                                   ("step_trainer_trusted", "serialNumber", "S-user3")):
+        folder = lake_dir / TABLES_BY_NAME[name].folder
+        old, new = _data_inodes(folder / f"v-{first.run_id}"), _data_inodes(folder / f"v-{second.run_id}")
+        holding = {f for f in old if spark.read.parquet(str(folder / f"v-{first.run_id}" / f))
+                   .filter(F.col(owner) == withdrawn).count()}
+        # Each owner's rows are in one file (jobs._distinct_trusted), so some files hold none of theirs.
+        assert len(holding) == 1 and len(old) > 1, (name, old, holding)
+        assert {f: i for f, i in new.items() if f in old} == {f: i for f, i in old.items() if f not in holding}, name
+        assert len(new) == len(old), name  # the rewritten file's rows, less the withdrawn ones, in one new file
+    _same_as_full_refresh(spark, lake_dir, tmp_path, second)
+
+
 def test_erase_after_an_append_leaves_no_linked_copy(spark, lake_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
