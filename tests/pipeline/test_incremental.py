@@ -230,6 +230,9 @@ def test_a_withdrawal_rewrites_only_the_files_holding_the_customers_rows(  # typ
         assert len(holding) == 1 and len(old) > 1, (name, old, holding)
         assert {f: i for f, i in new.items() if f in old} == {f: i for f, i in old.items() if f not in holding}, name
         assert len(new) == len(old), name  # the rewritten file's rows, less the withdrawn ones, in one new file
+    # The row counts the state keeps (previous rows, less the rewritten files', plus the new file's).
+    tables = _tables(spark, lake_dir)
+    assert {t: second.tables[t] for t in APPENDED} == {t: len(tables[t]) for t in APPENDED}
     _same_as_full_refresh(spark, lake_dir, tmp_path, second)
 
 
