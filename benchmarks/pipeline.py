@@ -308,24 +308,31 @@ def last_run_path(lake: Path) -> str:
     return str(paths.get("accelerometer_trusted", "no path recorded"))
 
 
-def _consenting_record(lake: Path) -> dict[str, object]:
-    """The first consenting customer record of the fleet's first customer file."""
+def _consenting_record(lake: Path, nth: int) -> dict[str, object]:
+    """The record of the ``nth`` consenting customer (0: the first) of the fleet's first customer file.
+
+    Each repeat withdraws another customer: withdrawing the same one again would find its rows in
+    the small file the previous repeat's grant appended, not in the full refresh's files, and
+    measure a cheaper rewrite (found on 2026-12-02: 23.8 s, then 17.3 s and 16.2 s at 100x)."""
     first = sorted((lake / LANDING_DIRS["customer_landing"]).glob("fleet-*.json"))[0]
+    seen: list[str] = []
     for line in first.read_text().splitlines():
         record = json.loads(line)
-        if record.get("shareWithResearchAsOfDate") is not None:
-            return dict(record)
-    raise RuntimeError(f"no consenting customer in {first}")
+        if record.get("shareWithResearchAsOfDate") is not None and record["email"] not in seen:
+            if len(seen) == nth:
+                return dict(record)
+            seen.append(record["email"])
+    raise RuntimeError(f"fewer than {nth + 1} consenting customers in {first}")
 
 
 def write_consent_change(lake: Path, repeat: int, withdraw: bool) -> None:
-    """One new customer landing file holding one record: the fleet's first consenting customer
+    """One new customer landing file holding one record: the fleet's ``repeat``-th consenting customer
     withdrawing research consent (``withdraw``) or granting it again, later than any earlier change.
 
     Written under a name the fleet never uses; each repeat's withdrawal and grant get their own file
     (a landing file is never rewritten in place: uploads are new objects).
     """
-    record = _consenting_record(lake)
+    record = _consenting_record(lake, repeat)
     step = 2 * repeat + (1 if withdraw else 2)
     record["lastUpdateDate"] = int(record["lastUpdateDate"]) + 1000 * step  # type: ignore[call-overload]
     if withdraw:

@@ -68,9 +68,10 @@ def test_peak_memory_goal_compares_peaks(bench: ModuleType) -> None:
     assert memory["ratio"] == pytest.approx(0.8) and memory["met"] is True
 
 
-def test_withdrawal_then_grant_files_change_one_consenting_customer(bench: ModuleType, tmp_path: Path) -> None:
+def test_withdrawal_then_grant_files_change_one_consenting_customer_per_repeat(bench: ModuleType,
+                                                                              tmp_path: Path) -> None:
     generate_fleet(FolderLake(tmp_path), 5, seed=0, consent_rate=1.0)
-    original = bench._consenting_record(tmp_path)
+    first, second = bench._consenting_record(tmp_path, 0), bench._consenting_record(tmp_path, 1)
 
     bench.write_consent_change(tmp_path, 0, withdraw=True)
     bench.write_consent_change(tmp_path, 0, withdraw=False)
@@ -80,8 +81,11 @@ def test_withdrawal_then_grant_files_change_one_consenting_customer(bench: Modul
     granted = json.loads((folder / "consent-granted-000.json").read_text())
     again = json.loads((folder / "consent-withdrawn-001.json").read_text())
 
-    assert withdrawn["email"] == granted["email"] == again["email"] == original["email"]
+    # Each repeat withdraws another customer: the same one's rows would by then sit in the small
+    # file the previous grant appended, a cheaper rewrite than the benchmark means to time.
+    assert withdrawn["email"] == granted["email"] == first["email"] != again["email"] == second["email"]
     assert withdrawn["shareWithResearchAsOfDate"] is None and again["shareWithResearchAsOfDate"] is None
-    assert granted["shareWithResearchAsOfDate"] == original["shareWithResearchAsOfDate"] is not None
-    # Each change is later than the one before, so the latest record decides.
-    assert original["lastUpdateDate"] < withdrawn["lastUpdateDate"] < granted["lastUpdateDate"] < again["lastUpdateDate"]
+    assert granted["shareWithResearchAsOfDate"] == first["shareWithResearchAsOfDate"] is not None
+    # Each change is later than the customer's record before it, so the latest record decides.
+    assert first["lastUpdateDate"] < withdrawn["lastUpdateDate"] < granted["lastUpdateDate"]
+    assert second["lastUpdateDate"] < again["lastUpdateDate"]
