@@ -51,7 +51,7 @@ from cloud_pipeline.storage.state import (
     TableInputs,
     TableVersion,
 )
-from cloud_pipeline.storage.store import ENTITIES, MAX_APPENDED_FILES, PipelineStore
+from cloud_pipeline.storage.store import ENTITIES, MAX_APPENDED_FILES, PipelineStore, changed_or_vanished
 from cloud_pipeline.transforms import incremental, jobs, reconcile
 from cloud_pipeline.transforms.landing import RULES, accepted, parse_landing, quarantined, warned
 from cloud_pipeline.transforms.reconcile import Reconciliation
@@ -59,7 +59,7 @@ from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import QUARANTINE_FOLDER, TABLES_BY_NAME, WARNINGS_FOLDER
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Observation, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class PipelineRun:
             objects = self.store.landing_files(entity)
             current = {o.key: o.etag for o in objects}
             seen: dict[str, str] = self.state.files[entity]
-            stale = [k for k, etag in seen.items() if current.get(k) != etag]
+            stale = changed_or_vanished(seen, objects)
             if self.options.full_refresh or stale:
                 if stale and not self.options.full_refresh:
                     log.info("%s: %d landing file(s) changed or vanished; re-staging all", entity, len(stale))
@@ -698,7 +698,6 @@ class PipelineRun:
         from pyspark.sql import functions as F
 
         previous = self.previous.tables[job.output]
-        inputs = self.inputs_of(job)
         table = self.store.read_table(self.spark, job.output, self.previous)
         holding = table.filter(F.col(owner).isin(owners)).select(F.col("_metadata.file_name").alias("file"))
         files = sorted({r["file"] for r in holding.distinct().collect()})
@@ -711,14 +710,9 @@ class PipelineRun:
             rows, replaced = reconcile.observe(rows, f"rows of {job.output}'s rewritten files", reconcile.rows_metric())
             parts.insert(0, _owned_by(rows, owner, owners, False))
         written = None if not parts else reduce(lambda a, b: a.unionByName(b), parts)
-        counted, observed = (None, None) if written is None else \
-            reconcile.observe(written, f"rows of {job.output}", reconcile.rows_metric())
-        version, _ = self.store.append_table(counted, job.output, self.run_id, previous.version, frozenset(files))
-        rows_now = (previous.rows or 0) + (0 if observed is None else int(observed.get[reconcile.ROWS])) \
-            - (0 if replaced is None else int(replaced.get[reconcile.ROWS]))
-        log.info("%s: %d of its files held rows of the %d owner(s) whose rows were replaced", job.output,
+        log.info("%s: %d of its files held rows of the %d owner(s) whose rows are replaced", job.output,
                  len(files), len(owners))
-        self._new_version(job, version, rows_now, inputs)
+        self._link_version(job, written, frozenset(files), replaced)
 
     def _without_copies(self, job: Job, classified: DataFrame, time_column: str, owner_column: str,
                         table_owners: Callable[[list[str]], set[str]]) -> DataFrame:
@@ -793,15 +787,25 @@ class PipelineRun:
 
     def _append_rows(self, job: Job, rows: DataFrame | None) -> None:
         """Write a new version of a table: the previous version's files linked, ``rows`` added."""
-        previous = self.previous.tables[job.output]
-        inputs = self.inputs_of(job)
-        counted, observed = (None, None) if rows is None else \
-            reconcile.observe(rows, f"rows of {job.output}", reconcile.rows_metric())
-        version, files = self.store.append_table(counted, job.output, self.run_id, previous.version)
-        added = 0 if observed is None else int(observed.get[reconcile.ROWS])
-        self._new_version(job, version, (previous.rows or 0) + added, inputs)
+        files = self._link_version(job, rows)
         schema = table_schema(TABLES_BY_NAME[job.output])
         self.new_rows[job.output] = self.spark.read.schema(schema).parquet(*files) if files else None
+
+    def _link_version(self, job: Job, rows: DataFrame | None, without: frozenset[str] = frozenset(),
+                      left_out: Observation | None = None) -> list[str]:
+        """Name a new version of a Parquet table in the state: the previous version's files but
+        ``without`` linked, ``rows`` written as one new file (counted on the way).  Its row count
+        is the previous one plus ``rows``' less ``left_out``'s (an observation of the rows of the
+        files left out).  Returns the new files' paths."""
+        previous = self.previous.tables[job.output]
+        inputs = self.inputs_of(job)  # before the write: the versions it read, not its own
+        counted, observed = (None, None) if rows is None else \
+            reconcile.observe(rows, f"rows of {job.output}", reconcile.rows_metric())
+        version, files = self.store.append_table(counted, job.output, self.run_id, previous.version, without)
+        added = 0 if observed is None else int(observed.get[reconcile.ROWS])
+        removed = 0 if left_out is None else int(left_out.get[reconcile.ROWS])
+        self._new_version(job, version, (previous.rows or 0) + added - removed, inputs)
+        return files
 
     # --- the whole run ---------------------------------------------------------------------
 

@@ -82,6 +82,13 @@ def ignored_landing_file(folder: str, key: str) -> bool:
     return not is_landing_file(key) and not any(p.startswith((".", "_")) for p in key[len(folder):].split("/"))
 
 
+def changed_or_vanished(seen: dict[str, str], objects: list[LakeObject]) -> list[str]:
+    """The staged landing files (``seen``: key -> ETag) that changed or are gone from ``objects``:
+    an entity with one is staged again from scratch (``PipelineRun.stage``)."""
+    current = {o.key: o.etag for o in objects}
+    return [k for k, etag in seen.items() if current.get(k) != etag]
+
+
 def unnamed(state: PipelineState, key: str) -> bool:
     """Whether ``key`` (a folder, ending in "/", or an object in one) lies in a table version, a
     staging or quarantine batch, or an entity's part of a batch that ``state`` does not name.
@@ -147,10 +154,8 @@ class PipelineStore:
         total = 0
         for entity in ENTITIES:
             objects = self.landing_files(entity)
-            seen = state.files[entity]
-            current = {o.key: o.etag for o in objects}
-            restaged = any(current.get(k) != etag for k, etag in seen.items())
-            total += sum(o.size for o in objects if restaged or seen.get(o.key) != o.etag)
+            seen = {} if changed_or_vanished(state.files[entity], objects) else state.files[entity]
+            total += sum(o.size for o in objects if o.key not in seen)
         return total
 
     # --- state -----------------------------------------------------------------------------
