@@ -41,6 +41,17 @@ LARGE_LAKE_DRIVER_MEMORY = "640m"
 #: 1g heap (NMT "GC"); the parallel collector's took 37-47 MB.  A batch run on a laptop's few cores
 #: wants throughput, not G1's short pauses.  (Quick-start sessions use the serial collector.)
 LARGE_LAKE_GC = "-XX:+UseParallelGC"
+#: SQL settings of every session that runs the pipeline, local or on Glue (``aws/glue/entry.py``).
+PIPELINE_SQL_CONF = {
+    # Dates in the contract are UTC.
+    "spark.sql.session.timeZone": "UTC",
+    # A join may keep its sides' partitioning by some of its keys.  The ML join's sides are
+    # shuffled by the customer alone (``jobs.machine_learning_curated``), so each of the table's
+    # files holds whole customers and a run that replaces a few customers' rows rewrites a few
+    # files.  Spark's default (true, since 3.3) shuffles both sides again on every join key: one
+    # more shuffle, or the table's customers spread over every file.
+    "spark.sql.requireAllClusterKeysForCoPartition": "false",
+}
 
 
 def session_running() -> bool:
@@ -87,7 +98,7 @@ def local_session(
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
+        .config(map=PIPELINE_SQL_CONF)
         .config("spark.driver.extraJavaOptions", java_options)
         # Landing folders hold thousands of files: list them in the driver, not with a Spark job
         # per read (the parallel listing is meant for remote stores with slow calls).

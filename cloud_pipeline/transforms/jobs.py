@@ -127,9 +127,9 @@ def _by_owner(rows: DataFrame, owner: str) -> DataFrame:
     A number is given so that adaptive execution keeps every partition (it merges the partitions
     of a shuffle by column, which at 100x left 3 files of 8: a rewrite of one owner's rows then
     rewrote a third of the table).  A later grouping whose keys include ``owner`` needs no other
-    shuffle: a hash of some of its keys satisfies it.  (Not so a join: Spark re-shuffles both
-    sides on all the join keys, ``spark.sql.requireAllClusterKeysForCoPartition``, so the ML
-    table is not clustered this way.)
+    shuffle: a hash of some of its keys satisfies it.  So does a join's, in the pipeline's
+    sessions (``session.PIPELINE_SQL_CONF``: Spark's default shuffles both sides again on all the
+    join keys): the other side is shuffled by its owner column to match.
     """
     partitions = rows.sparkSession.conf.get("spark.sql.shuffle.partitions") or "8"
     return rows.repartition(int(partitions), owner)
@@ -238,7 +238,11 @@ def machine_learning_curated(
     accel = accelerometer_trusted.select(
         F.col("user").alias("_user"), F.col("timestamp"), F.col("x"), F.col("y"), F.col("z")
     )
+    # The step readings shuffled by their customer (the accelerometer side is then shuffled by
+    # user to match): the join and the window below need no other shuffle, and each file of the
+    # table holds whole customers, so a rewrite of a few serials' rows rewrites a few files.
     if tolerance_ms == 0:
+        steps = _by_owner(steps, "_owner")
         pairs = steps.join(
             accel, (steps["_owner"] == accel["_user"]) & (steps["sensorReadingTime"] == accel["timestamp"]), "inner"
         )
@@ -255,6 +259,7 @@ def machine_learning_curated(
                 )
             ),
         )
+        bucketed_steps = _by_owner(bucketed_steps, "_owner")
         bucketed_accel = accel.withColumn("_abucket", F.floor(F.col("timestamp") / width))
         pairs = bucketed_steps.join(
             bucketed_accel,

@@ -221,12 +221,13 @@ def test_a_withdrawal_rewrites_only_the_files_holding_the_customers_rows(  # typ
     second = run_pipeline(spark, str(lake_dir), OPTIONS)
     assert second.record.paths["accelerometer_trusted"].startswith("rewrite: 1 customer's rows (consent withdrawn)")
     for name, owner, withdrawn in (("accelerometer_trusted", "user", "user3@example.com"),
-                                   ("step_trainer_trusted", "serialNumber", "S-user3")):
+                                   ("step_trainer_trusted", "serialNumber", "S-user3"),
+                                   ("machine_learning_curated", "serialNumber", "S-user3")):
         folder = lake_dir / TABLES_BY_NAME[name].folder
         old, new = _data_inodes(folder / f"v-{first.run_id}"), _data_inodes(folder / f"v-{second.run_id}")
         holding = {f for f in old if spark.read.parquet(str(folder / f"v-{first.run_id}" / f))
                    .filter(F.col(owner) == withdrawn).count()}
-        # Each owner's rows are in one file (jobs._distinct_trusted), so some files hold none of theirs.
+        # Each owner's rows are in one file (jobs._by_owner), so some files hold none of theirs.
         assert len(holding) == 1 and len(old) > 1, (name, old, holding)
         assert {f: i for f, i in new.items() if f in old} == {f: i for f, i in old.items() if f not in holding}, name
         assert len(new) == len(old), name  # the rewritten file's rows, less the withdrawn ones, in one new file

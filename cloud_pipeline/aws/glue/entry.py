@@ -96,9 +96,12 @@ def _glue() -> Any | None:
     return GlueContext, Job, getResolvedOptions
 
 
-def _utc(spark: SparkSession) -> SparkSession:
-    # Dates in the contract are UTC; the local sessions set this too.
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
+def _configured(spark: SparkSession) -> SparkSession:
+    """Glue's session with the pipeline's SQL settings, as the local sessions have them."""
+    from cloud_pipeline.session import PIPELINE_SQL_CONF
+
+    for key, value in PIPELINE_SQL_CONF.items():
+        spark.conf.set(key, value)
     return spark
 
 
@@ -136,13 +139,13 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
 
         resolved = get_resolved_options(["script", *argv], list(REQUIRED))
         glue_context = glue_context_cls(SparkContext.getOrCreate())
-        spark = _utc(glue_context.spark_session)
+        spark = _configured(glue_context.spark_session)
         glue_job = job_cls(glue_context)
         glue_job.init(resolved["JOB_NAME"], resolved)
     else:
         from pyspark.sql import SparkSession
 
-        spark = _utc(SparkSession.builder.appName(args.JOB_NAME).getOrCreate())
+        spark = _configured(SparkSession.builder.appName(args.JOB_NAME).getOrCreate())
     log.info("job %s (%s) on %s", job, args.JOB_NAME, args.lake)
     from cloud_pipeline.runner import new_run_id
     from cloud_pipeline.storage.lock import writer_lock
