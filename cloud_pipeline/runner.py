@@ -436,18 +436,23 @@ class PipelineRun:
             return None, why
         before, latest = self.previous, jobs.latest_customers(classified_customers)
         latest_before = latest
-        # The customers whose owner record changed, new or gone, before and after this run: only
-        # a new customer batch changes any (computed in Spark; only the differences are collected).
-        was: dict[str | None, incremental.Owner] = {}
-        now: dict[str | None, incremental.Owner] = {}
+        # The owner records of this run's customer batch, before and after it: only its customers'
+        # can change, new or gone (batch-sized, collected).
+        batch_before: dict[str | None, incremental.Owner] = {}
+        batch_after: dict[str | None, incremental.Owner] = {}
         if self.run_id in self.state.staging["customer"]:
             staged = self.store.read_staging(self.spark, "customer", before.staging["customer"])
-            if staged is not None:
-                old = accepted(staged, TABLES_BY_NAME["customer_landing"])
-                latest_before = self._cache(jobs.latest_customers(jobs.classify_customers(old)))
-            else:  # the first customer records: before them every reading's owner was unknown
+            records = self.store.read_staging(self.spark, "customer", [self.run_id])
+            table = TABLES_BY_NAME["customer_landing"]
+            if staged is None:  # the first customer records: before them every reading's owner was unknown
                 latest_before = latest.limit(0)
-            was, now = incremental.changed_owners(latest_before, latest)
+                batch_before, batch_after = incremental.batch_owners(latest_before, latest)
+            elif records is not None:  # (None: the batch's files hold no line, so no record changed)
+                every_before, theirs_before, theirs_after = incremental.latest_before_batch(
+                    latest, accepted(staged, table), accepted(records, table))
+                latest_before = self._cache(every_before)
+                batch_before, batch_after = incremental.batch_owners(theirs_before, theirs_after)
+        was, now = incremental.moved(batch_before, batch_after)
         users_changed = incremental.changed_customers(was, now, held.users)
         if None in users_changed:
             why = "a customer record without an email changed"
@@ -460,7 +465,8 @@ class PipelineRun:
             why = f"{len(changed)} customers' consent or serial number changed (more than {limit}): rebuilding"
             log.info("rebuilding every table: %s", why)
             return None, why
-        curated_table = self.store.read_table(self.spark, "customer_curated", before)
+        # Customer-sized, and asked three to five times (which customers or serials it holds): cached.
+        curated_table = self._cache(self.store.read_table(self.spark, "customer_curated", before))
         consent = self.options.consent
         batch = None
         first_reading: dict[str, int] = {}
@@ -490,7 +496,8 @@ class PipelineRun:
         # customer's consent, serial or curated state changes, so no other serial's inputs do.
         unchanged = {u: o for u, o in readers_owners.items() if u not in now and u not in was}
         touched = {o.serial for o in (*was.values(), *now.values(), *unchanged.values()) if o.serial is not None}
-        members_before, members_after = incremental.serials_owners(latest_before, latest, touched)
+        members_after = incremental.owners_among(latest, touched)
+        members_before = incremental.owners_before(members_after, batch_before, set(batch_after), touched)
         owners_before = {**members_before, **unchanged, **was}
         owners_after = {**members_after, **unchanged, **now}
         emails = sorted(e for e in {*owners_before, *owners_after} if e is not None)
@@ -507,7 +514,7 @@ class PipelineRun:
             steps_of = sorted({o.serial for u in first_reading if (o := owners_after.get(u)) and o.serial is not None})
             steps = self.store.read_table(self.spark, "step_trainer_trusted", before)
             # Two columns of the step table, filtered on the readers' serials: Parquet prunes the rest.
-            last = (steps.select("serialNumber", "sensorReadingTime").filter(F.col("serialNumber").isin(steps_of))
+            last = (steps.select("serialNumber", "sensorReadingTime").filter(incremental.among("serialNumber", steps_of))
                     .groupBy("serialNumber").agg(F.max("sensorReadingTime").alias("last")).collect())
             ml_serials |= incremental.pairing_conflicts(first_reading, {r["serialNumber"]: r["last"] for r in last},
                                                         owners_after, self.options.tolerance_ms)
@@ -517,7 +524,7 @@ class PipelineRun:
                           "step_trainer_landing_to_trusted": set(held.serials) - set(serials)}
         # Every user with trusted accelerometer rows after this run: customer_curated's emails
         # before it, less the recomputed customers, plus the readers (customer-sized, kept in Spark).
-        users = curated_table.select(F.col("email").alias("user")).filter(~F.col("user").isin(changed))
+        users = curated_table.select(F.col("email").alias("user")).filter(~incremental.among("user", changed))
         if readers:
             users = users.unionByName(self.spark.createDataFrame([(u,) for u in sorted(readers)], "user string"))
         rewrite = None
@@ -628,7 +635,7 @@ class PipelineRun:
                 users = sorted(e for e in incremental.owners_among(plan.latest, serials_seen) if e is not None)
                 first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
                 readings = self._input("accelerometer_trusted", frames).filter(
-                    F.col("timestamp").between(first - tolerance, last + tolerance) & F.col("user").isin(users))
+                    F.col("timestamp").between(first - tolerance, last + tolerance) & incremental.among("user", users))
                 built = jobs.machine_learning_curated(new_steps, readings, self._input("customer_curated", frames),
                                                       salt=self.options.salt, tolerance_ms=tolerance)
             if rewrite is None:
@@ -638,8 +645,8 @@ class PipelineRun:
                 # readings, as a full refresh pairs them; every other row stays.
                 ml_serials = sorted(rewrite.ml_serials)
                 paired = jobs.machine_learning_curated(
-                    self._input("step_trainer_trusted", frames).filter(F.col("serialNumber").isin(ml_serials)),
-                    self._input("accelerometer_trusted", frames).filter(F.col("user").isin(sorted(rewrite.ml_owners))),
+                    self._input("step_trainer_trusted", frames).filter(incremental.among("serialNumber", ml_serials)),
+                    self._input("accelerometer_trusted", frames).filter(incremental.among("user", rewrite.ml_owners)),
                     self._input("customer_curated", frames), salt=self.options.salt, tolerance_ms=tolerance)
                 self._replace_owners_rows(job, "serialNumber", ml_serials,
                                           paired if built is None else paired.unionByName(built))
@@ -699,7 +706,7 @@ class PipelineRun:
 
         previous = self.previous.tables[job.output]
         table = self.store.read_table(self.spark, job.output, self.previous)
-        holding = table.filter(F.col(owner).isin(owners)).select(F.col("_metadata.file_name").alias("file"))
+        holding = table.filter(incremental.among(owner, owners)).select(F.col("_metadata.file_name").alias("file"))
         files = sorted({r["file"] for r in holding.distinct().collect()})
         parts = [] if added is None else [added]
         replaced = None
@@ -737,7 +744,7 @@ class PipelineRun:
         first, last = min(r["first"] for r in spans), max(r["last"] for r in spans)
         # The time range lets Parquet's row-group statistics skip files of other times.
         table = self.store.read_table(self.spark, job.output, self.previous)
-        existing = table.filter(F.col(time_column).between(first, last) & F.col(owner_column).isin(owners))
+        existing = table.filter(F.col(time_column).between(first, last) & incremental.among(owner_column, owners))
         return self._cache(incremental.new_copies_marked(classified, existing, job.columns))
 
     def _append_classified(self, job: Job, classified: DataFrame | None) -> None:
@@ -960,11 +967,10 @@ REWRITE_SHARE = 50
 
 def _curated_among(curated: DataFrame, column: str, values: list[str]) -> set[str]:
     """Which of ``values`` a ``column`` of customer_curated holds (email or serialNumber)."""
-    from pyspark.sql import functions as F
 
     if not values:
         return set()
-    return {r[column] for r in curated.select(column).filter(F.col(column).isin(values)).distinct().collect()}
+    return {r[column] for r in curated.select(column).filter(incremental.among(column, values)).distinct().collect()}
 
 
 def _owned_by(rows: DataFrame, column: str, owners: list[str], inside: bool) -> DataFrame:
@@ -973,7 +979,7 @@ def _owned_by(rows: DataFrame, column: str, owners: list[str], inside: bool) -> 
 
     if not inside and not owners:
         return rows
-    mine = F.col(column).isin(owners)
+    mine = incremental.among(column, owners)
     return rows.filter(mine) if inside else rows.filter(F.col(column).isNull() | ~mine)
 
 

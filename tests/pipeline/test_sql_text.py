@@ -41,7 +41,12 @@ def test_precedence_and_literals_match_column_expressions(spark: Any) -> None:
                 sum((x.cast("int") for x in (ca, cb)), F.lit(0)) > 0),
         "infinite": (S.abs(S.lit(float("-inf"))) == float("inf"), F.abs(F.lit(float("-inf"))) == float("inf")),
         "big": (S.lit(2**53) > S.lit(1), F.lit(2**53) > F.lit(1)),
+        "isin": (s.isin(["x", "it's", "back\\slash"]), cs.isin(["x", "it's", "back\\slash"])),
+        "not_isin": (~s.isin(["x"]) & a, ~cs.isin(["x"]) & ca),
     })
+    # No values: false, for a null too (Column.isin's empty IN is null for one on Spark 3.5).
+    df = spark.createDataFrame(rows, "a boolean, b boolean, s string")
+    assert {r[0] for r in df.select(S.column(s.isin([]))).collect()} == {False}
 
 
 def _depth(sql: str) -> int:
