@@ -42,6 +42,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from cloud_pipeline.config import CLASSIFIED_CUSTOMERS, JOB_ORDER, JOBS, JOBS_BY_NAME, Job, PipelineOptions
+from cloud_pipeline.session import compiled_for_lake
 from cloud_pipeline.storage.s3_cache import open_store
 from cloud_pipeline.storage.state import (
     BuildOptions,
@@ -884,7 +885,10 @@ class PipelineRun:
         try:
             self.stage()
             since = self.unchanged_since()
-            reconciliation = self.run_jobs() if since is None else {}
+            reconciliation = {}
+            if since is None:
+                with compiled_for_lake(self.spark, self.store.landing_bytes):
+                    reconciliation = self.run_jobs()
         finally:
             for df in self._cached:
                 df.unpersist()
@@ -967,7 +971,6 @@ REWRITE_SHARE = 50
 
 def _curated_among(curated: DataFrame, column: str, values: list[str]) -> set[str]:
     """Which of ``values`` a ``column`` of customer_curated holds (email or serialNumber)."""
-
     if not values:
         return set()
     return {r[column] for r in curated.select(column).filter(incremental.among(column, values)).distinct().collect()}

@@ -3,7 +3,8 @@
 Start-up dominates small runs (a local session takes seconds before any data is read), so a
 *quick-start* session trades peak speed for less warm-up: the JVM compiles with C1 only and
 uses the serial collector (far less JIT and GC work on a laptop's few cores), whole-stage code
-generation is off (compiling each plan costs more than it saves on small data) and adaptive query
+generation is off (compiling each plan costs more than it saves on small data; an incremental
+run on a large lake turns it on once it has staged, ``compiled_for_lake``) and adaptive query
 execution is off (re-planning small stages costs more than it saves).  Large lakes get the full
 optimising JVM and planner, with a heap and collector chosen for peak memory (see
 ``LARGE_LAKE_DRIVER_MEMORY``).  ``quick_start_for`` picks by landing size: the lake's, or for an
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,35 @@ def quick_start_for(landing_bytes: int) -> bool:
     return landing_bytes < QUICK_START_MAX_BYTES
 
 
+#: Spark's switch for whole-stage code generation, off in quick-start sessions (``local_session``).
+WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
+
+
+@contextmanager
+def compiled_for_lake(spark: SparkSession, landing_bytes: Callable[[], int]) -> Iterator[None]:
+    """Whole-stage code generation on, for a while, in a quick-start session on a large lake.
+
+    An incremental run on a large lake gets a quick-start session when its delivery is small
+    (``PipelineStore.bytes_to_stage``).  Its parse stays interpreted, as it should: the parse's
+    generated code takes longer to compile than a small delivery takes to parse.  But its jobs
+    then scan tables of the whole lake's size, and those queries gain from compiled code.  On
+    copies of one 100x lake after a 1 % delivery, three pairs of runs: 19.8 s against 21.0 s
+    (the ML step 1.6-2.2 s against 2.1-2.8 s).  On a 10x lake, whose landing data is below
+    ``QUICK_START_MAX_BYTES``, no gain: such a lake is left as it is.  The setting is restored
+    afterwards (a borrowed session is left as it was found).  ``landing_bytes`` is asked only of
+    a quick-start session (listing an S3 lake costs requests).
+    """
+    before = spark.conf.get(WHOLE_STAGE_CODEGEN)
+    if before != "false" or quick_start_for(landing_bytes()):
+        yield
+        return
+    spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
+    try:
+        yield
+    finally:
+        spark.conf.set(WHOLE_STAGE_CODEGEN, before)
+
+
 def local_session(
     app_name: str = "stedi",
     cores: int | str = "*",
@@ -98,7 +128,6 @@ def local_session(
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config(map=PIPELINE_SQL_CONF)
         .config("spark.driver.extraJavaOptions", java_options)
         # Landing folders hold thousands of files: list them in the driver, not with a Spark job
         # per read (the parallel listing is meant for remote stores with slow calls).
@@ -108,8 +137,10 @@ def local_session(
         # Staging writes one folder per entity: concurrent writers spare the sort a partitioned write needs.
         .config("spark.sql.maxConcurrentOutputFileWriters", "4")
     )
+    for key, value in PIPELINE_SQL_CONF.items():
+        builder = builder.config(key, value)
     if quick_start:
-        builder = builder.config("spark.sql.codegen.wholeStage", "false").config(
+        builder = builder.config(WHOLE_STAGE_CODEGEN, "false").config(
             "spark.sql.adaptive.enabled", "false"
         )
     else:

@@ -102,7 +102,6 @@ def latest_before_batch(latest: DataFrame, earlier: DataFrame, batch: DataFrame)
 
 def owners_among(latest_customers: DataFrame, serials: Iterable[str]) -> dict[str | None, Owner]:
     """The customers of ``jobs.latest_customers`` owning one of ``serials``, collected."""
-
     serials = sorted(set(serials))
     if not serials:
         return {}

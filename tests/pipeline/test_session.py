@@ -34,3 +34,30 @@ def test_an_incremental_run_is_sized_by_what_it_stages(tmp_path) -> None:  # typ
     # One that vanished does too.
     state.files["step_trainer"]["step_trainer/landing/gone.json"] = "x"
     assert store.bytes_to_stage(state) == 3 * 1000 + 3 * 10 + 3 * 7
+
+
+def test_a_quick_start_session_compiles_a_large_lakes_jobs_for_a_while(spark) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from cloud_pipeline.session import QUICK_START_MAX_BYTES, WHOLE_STAGE_CODEGEN, compiled_for_lake
+
+    assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # the tests' session is a quick-start one
+    with compiled_for_lake(spark, lambda: QUICK_START_MAX_BYTES - 1):
+        assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # a small lake: left as it is
+    with pytest.raises(RuntimeError), compiled_for_lake(spark, lambda: QUICK_START_MAX_BYTES):
+        assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"
+        raise RuntimeError("a failed run")
+    assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # restored, after a failure too
+    spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
+    try:
+        asked: list[int] = []
+
+        def landing_bytes() -> int:
+            asked.append(1)
+            return 0
+
+        with compiled_for_lake(spark, landing_bytes):
+            assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"
+        assert not asked  # a session that compiles anyway does not list the lake
+    finally:
+        spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
