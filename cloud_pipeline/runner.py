@@ -111,6 +111,8 @@ class PipelineRun:
         self.previous = store.load_state()
         self.state = copy.deepcopy(self.previous)
         self.new_files: dict[str, int] = {}
+        #: The size of every landing file, as ``stage`` listed them (``compiled_for_lake``).
+        self.landing_size = 0
         self._cached: list[DataFrame] = []
         self.reconciliation: dict[str, Reconciliation] = {}
         #: Whether the commit keeps each rebuilt table's previous version until the next commit; an
@@ -147,6 +149,7 @@ class PipelineRun:
         for entity in ENTITIES:
             table = TABLES_BY_NAME[f"{entity}_landing"]
             objects = self.store.landing_files(entity)
+            self.landing_size += sum(o.size for o in objects)
             current = {o.key: o.etag for o in objects}
             seen: dict[str, str] = self.state.files[entity]
             stale = changed_or_vanished(seen, objects)
@@ -887,7 +890,7 @@ class PipelineRun:
             since = self.unchanged_since()
             reconciliation = {}
             if since is None:
-                with compiled_for_lake(self.spark, self.store.landing_bytes):
+                with compiled_for_lake(self.spark, self.landing_size):
                     reconciliation = self.run_jobs()
         finally:
             for df in self._cached:

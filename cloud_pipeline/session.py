@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +76,7 @@ WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
 
 
 @contextmanager
-def compiled_for_lake(spark: SparkSession, landing_bytes: Callable[[], int]) -> Iterator[None]:
+def compiled_for_lake(spark: SparkSession, landing_bytes: int) -> Iterator[None]:
     """Whole-stage code generation on, for a while, in a quick-start session on a large lake.
 
     An incremental run on a large lake gets a quick-start session when its delivery is small
@@ -86,11 +86,11 @@ def compiled_for_lake(spark: SparkSession, landing_bytes: Callable[[], int]) -> 
     copies of one 100x lake after a 1 % delivery, three pairs of runs: 19.8 s against 21.0 s
     (the ML step 1.6-2.2 s against 2.1-2.8 s).  On a 10x lake, whose landing data is below
     ``QUICK_START_MAX_BYTES``, no gain: such a lake is left as it is.  The setting is restored
-    afterwards (a borrowed session is left as it was found).  ``landing_bytes`` is asked only of
-    a quick-start session (listing an S3 lake costs requests).
+    afterwards (a borrowed session is left as it was found).  ``landing_bytes``: the size of the
+    lake's landing files, as the run listed them to stage (no second listing of an S3 lake).
     """
     before = spark.conf.get(WHOLE_STAGE_CODEGEN)
-    if before != "false" or quick_start_for(landing_bytes()):
+    if before != "false" or quick_start_for(landing_bytes):
         yield
         return
     spark.conf.set(WHOLE_STAGE_CODEGEN, "true")

@@ -42,22 +42,29 @@ def test_a_quick_start_session_compiles_a_large_lakes_jobs_for_a_while(spark) ->
     from cloud_pipeline.session import QUICK_START_MAX_BYTES, WHOLE_STAGE_CODEGEN, compiled_for_lake
 
     assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # the tests' session is a quick-start one
-    with compiled_for_lake(spark, lambda: QUICK_START_MAX_BYTES - 1):
+    with compiled_for_lake(spark, QUICK_START_MAX_BYTES - 1):
         assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # a small lake: left as it is
-    with pytest.raises(RuntimeError), compiled_for_lake(spark, lambda: QUICK_START_MAX_BYTES):
+    with pytest.raises(RuntimeError), compiled_for_lake(spark, QUICK_START_MAX_BYTES):
         assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"
         raise RuntimeError("a failed run")
     assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "false"  # restored, after a failure too
     spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
     try:
-        asked: list[int] = []
-
-        def landing_bytes() -> int:
-            asked.append(1)
-            return 0
-
-        with compiled_for_lake(spark, landing_bytes):
-            assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"
-        assert not asked  # a session that compiles anyway does not list the lake
+        with compiled_for_lake(spark, 0):
+            assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"  # a compiling session stays so
+        assert spark.conf.get(WHOLE_STAGE_CODEGEN) == "true"
     finally:
         spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
+
+
+def test_a_run_knows_its_lakes_landing_size_from_its_own_listing(spark, lake_dir) -> None:  # type: ignore[no-untyped-def]
+    from cloud_pipeline.config import PipelineOptions
+    from cloud_pipeline.runner import PipelineRun
+    from cloud_pipeline.storage.s3_cache import open_store
+    from tests.pipeline.helpers import SALT, small_lake
+
+    small_lake(lake_dir)
+    store = open_store(str(lake_dir))
+    run = PipelineRun(spark, store, PipelineOptions(salt=SALT))
+    run.stage()
+    assert run.landing_size == store.landing_bytes() > 0
