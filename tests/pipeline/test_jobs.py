@@ -101,3 +101,30 @@ def test_machine_learning_tolerance_takes_the_nearest_reading(spark) -> None:
     assert rows(near, "sensorReadingTime", "timestamp", "x") == [(T0 + 1000, T0 + 1003, 2.0)]
     wide = jobs.machine_learning_curated(steps, accelerometer, curated, salt=SALT, tolerance_ms=100)
     assert rows(wide, "sensorReadingTime", "timestamp") == [(T0 + 1000, T0 + 1003), (T0 + 1100, T0 + 1020)]
+
+
+def test_machine_learning_join_is_shuffled_by_the_customer_alone(spark) -> None:  # type: ignore[no-untyped-def]
+    """Its files hold whole customers (a rewrite of a few serials rewrites few files) at no extra
+    shuffle: in the pipeline's sessions (``session.PIPELINE_SQL_CONF``) the join keeps the steps'
+    partitioning by customer and the window needs none of its own.  Run under Spark 3.5 too."""
+    import re
+
+    from cloud_pipeline.session import PIPELINE_SQL_CONF
+
+    assert spark.conf.get("spark.sql.requireAllClusterKeysForCoPartition") == \
+        PIPELINE_SQL_CONF["spark.sql.requireAllClusterKeysForCoPartition"]
+    curated = frame(spark, "customer_curated", [customer("ann", "S-A", T0)])
+    accelerometer = frame(spark, "accelerometer_trusted", [accel("ann", T0)])
+    steps = frame(spark, "step_trainer_trusted", [step("S-A", T0)])
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # the sort-merge join of a large lake
+    try:
+        for tolerance in (0, 50):
+            ml = jobs.machine_learning_curated(steps, accelerometer, curated, salt=SALT, tolerance_ms=tolerance)
+            plan = ml._jdf.queryExecution().executedPlan().toString()
+            # Hash shuffles but the one that makes the customers' serials distinct (its own keys).
+            keys = [k for k in re.findall(r"Exchange hashpartitioning\(([^)]*?), \d+\)", plan) if "_owner_serial" not in k]
+            assert sorted(re.sub(r"#\d+", "", k) for k in keys) == ["_owner", "_user"], (tolerance, plan)
+            assert rows(ml, "serialNumber") == [("S-A",)]
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", threshold)
