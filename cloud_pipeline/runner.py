@@ -530,7 +530,7 @@ class PipelineRun:
         # before it, less the recomputed customers, plus the readers (customer-sized, kept in Spark).
         users = curated_table.select(F.col("email").alias("user")).filter(~incremental.among("user", changed))
         if readers:
-            users = users.unionByName(self.spark.createDataFrame([(u,) for u in sorted(readers)], "user string"))
+            users = users.unionByName(incremental.strings(self.spark, "user", readers))
         rewrite = None
         if changed or serials or ml_serials:
             kinds = incremental.change_kinds(was, now, changed)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from cloud_pipeline.transforms import jobs
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,18 @@ def among(column: str, values: Iterable[str]) -> Column:
     from cloud_pipeline.transforms import sql_text
 
     return sql_text.column(sql_text.col(column).isin(sorted(values)))
+
+
+def strings(spark: SparkSession, column: str, values: Iterable[str]) -> DataFrame:
+    """``values`` as a frame of one string column, from one SQL text.  ``createDataFrame`` on a
+    Python list feeds Spark through a Python worker process, whose start-up cost 0.85 s of a 10x
+    incremental run (its customer_curated job, in the event log; 2 cores)."""
+    from pyspark.sql import functions as F
+
+    from cloud_pipeline.transforms import sql_text
+
+    listed = sql_text.array(*[sql_text.lit(v) for v in sorted(set(values))]).cast("array<string>")
+    return spark.range(1).select(F.explode(sql_text.column(listed)).alias(column))
 
 
 def batch_owners(before: DataFrame, after: DataFrame) -> tuple[dict[str | None, Owner], dict[str | None, Owner]]:

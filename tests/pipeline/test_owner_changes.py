@@ -12,6 +12,7 @@ from cloud_pipeline.transforms.incremental import (
     moved,
     owners_among,
     owners_before,
+    strings,
 )
 from cloud_pipeline.transforms.schemas import table_schema
 from stedi.contract import TABLES_BY_NAME
@@ -105,3 +106,13 @@ def test_curated_after_keeps_the_unchanged_and_adds_readers_with_consent() -> No
     curated = curated_after(owners, curated_before={"kept@x.com", "changed@x.com", "no-consent@x.com"},
                             changed={"changed@x.com", None}, readers={"reader@x.com", "no-consent@x.com"})
     assert curated == {"kept@x.com", "reader@x.com"}
+
+
+def test_strings_lists_each_value_once_as_a_string_column_without_a_python_worker(spark) -> None:  # type: ignore[no-untyped-def]
+    values = ["b@x.com", "it's", "back\\slash", "b@x.com", "ünï"]
+    frame = strings(spark, "user", values)
+    assert frame.schema.simpleString() == "struct<user:string>"
+    assert sorted(r["user"] for r in frame.collect()) == sorted(set(values))
+    assert strings(spark, "user", []).count() == 0
+    # Built from SQL text: no Python rows for a Python worker to feed (createDataFrame's PythonRDD).
+    assert "PythonRDD" not in frame.rdd.toDebugString().decode()
