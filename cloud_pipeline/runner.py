@@ -454,8 +454,11 @@ class PipelineRun:
             elif records is not None:  # (None: the batch's files hold no line, so no record changed)
                 every_before, theirs_before, theirs_after = incremental.latest_before_batch(
                     latest, accepted(staged, table), accepted(records, table))
+                # The batch's customers before it are read from every earlier batch: cached, so
+                # that batch_owners reads them once and every use of latest_before after it (the
+                # recomputed owners' previous classification) joins the cached rows (0.9 s at 100x).
                 latest_before = self._cache(every_before)
-                batch_before, batch_after = incremental.batch_owners(theirs_before, theirs_after)
+                batch_before, batch_after = incremental.batch_owners(self._cache(theirs_before), theirs_after)
         was, now = incremental.moved(batch_before, batch_after)
         users_changed = incremental.changed_customers(was, now, held.users)
         if None in users_changed:
