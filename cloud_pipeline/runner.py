@@ -456,7 +456,7 @@ class PipelineRun:
                     latest, accepted(staged, table), accepted(records, table))
                 # The batch's customers before it are read from every earlier batch: cached, so
                 # that batch_owners reads them once and every use of latest_before after it (the
-                # recomputed owners' previous classification) joins the cached rows (0.9 s at 100x).
+                # recomputed owners' previous classification) joins the cached rows.
                 latest_before = self._cache(every_before)
                 batch_before, batch_after = incremental.batch_owners(self._cache(theirs_before), theirs_after)
         was, now = incremental.moved(batch_before, batch_after)
